@@ -1,0 +1,1 @@
+"""Who is calling and what their policy lets them do (SPEC 7)."""

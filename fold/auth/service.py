@@ -1,0 +1,167 @@
+"""API keys and users: creation, revocation, login, and resolving a key to a Caller."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fold.auth.policies import Caller, Policy, check_policy_name
+from fold.buckets.service import ensure_bucket
+from fold.db.models import ApiKey, KeyGrant, User, UserGrant
+from fold.errors import AuthenticationFailed, NotFound, PermissionDenied, ValidationFailed
+from fold.ids import make_uri, new_uid
+from fold.timefmt import utcnow
+
+KEY_PREFIX = "fold_"
+SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+LOGIN_FAILED = "The username or password is not right."
+
+
+def hash_key(key: str) -> str:
+    # Keys carry 192 random bits, so a fast hash is enough; passwords get scrypt.
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **SCRYPT)
+    return f"scrypt${SCRYPT['n']}${SCRYPT['r']}${SCRYPT['p']}${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        _, n, r, p, salt, digest = stored.split("$")
+        computed = hashlib.scrypt(
+            password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=32
+        )
+    except ValueError:
+        return False
+    return hmac.compare_digest(computed.hex(), digest)
+
+
+# A hash to check against when the user does not exist, so both answers take as long.
+_DUMMY_HASH = hash_password(secrets.token_hex(8))
+
+
+@dataclass(frozen=True)
+class NewKey:
+    id: str
+    key: str
+
+
+def _insert_key(session: Session, *, name: str, username: str | None) -> NewKey:
+    key = KEY_PREFIX + secrets.token_hex(24)
+    key_id = new_uid()
+    session.add(
+        ApiKey(
+            id=key_id,
+            key_hash=hash_key(key),
+            name=name,
+            username=username,
+            created=utcnow(),
+            revoked=None,
+        )
+    )
+    return NewKey(key_id, key)
+
+
+def create_key(session: Session, *, bucket: str, policy: str, name: str = "") -> NewKey:
+    """A new key with `policy` on `bucket`; the key itself is returned once, never stored."""
+    checked = check_policy_name(policy)
+    ensure_bucket(session, bucket)
+    new = _insert_key(session, name=name, username=None)
+    session.add(KeyGrant(bucket=bucket, key_id=new.id, policy=checked))
+    session.flush()
+    return new
+
+
+def revoke_key(session: Session, *, key_or_id: str) -> str:
+    """Revoke by the key itself or by its id; answers the id."""
+    found = session.scalar(
+        select(ApiKey).where((ApiKey.id == key_or_id) | (ApiKey.key_hash == hash_key(key_or_id)))
+    )
+    if found is None:
+        raise NotFound("No such key.", param="key")
+    if found.revoked is None:
+        found.revoked = utcnow()
+    return found.id
+
+
+def add_user(session: Session, *, username: str, password: str, bucket: str, policy: str) -> None:
+    checked = check_policy_name(policy)
+    if not username.strip() or len(username) > 150:
+        raise ValidationFailed("A username needs 1 to 150 characters.", param="username")
+    if len(password) < 8:
+        raise ValidationFailed("A password needs at least 8 characters.", param="password")
+    ensure_bucket(session, bucket)
+    user = session.get(User, username)
+    if user is None:
+        session.add(
+            User(username=username, password_hash=hash_password(password), created=utcnow())
+        )
+    else:
+        user.password_hash = hash_password(password)
+    grant = session.get(UserGrant, (bucket, username))
+    if grant is None:
+        session.add(UserGrant(bucket=bucket, username=username, policy=checked))
+    else:
+        grant.policy = checked
+    session.flush()
+
+
+def login(session: Session, *, username: str, password: str) -> str:
+    """A fresh API key for the user; the same 403 whether the user is missing or wrong."""
+    user = session.get(User, username)
+    if user is None:
+        verify_password(password, _DUMMY_HASH)
+        raise PermissionDenied(LOGIN_FAILED, error="Login failed")
+    if not verify_password(password, user.password_hash):
+        raise PermissionDenied(LOGIN_FAILED, error="Login failed")
+    # The key acts for the user: its policies are the user's, read on every request.
+    new = _insert_key(session, name=f"login {username}", username=username)
+    session.flush()
+    return new.key
+
+
+def authenticate(session: Session, authorization: str | None) -> ApiKey:
+    """The live key named by an `Authorization: Bearer` header, or 401."""
+    if not authorization:
+        raise AuthenticationFailed(
+            "Send your API key as 'Authorization: Bearer <key>'. Keys come from 'fold keys create'."
+        )
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise AuthenticationFailed("The Authorization header must read 'Bearer <key>'.")
+    key = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(token)))
+    if key is None:
+        raise AuthenticationFailed("This API key is not known.")
+    if key.revoked is not None:
+        raise AuthenticationFailed("This API key has been revoked.")
+    return key
+
+
+def policy_for(session: Session, key: ApiKey, bucket: str) -> Policy | None:
+    grant: UserGrant | KeyGrant | None
+    if key.username is not None:
+        grant = session.get(UserGrant, (bucket, key.username))
+    else:
+        grant = session.get(KeyGrant, (bucket, key.id))
+    return check_policy_name(grant.policy) if grant else None
+
+
+def caller_for(session: Session, key: ApiKey, bucket: str) -> Caller:
+    """The key as a caller in `bucket`, or 403 — the same whatever the bucket holds."""
+    policy = policy_for(session, key, bucket)
+    if policy is None:
+        raise PermissionDenied(f"This key has no access to bucket '{bucket}'.")
+    if key.username is not None:
+        user_uri = f"/{bucket}/user/{key.username}/"
+    else:
+        user_uri = make_uri(bucket, "api_key", key.id)
+    return Caller(bucket=bucket, policy=policy, user_uri=user_uri, key_id=key.id)

@@ -1,0 +1,1 @@
+"""Buckets: the tenants."""

@@ -1,0 +1,260 @@
+"""`fold`: serve, migrate, demo, keys, users and import. Settings come from FOLD_* variables."""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import io
+import os
+import sys
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from fold.config import Settings
+from fold.db import migrate as migrations
+from fold.db.engine import make_engine, make_sessionmaker, unit_of_work
+from fold.errors import FoldError
+
+F = TypeVar("F", bound=Callable[..., Any])
+CLI_USER = "/system/user/cli/"
+
+
+def friendly_errors(func: F) -> F:
+    """A FoldError becomes one line on stderr and exit status 2, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except FoldError as exc:
+            where = f" ({exc.param})" if exc.param else ""
+            click.echo(f"error{where}: {exc.description}", err=True)
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class Context:
+    def __init__(self) -> None:
+        self.settings = Settings.from_env()
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.settings.database_url)
+        return self._engine
+
+    def migrated(self) -> sessionmaker[Session]:
+        migrations.upgrade(self.engine)
+        return make_sessionmaker(self.engine)
+
+
+pass_context = click.make_pass_decorator(Context, ensure=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Fold, a segments service for membership CRMs.
+
+    Configure with FOLD_DATABASE_URL (default: SQLite under ./var) and FOLD_REDIS_URL."""
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@pass_context
+def serve(ctx: Context, host: str, port: int) -> None:
+    """Migrate the database, then serve the API and docs."""
+    import uvicorn
+
+    from fold.web.app import create_app
+
+    ctx.migrated()
+    app = create_app(ctx.settings, ctx.engine)
+    click.echo(f"Fold on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+@cli.command()
+@pass_context
+def migrate(ctx: Context) -> None:
+    """Bring the database schema up to date."""
+    ctx.migrated()
+    click.echo("database is up to date")
+
+
+@cli.command()
+@click.option("--bucket", default="demo", show_default=True)
+@click.option("--people", default=10_000, show_default=True, type=click.IntRange(1, 5_000_000))
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option("--today", type=click.DateTime(["%Y-%m-%d"]), help="Date the data counts back from.")
+@click.option("--if-empty", is_flag=True, help="Do nothing when the bucket already has records.")
+@pass_context
+@friendly_errors
+def demo(ctx: Context, bucket: str, people: int, seed: int, today: Any, if_empty: bool) -> None:
+    """Fill a bucket with realistic synthetic members, donors and groups."""
+    from fold.demo.generate import DemoPlan
+    from fold.demo.load import load_demo, record_count
+
+    factory = ctx.migrated()
+    if if_empty:
+        with unit_of_work(factory) as session:
+            if record_count(session, bucket):
+                click.echo(f"bucket '{bucket}' already has data; leaving it as it is")
+                return
+    plan = DemoPlan(people=people, seed=seed, today=today.date() if today else date.today())
+    started = time.monotonic()
+    with click.progressbar(length=people, label=f"demo → {bucket}", file=sys.stderr) as bar:
+        done = 0
+
+        def progress(count: int, _total: int) -> None:
+            nonlocal done
+            bar.update(count - done)
+            done = count
+
+        counts = load_demo(factory, bucket=bucket, plan=plan, progress=progress)
+    seconds = time.monotonic() - started
+    total = sum(counts.values())
+    summary = ", ".join(f"{n:,} {t}" for t, n in sorted(counts.items()))
+    click.echo(f"made {total:,} records in {seconds:.1f} s ({total / seconds:,.0f}/s): {summary}")
+
+
+@cli.group()
+def keys() -> None:
+    """Create and revoke API keys."""
+
+
+@keys.command("create")
+@click.option("--bucket", required=True)
+@click.option("--policy", required=True, type=click.Choice(["admin", "editor", "viewer"]))
+@click.option("--name", default="", help="A note to recognise the key by.")
+@pass_context
+@friendly_errors
+def keys_create(ctx: Context, bucket: str, policy: str, name: str) -> None:
+    """Create a key; it is shown once, alone on the last line."""
+    from fold.auth.service import create_key
+
+    with unit_of_work(ctx.migrated()) as session:
+        new = create_key(session, bucket=bucket, policy=policy, name=name)
+    click.echo(
+        f"key id {new.id}: {policy} on bucket {bucket}. Keep the key; it is not shown again."
+    )
+    click.echo(new.key)
+
+
+@keys.command("revoke")
+@click.argument("key_or_id")
+@pass_context
+@friendly_errors
+def keys_revoke(ctx: Context, key_or_id: str) -> None:
+    """Revoke a key, named by the key itself or by its id."""
+    from fold.auth.service import revoke_key
+
+    with unit_of_work(ctx.migrated()) as session:
+        key_id = revoke_key(session, key_or_id=key_or_id)
+    click.echo(f"revoked key {key_id}")
+
+
+@cli.group()
+def users() -> None:
+    """Manage users who sign in with a password."""
+
+
+@users.command("add")
+@click.argument("username")
+@click.option("--bucket", required=True)
+@click.option("--policy", required=True, type=click.Choice(["admin", "editor", "viewer"]))
+@click.option("--password", help="Read from FOLD_PASSWORD or asked for when not given.")
+@pass_context
+@friendly_errors
+def users_add(ctx: Context, username: str, bucket: str, policy: str, password: str | None) -> None:
+    """Add a user (or change their password and policy on a bucket)."""
+    from fold.auth.service import add_user
+
+    secret = password or os.environ.get("FOLD_PASSWORD")
+    if not secret:
+        secret = getpass.getpass("Password: ")
+    with unit_of_work(ctx.migrated()) as session:
+        add_user(session, username=username, password=secret, bucket=bucket, policy=policy)
+    click.echo(f"user {username}: {policy} on bucket {bucket}")
+
+
+@cli.command("import")
+@click.argument("bucket")
+@click.argument("resource_type")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["ndjson", "csv"]), help="Default: by suffix.")
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 10_000))
+@pass_context
+@friendly_errors
+def import_file(
+    ctx: Context, bucket: str, resource_type: str, file: Path, fmt: str | None, batch_size: int
+) -> None:
+    """Upsert records from an NDJSON or CSV file; bad rows are listed, good rows kept."""
+    from fold.buckets.service import ensure_bucket
+    from fold.fields.service import check_resource_type, schema_for
+    from fold.records.bulk import ImportResult, csv_rows, import_rows, ndjson_rows
+
+    check_resource_type(resource_type)
+    fmt = fmt or ("csv" if file.suffix.lower() == ".csv" else "ndjson")
+    factory = ctx.migrated()
+    size = file.stat().st_size
+    session = factory()
+    started = time.monotonic()
+    try:
+        ensure_bucket(session, bucket)
+        schema = schema_for(session, bucket=bucket, resource_type=resource_type)
+        session.commit()
+        with (
+            file.open("rb") as raw,
+            io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as handle,
+            click.progressbar(length=size, label=f"import → {bucket}", file=sys.stderr) as bar,
+        ):
+            done = 0
+
+            def after_batch(_result: ImportResult) -> None:
+                nonlocal done
+                session.commit()
+                session.expunge_all()
+                position = min(size, raw.tell())
+                bar.update(position - done)
+                done = position
+
+            rows = csv_rows(handle) if fmt == "csv" else ndjson_rows(handle)
+            result = import_rows(
+                session,
+                bucket=bucket,
+                user_uri=CLI_USER,
+                schema=schema,
+                rows=rows,
+                batch_size=batch_size,
+                after_batch=after_batch,
+            )
+            bar.update(size - done)
+        session.commit()
+    finally:
+        session.close()
+    seconds = max(time.monotonic() - started, 1e-9)
+    click.echo(
+        f"{result.rows:,} rows in {seconds:.1f} s ({result.rows / seconds:,.0f} rows/s): "
+        f"{result.created:,} created, {result.updated:,} updated, {result.failed:,} failed"
+    )
+    for error in result.errors[:50]:
+        param = f" [{error['param']}]" if error["param"] else ""
+        click.echo(f"  line {error['row']}{param}: {error['error']}")
+    if result.failed > 50:
+        click.echo(f"  … and {result.failed - 50:,} more")
+    if result.failed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    cli()

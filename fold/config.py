@@ -1,0 +1,45 @@
+"""Configuration read from FOLD_* environment variables, in one place."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_DATA_DIR = Path("var")
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything an operator can set; see the README's configuration table."""
+
+    database_url: str
+    redis_url: str | None = None
+    rate_limit_per_minute: int = 1200
+    max_body_bytes: int = 1_048_576
+    max_import_bytes: int = 256 * 1_048_576
+    allow_private_webhooks: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        data_dir = Path(os.environ.get("FOLD_DATA_DIR", str(DEFAULT_DATA_DIR)))
+        default_db = f"sqlite:///{data_dir / 'fold.db'}"
+        return cls(
+            database_url=os.environ.get("FOLD_DATABASE_URL") or default_db,
+            redis_url=os.environ.get("FOLD_REDIS_URL") or None,
+            rate_limit_per_minute=_int("FOLD_RATE_LIMIT_PER_MINUTE", 1200),
+            max_body_bytes=_int("FOLD_MAX_BODY_BYTES", 1_048_576),
+            max_import_bytes=_int("FOLD_MAX_IMPORT_BYTES", 256 * 1_048_576),
+            allow_private_webhooks=os.environ.get("FOLD_ALLOW_PRIVATE_WEBHOOKS", "") == "1",
+        )

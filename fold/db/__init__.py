@@ -1,0 +1,1 @@
+"""Storage: tables, engines and migrations, the same code on SQLite and PostgreSQL."""

@@ -1,0 +1,118 @@
+"""The tables. Every tenant table leads its primary key and indexes with `bucket`.
+
+Identity tables (api keys, users) are global: a key or user is granted a policy per bucket
+through the grant tables, which are keyed by bucket like everything else.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Index, MetaData, String, Text, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+JSONDoc = JSON().with_variant(JSONB(), "postgresql")
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Bucket(Base):
+    __tablename__ = "buckets"
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    created: Mapped[datetime] = mapped_column(DateTime())
+    webhook_secret: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class Record(Base):
+    __tablename__ = "records"
+    bucket: Mapped[str] = mapped_column(String(63), primary_key=True)
+    resource_type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    uid: Mapped[str] = mapped_column(String(24), primary_key=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    created: Mapped[datetime] = mapped_column(DateTime())
+    last_updated: Mapped[datetime] = mapped_column(DateTime())
+    record_state: Mapped[str] = mapped_column(String(8))
+    display_value: Mapped[str] = mapped_column(Text())
+    search_text: Mapped[str] = mapped_column(Text())
+    unique_key: Mapped[str | None] = mapped_column(Text(), nullable=True)
+
+    __table_args__ = (
+        Index("ix_records_state", "bucket", "resource_type", "record_state", "last_updated"),
+        Index(
+            "uq_records_unique_key",
+            "bucket",
+            "resource_type",
+            "unique_key",
+            unique=True,
+            sqlite_where=text("record_state = 'active' AND unique_key IS NOT NULL"),
+            postgresql_where=text("record_state = 'active' AND unique_key IS NOT NULL"),
+        ),
+    )
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_entries"
+    bucket: Mapped[str] = mapped_column(String(63), primary_key=True)
+    uid: Mapped[str] = mapped_column(String(24), primary_key=True)
+    date: Mapped[datetime] = mapped_column(DateTime())
+    resource_type: Mapped[str] = mapped_column(String(32))
+    record_uid: Mapped[str] = mapped_column(String(24))
+    user_uri: Mapped[str] = mapped_column(Text())
+    message: Mapped[str] = mapped_column(Text())
+    diff: Mapped[list[dict[str, Any]]] = mapped_column(JSONDoc)
+
+    __table_args__ = (
+        Index("ix_audit_record", "bucket", "resource_type", "record_uid", "uid"),
+        Index("ix_audit_date", "bucket", "date"),
+    )
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(Text())
+    username: Mapped[str | None] = mapped_column(String(150), nullable=True)
+    created: Mapped[datetime] = mapped_column(DateTime())
+    revoked: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
+
+
+class KeyGrant(Base):
+    __tablename__ = "key_grants"
+    bucket: Mapped[str] = mapped_column(String(63), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    policy: Mapped[str] = mapped_column(String(16))
+
+
+class User(Base):
+    __tablename__ = "users"
+    username: Mapped[str] = mapped_column(String(150), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(Text())
+    created: Mapped[datetime] = mapped_column(DateTime())
+
+
+class UserGrant(Base):
+    __tablename__ = "user_grants"
+    bucket: Mapped[str] = mapped_column(String(63), primary_key=True)
+    username: Mapped[str] = mapped_column(String(150), primary_key=True)
+    policy: Mapped[str] = mapped_column(String(16))
+
+
+class CustomField(Base):
+    __tablename__ = "custom_fields"
+    bucket: Mapped[str] = mapped_column(String(63), primary_key=True)
+    resource_type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    field: Mapped[str] = mapped_column(String(200), primary_key=True)
+    type: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str] = mapped_column(Text())
+    form_type: Mapped[str] = mapped_column(String(32))

@@ -1,0 +1,1 @@
+"""Synthetic demo data: a believable membership organisation, deterministic per seed."""

@@ -1,0 +1,1 @@
+"""Records: the CRM data that segments select (SPEC 6)."""

@@ -1,0 +1,109 @@
+"""Every query over records. Each takes the bucket: there is no path without it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from fold.db.jsonsql import ArrayAnyEquals, fold_text, json_number, json_text
+from fold.db.models import Record
+from fold.fields.schema import TypeSchema
+
+SYSTEM_SORTS: dict[str, Any] = {
+    "uid": Record.uid,
+    "created": Record.created,
+    "last_updated": Record.last_updated,
+    "display_value": Record.display_value,
+}
+
+
+def get(
+    session: Session, *, bucket: str, resource_type: str, uid: str, for_update: bool = False
+) -> Record | None:
+    stmt = select(Record).where(
+        Record.bucket == bucket, Record.resource_type == resource_type, Record.uid == uid
+    )
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.scalar(stmt)
+
+
+def by_uids(
+    session: Session, *, bucket: str, resource_type: str, uids: Iterable[str]
+) -> dict[str, Record]:
+    wanted = list(set(uids))
+    if not wanted:
+        return {}
+    rows = session.scalars(
+        select(Record).where(
+            Record.bucket == bucket,
+            Record.resource_type == resource_type,
+            Record.uid.in_(wanted),
+        )
+    ).all()
+    return {r.uid: r for r in rows}
+
+
+def active_by_unique_keys(
+    session: Session, *, bucket: str, resource_type: str, keys: Iterable[str]
+) -> dict[str, Record]:
+    wanted = list(set(keys))
+    if not wanted:
+        return {}
+    rows = session.scalars(
+        select(Record).where(
+            Record.bucket == bucket,
+            Record.resource_type == resource_type,
+            Record.record_state == "active",
+            Record.unique_key.in_(wanted),
+        )
+    ).all()
+    return {r.unique_key: r for r in rows if r.unique_key is not None}
+
+
+def field_equals(schema: TypeSchema, path: str, value: str) -> ColumnElement[bool]:
+    """The simple list filter: case-insensitive equality, any element for list fields."""
+    if schema.field_type(path) == "list":
+        return ArrayAnyEquals(Record.data, path, value, fold_case=True)
+    return fold_text(json_text(Record.data, path)) == value.strip().lower()
+
+
+def sort_column(schema: TypeSchema, path: str) -> ColumnElement[Any]:
+    if path in SYSTEM_SORTS:
+        return SYSTEM_SORTS[path]  # type: ignore[no-any-return]
+    if schema.field_type(path) == "number":
+        return json_number(Record.data, path)
+    return json_text(Record.data, path)
+
+
+def listing(
+    *,
+    bucket: str,
+    resource_type: str,
+    conditions: Sequence[ColumnElement[bool]],
+    match_any: bool,
+    include_deleted: bool,
+) -> Select[Record]:
+    base = [Record.bucket == bucket, Record.resource_type == resource_type]
+    if not include_deleted:
+        base.append(Record.record_state == "active")
+    stmt = select(Record).where(*base)
+    if conditions:
+        stmt = stmt.where(or_(*conditions) if match_any else and_(*conditions))
+    return stmt
+
+
+def count(session: Session, stmt: Select[Record]) -> int:
+    return session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+
+
+def summary(session: Session, *, bucket: str) -> dict[str, tuple[int, Any]]:
+    rows = session.execute(
+        select(Record.resource_type, func.count(), func.max(Record.last_updated))
+        .where(Record.bucket == bucket, Record.record_state == "active")
+        .group_by(Record.resource_type)
+    ).all()
+    return {r[0]: (r[1], r[2]) for r in rows}

@@ -1,0 +1,295 @@
+"""Record writes and reads. Every write goes through `_save` so derived fields and the
+audit trail can never be skipped."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from fold.audit.service import Change, record_writes
+from fold.auth.policies import Caller
+from fold.db.models import Record
+from fold.errors import Conflict, NotFound, Problem, ValidationFailed
+from fold.fields.builtin import BUILTIN
+from fold.fields.display import display_value, search_text, unique_key
+from fold.fields.schema import TypeSchema
+from fold.fields.service import check_resource_type, schema_for
+from fold.ids import STORED_TYPES, is_uid, make_uri, new_uid
+from fold.paging import Paging
+from fold.records import repository
+from fold.records.document import clean_document, expand_dotted, merge_patch
+from fold.timefmt import format_datetime, utcnow
+
+FILTER_PATH_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}(\.[A-Za-z0-9_-]{1,100}){0,4}$")
+RESERVED_PARAMS = frozenset({"page", "page_size", "mode", "sort", "include_deleted"})
+
+
+def record_out(row: Record) -> dict[str, Any]:
+    """A record as the API returns it: its fields plus Fold's own."""
+    return {
+        **row.data,
+        "uid": row.uid,
+        "uri": make_uri(row.bucket, row.resource_type, row.uid),
+        "resource_type": row.resource_type,
+        "created": format_datetime(row.created),
+        "last_updated": format_datetime(row.last_updated),
+        "record_state": row.record_state,
+        "display_value": row.display_value,
+    }
+
+
+def derived(schema: TypeSchema, data: dict[str, Any], uid: str) -> dict[str, Any]:
+    shown = display_value(schema, data, uid)
+    return {
+        "display_value": shown,
+        "search_text": search_text(schema, data, shown),
+        "unique_key": unique_key(schema, data),
+    }
+
+
+def _clean_or_refuse(raw: Any, schema: TypeSchema, bucket: str) -> dict[str, Any]:
+    data, problems = clean_document(raw, schema, bucket)
+    if problems:
+        raise ValidationFailed.collect(problems)
+    return data
+
+
+def _check_unique(
+    session: Session, schema: TypeSchema, row_uid: str, key: str | None, bucket: str
+) -> None:
+    if key is None or schema.unique_field is None:
+        return
+    holder = repository.active_by_unique_keys(
+        session, bucket=bucket, resource_type=schema.resource_type, keys=[key]
+    ).get(key)
+    if holder is not None and holder.uid != row_uid:
+        raise Conflict(
+            f"Another {schema.resource_type} already has {schema.unique_field} {key!r}: "
+            f"{make_uri(bucket, schema.resource_type, holder.uid)}",
+            param=schema.unique_field,
+        )
+
+
+def _flush_unique(session: Session, schema: TypeSchema) -> None:
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Conflict(
+            f"Another {schema.resource_type} already has that {schema.unique_field}.",
+            param=schema.unique_field,
+        ) from None
+
+
+def _load(
+    session: Session, caller: Caller, resource_type: str, uid: str, *, deleted_ok: bool = False
+) -> Record:
+    if not is_uid(uid):
+        raise NotFound(f"No {resource_type} with uid {uid!r}: a uid is 24 hex characters.")
+    row = repository.get(session, bucket=caller.bucket, resource_type=resource_type, uid=uid)
+    if row is None or (row.record_state == "deleted" and not deleted_ok):
+        raise NotFound(f"No {resource_type} with uid {uid} in this bucket.")
+    return row
+
+
+def create(
+    session: Session, *, caller: Caller, resource_type: str, body: Any, message: str = "Created"
+) -> dict[str, Any]:
+    caller.require("write_records")
+    check_resource_type(resource_type)
+    schema = schema_for(session, bucket=caller.bucket, resource_type=resource_type)
+    data = _clean_or_refuse(body, schema, caller.bucket)
+    uid = new_uid()
+    extra = derived(schema, data, uid)
+    _check_unique(session, schema, uid, extra["unique_key"], caller.bucket)
+    now = utcnow()
+    row = Record(
+        bucket=caller.bucket,
+        resource_type=resource_type,
+        uid=uid,
+        data=data,
+        created=now,
+        last_updated=now,
+        record_state="active",
+        **extra,
+    )
+    session.add(row)
+    _flush_unique(session, schema)
+    record_writes(
+        session,
+        bucket=caller.bucket,
+        user_uri=caller.user_uri,
+        message=message,
+        changes=[Change(resource_type, uid, None, data)],
+    )
+    return record_out(row)
+
+
+def get(session: Session, *, caller: Caller, resource_type: str, uid: str) -> dict[str, Any]:
+    check_resource_type(resource_type)
+    return record_out(_load(session, caller, resource_type, uid))
+
+
+def _save(
+    session: Session,
+    *,
+    caller: Caller,
+    row: Record,
+    schema: TypeSchema,
+    data: dict[str, Any],
+    message: str,
+    state: str | None = None,
+) -> dict[str, Any]:
+    prev = {**row.data, "record_state": row.record_state}
+    extra = derived(schema, data, row.uid)
+    new_state = state or row.record_state
+    if new_state == "active":
+        _check_unique(session, schema, row.uid, extra["unique_key"], caller.bucket)
+    row.data = data
+    row.record_state = new_state
+    row.display_value = extra["display_value"]
+    row.search_text = extra["search_text"]
+    row.unique_key = extra["unique_key"]
+    row.last_updated = utcnow()
+    _flush_unique(session, schema)
+    record_writes(
+        session,
+        bucket=caller.bucket,
+        user_uri=caller.user_uri,
+        message=message,
+        changes=[Change(row.resource_type, row.uid, prev, {**data, "record_state": new_state})],
+    )
+    return record_out(row)
+
+
+def replace(
+    session: Session, *, caller: Caller, resource_type: str, uid: str, body: Any
+) -> dict[str, Any]:
+    caller.require("write_records")
+    check_resource_type(resource_type)
+    row = _load(session, caller, resource_type, uid)
+    schema = schema_for(session, bucket=caller.bucket, resource_type=resource_type)
+    data = _clean_or_refuse(body, schema, caller.bucket)
+    return _save(session, caller=caller, row=row, schema=schema, data=data, message="Replaced")
+
+
+def patch(
+    session: Session, *, caller: Caller, resource_type: str, uid: str, body: Any
+) -> dict[str, Any]:
+    caller.require("write_records")
+    check_resource_type(resource_type)
+    row = _load(session, caller, resource_type, uid)
+    if not isinstance(body, dict):
+        raise ValidationFailed("A PATCH body must be a JSON object of the fields to change.")
+    problems: list[Problem] = []
+    changes = expand_dotted(body, problems)
+    if problems:
+        raise ValidationFailed.collect(problems)
+    schema = schema_for(session, bucket=caller.bucket, resource_type=resource_type)
+    data = _clean_or_refuse(merge_patch(row.data, changes), schema, caller.bucket)
+    return _save(session, caller=caller, row=row, schema=schema, data=data, message="Changed")
+
+
+def delete(session: Session, *, caller: Caller, resource_type: str, uid: str) -> dict[str, Any]:
+    caller.require("delete_records")
+    check_resource_type(resource_type)
+    row = _load(session, caller, resource_type, uid)
+    schema = schema_for(session, bucket=caller.bucket, resource_type=resource_type)
+    return _save(
+        session,
+        caller=caller,
+        row=row,
+        schema=schema,
+        data=row.data,
+        message="Deleted",
+        state="deleted",
+    )
+
+
+def restore(session: Session, *, caller: Caller, resource_type: str, uid: str) -> dict[str, Any]:
+    caller.require("restore_records")
+    check_resource_type(resource_type)
+    row = _load(session, caller, resource_type, uid, deleted_ok=True)
+    if row.record_state == "active":
+        return record_out(row)
+    schema = schema_for(session, bucket=caller.bucket, resource_type=resource_type)
+    return _save(
+        session,
+        caller=caller,
+        row=row,
+        schema=schema,
+        data=row.data,
+        message="Restored",
+        state="active",
+    )
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    filters: dict[str, str]
+    match_any: bool = False
+    sort: str | None = None
+    include_deleted: bool = False
+
+
+def read_list_query(params: dict[str, Any]) -> ListQuery:
+    mode = str(params.get("mode", "AND")).upper()
+    if mode not in ("AND", "OR"):
+        raise ValidationFailed("'mode' must be AND or OR.", param="mode")
+    filters: dict[str, str] = {}
+    for key, value in params.items():
+        if key in RESERVED_PARAMS:
+            continue
+        if not FILTER_PATH_RE.match(key):
+            raise ValidationFailed(
+                f"{key!r} is not a field path: use dotted names of letters, digits, '_', '-'.",
+                param=key,
+            )
+        filters[key] = str(value)
+    sort = params.get("sort")
+    if sort is not None and not FILTER_PATH_RE.match(str(sort).lstrip("-")):
+        raise ValidationFailed(f"{sort!r} is not a field to sort by.", param="sort")
+    include_deleted = str(params.get("include_deleted", "false")).lower() == "true"
+    return ListQuery(filters, mode == "OR", str(sort) if sort else None, include_deleted)
+
+
+def list_page(
+    session: Session, *, caller: Caller, resource_type: str, query: ListQuery, paging: Paging
+) -> dict[str, Any]:
+    check_resource_type(resource_type)
+    schema = schema_for(session, bucket=caller.bucket, resource_type=resource_type)
+    conditions = [repository.field_equals(schema, p, v) for p, v in query.filters.items()]
+    stmt = repository.listing(
+        bucket=caller.bucket,
+        resource_type=resource_type,
+        conditions=conditions,
+        match_any=query.match_any,
+        include_deleted=query.include_deleted and caller.can("restore_records"),
+    )
+    total = repository.count(session, stmt)
+    sort = query.sort or "uid"
+    column = repository.sort_column(schema, sort.lstrip("-"))
+    order = column.desc() if sort.startswith("-") else column.asc()
+    rows = session.scalars(
+        stmt.order_by(order, Record.uid).offset(paging.offset).limit(paging.page_size)
+    ).all()
+    return {"results": [record_out(r) for r in rows], **paging.envelope(total)}
+
+
+def summary(session: Session, *, caller: Caller) -> dict[str, Any]:
+    counts = repository.summary(session, bucket=caller.bucket)
+    types = []
+    for resource_type in STORED_TYPES:
+        count, last = counts.get(resource_type, (0, None))
+        types.append(
+            {
+                "resource_type": resource_type,
+                "name": BUILTIN[resource_type].name,
+                "count": count,
+                "last_modified": format_datetime(last) if last else None,
+            }
+        )
+    return {"bucket": caller.bucket, "resource_types": types}

@@ -1,0 +1,85 @@
+"""The application: routers, middleware, error handlers and offline API docs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import fastapi_offline
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine, text
+
+from fold import __version__
+from fold.audit import endpoints as audit_endpoints
+from fold.auth import endpoints as auth_endpoints
+from fold.config import Settings
+from fold.db.engine import make_engine, make_sessionmaker
+from fold.records import endpoints as record_endpoints
+from fold.web import errors
+from fold.web.middleware import RequestContext
+from fold.web.ratelimit import make_rate_limiter
+
+DOCS_STATIC = Path(fastapi_offline.__file__).resolve().parent / "static"
+
+DESCRIPTION = """Fold keeps segments — stored queries and lists — over CRM records, and acts on
+them in bulk. Every call but `/health` and the login needs `Authorization: Bearer <key>`.
+Errors are JSON `{error, description, type, param}`."""
+
+
+def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
+    app = FastAPI(
+        title="Fold",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        redirect_slashes=False,
+    )
+    engine = engine or make_engine(settings.database_url)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = make_sessionmaker(engine)
+    app.state.rate_limiter = make_rate_limiter(settings.rate_limit_per_minute, settings.redis_url)
+
+    errors.install(app)
+    app.add_middleware(
+        RequestContext,
+        max_body=settings.max_body_bytes,
+        max_import=settings.max_import_bytes,
+    )
+    app.include_router(auth_endpoints.router)
+    app.include_router(audit_endpoints.router)
+    app.include_router(record_endpoints.router)
+    app.mount("/static/docs", StaticFiles(directory=DOCS_STATIC), name="docs-static")
+
+    @app.get("/health", tags=["service"])
+    def health(request: Request) -> Any:
+        """200 once the server can serve: the database answers."""
+        try:
+            with request.app.state.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception:
+            return JSONResponse(
+                {
+                    "error": "Unavailable",
+                    "description": "The database does not answer.",
+                    "type": "unavailable",
+                },
+                status_code=503,
+            )
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Fold API",
+            swagger_js_url="/static/docs/swagger-ui-bundle.js",
+            swagger_css_url="/static/docs/swagger-ui.css",
+            swagger_favicon_url="/static/docs/favicon.png",
+        )
+
+    return app

@@ -1,0 +1,86 @@
+"""The one place errors become responses, in SPEC 9's shape."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from fold.errors import (
+    FoldError,
+    MethodNotAllowed,
+    NotFound,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+
+log = logging.getLogger("fold.web")
+
+
+def _request_id(request: Request) -> str:
+    return str(getattr(request.state, "request_id", ""))
+
+
+def error_response(request: Request, error: FoldError) -> JSONResponse:
+    # The rate-limit headers are added by the middleware, as on every response.
+    headers = {**error.headers, "X-Request-ID": _request_id(request)}
+    return JSONResponse(error.body(), status_code=error.status, headers=headers)
+
+
+def _param(loc: Sequence[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
+    return out or "body"
+
+
+async def on_fold_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, FoldError)
+    return error_response(request, exc)
+
+
+async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    first = errors[0] if errors else {"loc": ("body",), "msg": "invalid input"}
+    param = _param(first.get("loc", ()))
+    return error_response(
+        request, ValidationFailed(f"{param}: {first.get('msg', 'invalid input')}", param=param)
+    )
+
+
+async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    error: FoldError
+    if exc.status_code == 404:
+        error = NotFound(f"Nothing is served at {request.url.path}. See /docs for the API.")
+    elif exc.status_code == 405:
+        error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}.")
+    elif exc.status_code == 415:
+        error = UnsupportedMediaType(str(exc.detail))
+    else:
+        error = ValidationFailed(str(exc.detail))
+        error.status = exc.status_code  # type: ignore[misc]
+    return error_response(request, error)
+
+
+async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    request_id = _request_id(request)
+    log.exception("unhandled error in request %s", request_id)
+    error = FoldError(
+        f"Something went wrong on our side. Quote request id {request_id} when reporting it."
+    )
+    return error_response(request, error)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(FoldError, on_fold_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

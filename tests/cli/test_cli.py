@@ -1,0 +1,118 @@
+"""The `fold` command: keys, users, import and demo against the test databases."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from fold.cli.main import cli
+from tests.conftest import Database, make_tenant
+
+
+def run(database: Database, *args: str) -> Result:
+    runner = CliRunner()
+    return runner.invoke(cli, list(args), env={"FOLD_DATABASE_URL": database.url})
+
+
+class TestKeys:
+    def test_create_prints_the_key_alone_last_and_revoke_disables_it(
+        self, database: Database, app_client: object
+    ) -> None:
+        created = run(database, "keys", "create", "--bucket", "cli-keys", "--policy", "editor")
+        assert created.exit_code == 0, created.output
+        key = created.output.strip().splitlines()[-1]
+        assert key.startswith("fold_") and " " not in key
+        from fastapi.testclient import TestClient
+
+        assert isinstance(app_client, TestClient)
+        headers = {"Authorization": f"Bearer {key}"}
+        assert app_client.get("/api/v2/cli-keys/person/", headers=headers).status_code == 200
+        revoked = run(database, "keys", "revoke", key)
+        assert revoked.exit_code == 0, revoked.output
+        assert app_client.get("/api/v2/cli-keys/person/", headers=headers).status_code == 401
+
+    def test_bad_inputs_exit_with_a_message(self, database: Database) -> None:
+        bad_bucket = run(database, "keys", "create", "--bucket", "Bad Bucket", "--policy", "admin")
+        assert bad_bucket.exit_code == 2 and "bucket name" in bad_bucket.output
+        missing = run(database, "keys", "revoke", "fold_nope")
+        assert missing.exit_code == 2 and "No such key" in missing.output
+        assert "Traceback" not in bad_bucket.output + missing.output
+
+    def test_users_add(self, database: Database) -> None:
+        result = run(
+            database,
+            "users",
+            "add",
+            "cli-user",
+            "--bucket",
+            "cli-users",
+            "--policy",
+            "viewer",
+            "--password",
+            "long-enough",
+        )
+        assert result.exit_code == 0, result.output
+        short = run(
+            database,
+            "users",
+            "add",
+            "cli-user",
+            "--bucket",
+            "cli-users",
+            "--policy",
+            "viewer",
+            "--password",
+            "short",
+        )
+        assert short.exit_code == 2 and "8 characters" in short.output
+
+
+class TestImport:
+    def test_imports_ndjson_with_bad_rows(
+        self, database: Database, app_client: object, tmp_path: Path
+    ) -> None:
+        from fastapi.testclient import TestClient
+
+        assert isinstance(app_client, TestClient)
+        tenant = make_tenant(app_client, database)
+        lines = [json.dumps({"email": f"p{i}@x.org", "first_name": f"P{i}"}) for i in range(2500)]
+        lines[10] = '{"email": "bad@x.org", "date_of_birth": "never"}'
+        lines[20] = "not json"
+        path = tmp_path / "people.ndjson"
+        path.write_text("\n".join(lines) + "\n")
+        result = run(database, "import", tenant.bucket, "person", str(path))
+        assert result.exit_code == 1, result.output
+        assert "2,500 rows" in result.output and "2,498 created" in result.output
+        assert "rows/s" in result.output
+        assert "line 11 [date_of_birth]" in result.output and "line 21" in result.output
+        total = tenant.admin.get("/person/").json()["total"]
+        assert total == 2498
+        again = run(database, "import", tenant.bucket, "person", str(path))
+        assert "2,498 updated" in again.output
+
+    def test_csv_and_unknown_type(self, database: Database, tmp_path: Path) -> None:
+        path = tmp_path / "orgs.csv"
+        path.write_text("name,address.locality\nRiverside Trust,Leeds\n")
+        ok = run(database, "import", "cli-csv", "organisation", str(path))
+        assert ok.exit_code == 0 and "1 created" in ok.output
+        bad = run(database, "import", "cli-csv", "wizard", str(path))
+        assert bad.exit_code == 2 and "resource type" in bad.output
+
+
+class TestDemo:
+    @pytest.mark.parametrize("people", [300])
+    def test_demo_fills_a_bucket_and_refuses_a_full_one(
+        self, database: Database, people: int
+    ) -> None:
+        first = run(
+            database, "demo", "--bucket", "cli-demo", "--people", str(people), "--seed", "7"
+        )
+        assert first.exit_code == 0, first.output
+        assert f"{people} person" in first.output
+        again = run(database, "demo", "--bucket", "cli-demo", "--people", "10")
+        assert again.exit_code == 2 and "already holds" in again.output
+        quiet = run(database, "demo", "--bucket", "cli-demo", "--if-empty")
+        assert quiet.exit_code == 0 and "leaving it" in quiet.output

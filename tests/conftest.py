@@ -1,0 +1,185 @@
+"""Test set-up: every database test runs on SQLite and, when reachable, on PostgreSQL.
+
+Each run gets fresh databases built by the migrations; each test gets its own bucket, so
+tests cannot see each other's data (the same isolation tenants get)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from fold.auth.service import create_key
+from fold.config import Settings
+from fold.db import migrate
+from fold.db.engine import make_engine, make_sessionmaker, unit_of_work
+from fold.web.app import create_app
+
+PG_ADMIN = os.environ.get("FOLD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+REQUIRE_PG = os.environ.get("FOLD_REQUIRE_POSTGRES") == "1"
+
+
+def _postgres_reachable() -> bool:
+    try:
+        psycopg.connect(PG_ADMIN, connect_timeout=3).close()
+    except psycopg.Error:
+        if REQUIRE_PG:
+            raise
+        return False
+    return True
+
+
+DATABASES = ["sqlite"] + (["postgresql"] if _postgres_reachable() else [])
+
+
+@dataclass
+class Database:
+    name: str
+    url: str
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+
+@pytest.fixture(scope="session", params=DATABASES)
+def database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Database]:
+    if request.param == "sqlite":
+        path: Path = tmp_path_factory.mktemp("db") / "fold.db"
+        url = f"sqlite:///{path}"
+        engine = make_engine(url)
+        migrate.upgrade(engine)
+        yield Database("sqlite", url, engine, make_sessionmaker(engine))
+        engine.dispose()
+        return
+    name = f"fold_test_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    try:
+        yield Database("postgresql", url, engine, make_sessionmaker(engine))
+    finally:
+        engine.dispose()
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def settings_for(db: Database, **overrides: Any) -> Settings:
+    return Settings(database_url=db.url, **overrides)
+
+
+@pytest.fixture(scope="session")
+def app_client(database: Database) -> Iterator[TestClient]:
+    app = create_app(settings_for(database), database.engine)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+_bucket_numbers = itertools.count(1)
+
+
+@dataclass
+class Api:
+    """A client bound to a bucket and a key; paths are relative to /api/v2/{bucket}."""
+
+    client: TestClient
+    bucket: str
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    def url(self, path: str) -> str:
+        if path.startswith(("/api/", "/audit/", "/segments/")):
+            return path
+        return f"/api/v2/{self.bucket}{path}"
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return self.client.request(method, self.url(path), headers=headers, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Any:
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> Any:
+        return self.request("PUT", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> Any:
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        return self.request("DELETE", path, **kwargs)
+
+    def with_key(self, key: str) -> Api:
+        return Api(self.client, self.bucket, key)
+
+
+@dataclass
+class Tenant:
+    bucket: str
+    admin: Api
+    editor: Api
+    viewer: Api
+    db: Database
+
+
+def make_tenant(client: TestClient, db: Database, prefix: str = "t") -> Tenant:
+    bucket = f"{prefix}{next(_bucket_numbers)}-{secrets.token_hex(3)}"
+    keys = {}
+    with unit_of_work(db.sessions) as session:
+        for policy in ("admin", "editor", "viewer"):
+            keys[policy] = create_key(session, bucket=bucket, policy=policy, name="test").key
+    return Tenant(
+        bucket,
+        Api(client, bucket, keys["admin"]),
+        Api(client, bucket, keys["editor"]),
+        Api(client, bucket, keys["viewer"]),
+        db,
+    )
+
+
+@pytest.fixture
+def tenant(app_client: TestClient, database: Database) -> Tenant:
+    return make_tenant(app_client, database)
+
+
+@pytest.fixture
+def other_tenant(app_client: TestClient, database: Database) -> Tenant:
+    return make_tenant(app_client, database, prefix="o")
+
+
+@pytest.fixture
+def api(tenant: Tenant) -> Api:
+    return tenant.admin
+
+
+def assert_error(
+    response: Any, status: int, type_: str, param: str | None = None
+) -> dict[str, Any]:
+    """The response is an error in SPEC 9's shape; answers its body."""
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert body["type"] == type_, body
+    assert isinstance(body["error"], str) and body["error"]
+    assert isinstance(body["description"], str) and body["description"]
+    assert "Traceback" not in response.text
+    assert response.headers.get("x-request-id")
+    if param is not None:
+        assert body.get("param") == param, body
+    return body

@@ -1,0 +1,29 @@
+"""The migrations build exactly the tables the models describe."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from fold.db.models import Base
+from tests.conftest import Database
+
+
+def test_migrations_match_models(database: Database) -> None:
+    with database.engine.connect() as connection:
+        context = MigrationContext.configure(connection)
+        differences = compare_metadata(context, Base.metadata)
+    assert differences == []
+
+
+def test_bucket_leads_every_tenant_key(database: Database) -> None:
+    from sqlalchemy import inspect
+
+    inspector = inspect(database.engine)
+    global_tables = {"api_keys", "users", "buckets", "alembic_version"}
+    for table in inspector.get_table_names():
+        if table in global_tables:
+            continue
+        assert inspector.get_pk_constraint(table)["constrained_columns"][0] == "bucket", table
+        for index in inspector.get_indexes(table):
+            assert index["column_names"][0] == "bucket", (table, index["name"])
