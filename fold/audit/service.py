@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fold.audit.diff import clean_diff
@@ -51,7 +51,8 @@ def record_writes(
         entry_row(bucket=bucket, user_uri=user_uri, message=message, change=c, at=at)
         for c in changes
     ]
-    session.execute(insert(AuditEntry), rows)
+    table: Any = AuditEntry.__table__
+    session.execute(table.insert(), rows)
 
 
 def entry_out(entry: AuditEntry) -> dict[str, Any]:

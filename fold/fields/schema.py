@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 FORM_TYPES = {
     "string": "text",
@@ -42,6 +43,15 @@ class TypeSchema:
     status_field: str | None = None
     search_placeholder: str = "Search"
     extra: dict[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def prefixes(self) -> frozenset[str]:
+        """Every dotted prefix of a field (`address` for `address.locality`)."""
+        out: set[str] = set()
+        for path in self.fields:
+            parts = path.split(".")
+            out.update(".".join(parts[:i]) for i in range(1, len(parts)))
+        return frozenset(out)
 
     def field_type(self, path: str) -> str | None:
         found = self.fields.get(path)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,24 @@ from fold.records.document import clean_document, merge_patch
 from fold.records.service import derived
 from fold.timefmt import utcnow
 
+# Core statements: executemany straight to the driver, without the ORM's per-row work.
+RECORDS: Table = Record.__table__  # type: ignore[assignment]
+AUDIT: Table = AuditEntry.__table__  # type: ignore[assignment]
+UPDATE_BY_KEY = (
+    update(RECORDS)
+    .where(
+        RECORDS.c.bucket == bindparam("k_bucket"),
+        RECORDS.c.resource_type == bindparam("k_type"),
+        RECORDS.c.uid == bindparam("k_uid"),
+    )
+    .values(
+        data=bindparam("data"),
+        last_updated=bindparam("last_updated"),
+        display_value=bindparam("display_value"),
+        search_text=bindparam("search_text"),
+        unique_key=bindparam("unique_key"),
+    )
+)
 MAX_REPORTED_ERRORS = 1000
 BATCH_SIZE = 1000
 
@@ -271,9 +289,15 @@ class BatchWriter:
             else:
                 updates.append(row)
         if inserts:
-            self.session.execute(insert(Record), inserts)
+            self.session.execute(RECORDS.insert(), inserts)
         if updates:
-            self.session.execute(update(Record), updates)
+            self.session.execute(UPDATE_BY_KEY, [_keyed(u) for u in updates])
+
+
+def _keyed(row: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in row.items() if k not in ("bucket", "resource_type", "uid")}
+    out.update(k_bucket=row["bucket"], k_type=row["resource_type"], k_uid=row["uid"])
+    return out
 
 
 def _key(schema: TypeSchema, data: dict[str, Any]) -> str | None:
@@ -345,5 +369,5 @@ def insert_clean(
                 at=now,
             )
         )
-    session.execute(insert(Record), records)
-    session.execute(insert(AuditEntry), audit)
+    session.execute(RECORDS.insert(), records)
+    session.execute(AUDIT.insert(), audit)

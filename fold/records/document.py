@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from fold.errors import Problem
-from fold.fields.schema import TypeSchema
+from fold.fields.schema import FieldDef, TypeSchema
 from fold.fields.types import read_value
 from fold.ids import parse_uri
 
@@ -41,89 +41,101 @@ def expand_dotted(data: dict[str, Any], problems: list[Problem]) -> dict[str, An
     return out
 
 
-def _check_keys(value: Any, path: str, depth: int, problems: list[Problem]) -> None:
-    if depth > MAX_DEPTH:
-        problems.append(Problem(f"nested deeper than {MAX_DEPTH} levels", path))
-        return
-    if isinstance(value, dict):
-        for key, child in value.items():
+class _Walk:
+    """One pass over a document: checks field names, depth, and reads each value that has a
+    schema field as that field's type, in place."""
+
+    def __init__(self, schema: TypeSchema, bucket: str, prefix: str) -> None:
+        self.fields = schema.fields
+        self.prefixes = schema.prefixes
+        self.bucket = bucket
+        self.prefix = prefix
+        self.problems: list[Problem] = []
+
+    def problem(self, description: str, path: str) -> None:
+        self.problems.append(Problem(description, self.prefix + path))
+
+    def object(self, node: dict[str, Any], path: str, depth: int) -> None:
+        if depth > MAX_DEPTH:
+            self.problem(f"nested deeper than {MAX_DEPTH} levels", path)
+            return
+        for key in list(node):
             child_path = f"{path}.{key}" if path else key
             if not KEY_RE.match(key):
-                problems.append(
-                    Problem(
-                        f"field name {key!r} may use only letters, digits, '_' and '-'",
-                        child_path,
-                    )
+                self.problem(
+                    f"field name {key!r} may use only letters, digits, '_' and '-'", child_path
                 )
                 continue
-            _check_keys(child, child_path, depth + 1, problems)
-    elif isinstance(value, list):
-        for item in value:
-            _check_keys(item, path, depth + 1, problems)
+            value = node[key]
+            field = self.fields.get(child_path)
+            if field is not None:
+                cleaned = self.value(field, value, child_path)
+                if cleaned is None:
+                    del node[key]
+                else:
+                    node[key] = cleaned
+                    if field.type == "object":
+                        self.nested(cleaned, child_path, depth + 1)
+                continue
+            if isinstance(value, dict):
+                self.object(value, child_path, depth + 1)
+            elif child_path in self.prefixes and value is not None:
+                self.problem(f"'{child_path}' must be an object of fields", child_path)
+            elif isinstance(value, list):
+                self.nested(value, child_path, depth + 1)
 
+    def nested(self, value: Any, path: str, depth: int) -> None:
+        """Objects inside lists and untyped objects: names and depth are checked only."""
+        if depth > MAX_DEPTH:
+            self.problem(f"nested deeper than {MAX_DEPTH} levels", path)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, dict | list):
+                    self.nested(item, path, depth + 1)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if not KEY_RE.match(key):
+                    self.problem(
+                        f"field name {key!r} may use only letters, digits, '_' and '-'",
+                        f"{path}.{key}",
+                    )
+                elif isinstance(item, dict | list):
+                    self.nested(item, f"{path}.{key}", depth + 1)
 
-def _set_at(data: dict[str, Any], path: str, value: Any) -> None:
-    parts = path.split(".")
-    node = data
-    for part in parts[:-1]:
-        node = node[part]
-    if value is None:
-        node.pop(parts[-1], None)
-    else:
-        node[parts[-1]] = value
-
-
-def _locate(data: dict[str, Any], path: str) -> tuple[bool, Any, str | None]:
-    """(present, value, blocking_prefix): where a non-object sits on the path, its prefix."""
-    node: Any = data
-    parts = path.split(".")
-    for index, part in enumerate(parts):
-        if not isinstance(node, dict):
-            return False, None, ".".join(parts[:index])
-        if part not in node:
-            return False, None, None
-        node = node[part]
-    return True, node, None
+    def value(self, field: FieldDef, value: Any, path: str) -> Any:
+        if field.type == "string" and not field.choices and type(value) is str:
+            return value  # the common case, kept cheap for bulk imports
+        try:
+            cleaned = read_value(field.type, value)
+        except ValueError as exc:
+            self.problem(f"{path}: {exc}", path)
+            return value
+        if cleaned is None:
+            return None
+        if field.type == "uri":
+            uri = parse_uri(cleaned)
+            if uri is not None and uri.bucket != self.bucket:
+                self.problem(f"{path}: the URI belongs to another bucket", path)
+        if field.choices and cleaned not in field.choices:
+            allowed = ", ".join(field.choices)
+            self.problem(f"{path}: {cleaned!r} is not one of {allowed}", path)
+        return cleaned
 
 
 def clean_document(
     raw: Any, schema: TypeSchema, bucket: str, *, where: str = ""
 ) -> tuple[dict[str, Any], list[Problem]]:
-    """The stored form of `raw` and the problems found; the caller refuses if any."""
-    problems: list[Problem] = []
+    """The stored form of `raw` and the problems found; the caller refuses if any.
+
+    `raw` is freshly parsed input: its nested objects are reused and changed in place."""
     prefix = f"{where}." if where else ""
     if not isinstance(raw, dict):
         return {}, [Problem("a record must be a JSON object", where or None)]
+    problems: list[Problem] = []
     data = expand_dotted({k: v for k, v in raw.items() if k not in SYSTEM_FIELDS}, problems)
-    data = copy.deepcopy(data)
-    _check_keys(data, "", 0, problems)
-    for path, field in schema.fields.items():
-        present, value, blocked = _locate(data, path)
-        if blocked is not None:
-            problems.append(
-                Problem(f"'{blocked}' must be an object holding '{path}'", prefix + blocked)
-            )
-            continue
-        if not present:
-            continue
-        try:
-            cleaned = read_value(field.type, value)
-        except ValueError as exc:
-            problems.append(Problem(f"{path}: {exc}", prefix + path))
-            continue
-        if field.type == "uri" and cleaned is not None:
-            uri = parse_uri(cleaned)
-            if uri is not None and uri.bucket != bucket:
-                problems.append(
-                    Problem(f"{path}: the URI belongs to another bucket", prefix + path)
-                )
-                continue
-        if field.choices and cleaned is not None and cleaned not in field.choices:
-            allowed = ", ".join(field.choices)
-            problems.append(Problem(f"{path}: {cleaned!r} is not one of {allowed}", prefix + path))
-            continue
-        _set_at(data, path, cleaned)
-    return data, problems
+    walk = _Walk(schema, bucket, prefix)
+    walk.object(data, "", 0)
+    return data, problems + walk.problems
 
 
 def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
