@@ -19,7 +19,16 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def _sqlite_regexp(pattern: str, flags: str, value: Any) -> int:
+    from fold.rules.ops import regex_search
+
+    return 1 if regex_search(pattern, flags, value) else 0
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # `$regex` in rules: SQLite has no regular expressions of its own, so it uses Python's,
+    # exactly as the rules' Python twin does.
+    dbapi_connection.create_function("fold_regexp", 3, _sqlite_regexp, deterministic=True)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")

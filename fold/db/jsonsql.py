@@ -1,75 +1,207 @@
-"""SQL over JSON documents. Each dialect's spelling lives here and nowhere else."""
+"""SQL over JSON documents. Each dialect's spelling lives here and nowhere else.
+
+`JsonTest` is the one construct rules compile to for a field inside the record document:
+"the value at this path is of this JSON kind and satisfies this predicate", either as a
+scalar or (`any=True`) for any element of an array at the path, Mongo-style. The
+predicate is built per dialect from the value expression the dialect gives, so the
+callers (the rule compiler's operator table) never see dialect differences.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, Float, String, bindparam, func
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Boolean, ColumnElement, Float, String, func, literal_column
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.types import Text
+
+Kind = str  # "string", "number" or "boolean": the JSON kind a value must have
+Predicate = Callable[[ColumnElement[Any], str], ColumnElement[bool]]
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SAFE_PATH = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+
+SQLITE_KINDS = {"string": "('text')", "number": "('integer','real')", "boolean": "('true','false')"}
+PG_KINDS = {"string": "string", "number": "number", "boolean": "boolean"}
 
 
-def path_tuple(path: str) -> tuple[str, ...]:
-    return tuple(path.split("."))
+def check_path(path: str) -> str:
+    # Paths are inlined as literals (so expression indexes can match them): only safe names.
+    if not _SAFE_PATH.match(path):
+        raise ValueError(f"unsafe JSON path {path!r}")
+    return path
 
 
-def json_text(column: Any, path: str) -> ColumnElement[str]:
-    """The value at `path` as text (NULL where missing)."""
-    out: ColumnElement[str] = column[path_tuple(path)].as_string()
-    return out
+def sqlite_path(path: str) -> str:
+    parts = check_path(path).split(".")
+    return "'$" + "".join(f".{p}" if _PLAIN_KEY.match(p) else f'."{p}"' for p in parts) + "'"
 
 
-def json_number(column: Any, path: str) -> ColumnElement[float]:
-    out: ColumnElement[float] = column[path_tuple(path)].as_float()
-    return out
+def pg_path(path: str) -> str:
+    return "'{" + ",".join(check_path(path).split(".")) + "}'"
 
 
-class ArrayAnyEquals(ColumnElement[bool]):
-    """True when the array at `path` has an element equal to `value` (or, in SQLite, when a
-    scalar there equals it). `fold_case` compares lower-cased and trimmed."""
+def fold_case(expr: ColumnElement[Any], dialect: str) -> ColumnElement[str]:
+    """ASCII lower-case: the same on SQLite, PostgreSQL and in Python (see rules.ops)."""
+    if dialect == "postgresql":
+        return func.lower(expr.collate("C"))
+    return func.lower(expr)
+
+
+def collate_binary(expr: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
+    """Strings ordered by code point on both databases."""
+    return expr.collate("C") if dialect == "postgresql" else expr
+
+
+class JsonTest(ColumnElement[bool]):
+    type = Boolean()
+    inherit_cache = False
+
+    def __init__(
+        self, column: Any, path: str, kind: Kind, predicate: Predicate, *, any: bool
+    ) -> None:
+        self.column = column
+        self.path = check_path(path)
+        self.kind = kind
+        self.predicate = predicate
+        self.any = any
+
+
+def _value_type(kind: Kind) -> Any:
+    return Float() if kind == "number" else Boolean() if kind == "boolean" else String()
+
+
+@compiles(JsonTest, "sqlite")
+def _json_test_sqlite(element: JsonTest, compiler: SQLCompiler, **kw: Any) -> str:
+    column = compiler.process(element.column, **kw)
+    path = sqlite_path(element.path)
+    kinds = SQLITE_KINDS[element.kind]
+    if element.any:
+        value = literal_column("je.value", _value_type(element.kind))
+        test = compiler.process(element.predicate(value, "sqlite"), **kw)
+        return (
+            f"(json_type({column}, {path}) <> 'object' AND EXISTS (SELECT 1 FROM "
+            f"json_each({column}, {path}) AS je WHERE je.type IN {kinds} AND {test}))"
+        )
+    value = literal_column(f"json_extract({column}, {path})", _value_type(element.kind))
+    test = compiler.process(element.predicate(value, "sqlite"), **kw)
+    return f"(json_type({column}, {path}) IN {kinds} AND {test})"
+
+
+def _pg_value(doc: str, kind: Kind) -> str:
+    typeof = f"jsonb_typeof({doc}) = '{PG_KINDS[kind]}'"
+    if kind == "number":
+        return f"(CASE WHEN {typeof} THEN ({doc} #>> '{{}}')::float8 END)"
+    if kind == "boolean":
+        return f"(CASE WHEN {typeof} THEN ({doc} #>> '{{}}')::boolean END)"
+    return f"(CASE WHEN {typeof} THEN ({doc} #>> '{{}}') END)"
+
+
+@compiles(JsonTest, "postgresql")
+def _json_test_pg(element: JsonTest, compiler: SQLCompiler, **kw: Any) -> str:
+    column = compiler.process(element.column, **kw)
+    doc = f"({column} #> {pg_path(element.path)})"
+    if element.any:
+        value = literal_column(_pg_value("je.v", element.kind), _value_type(element.kind))
+        test = compiler.process(element.predicate(value, "postgresql"), **kw)
+        items = (
+            f"CASE jsonb_typeof({doc}) WHEN 'array' THEN {doc} WHEN 'object' THEN '[]'::jsonb "
+            f"ELSE jsonb_build_array({doc}) END"
+        )
+        return f"EXISTS (SELECT 1 FROM jsonb_array_elements({items}) AS je(v) WHERE {test})"
+    value = literal_column(_pg_value(doc, element.kind), _value_type(element.kind))
+    return f"({compiler.process(element.predicate(value, 'postgresql'), **kw)})"
+
+
+class JsonShape(ColumnElement[bool]):
+    """`exists` (present and not null) or `size` (an array of n elements) at a path."""
 
     type = Boolean()
     inherit_cache = False
 
-    def __init__(self, column: Any, path: str, value: str, *, fold_case: bool) -> None:
+    def __init__(self, column: Any, path: str, test: str, size: int = 0) -> None:
         self.column = column
-        self.path = path_tuple(path)
-        self.value = value.strip().lower() if fold_case else value
-        self.fold_case = fold_case
+        self.path = check_path(path)
+        self.test = test
+        self.size = int(size)
 
 
-@compiles(ArrayAnyEquals, "sqlite")
-def _array_any_sqlite(element: ArrayAnyEquals, compiler: SQLCompiler, **kw: Any) -> str:
-    path = "$" + "".join(f'."{p}"' for p in element.path)
+@compiles(JsonShape, "sqlite")
+def _json_shape_sqlite(element: JsonShape, compiler: SQLCompiler, **kw: Any) -> str:
     column = compiler.process(element.column, **kw)
-    value = compiler.process(bindparam(None, element.value, type_=String()), **kw)
-    item = "lower(trim(je.value))" if element.fold_case else "je.value"
-    path_sql = compiler.process(bindparam(None, path, type_=String()), **kw)
+    path = sqlite_path(element.path)
+    if element.test == "exists":
+        return f"(coalesce(json_type({column}, {path}), 'null') <> 'null')"
     return (
-        f"EXISTS (SELECT 1 FROM json_each({column}, {path_sql}) AS je "
-        f"WHERE je.type = 'text' AND {item} = {value})"
+        f"(json_type({column}, {path}) = 'array' AND "
+        f"json_array_length({column}, {path}) = {element.size})"
     )
 
 
-@compiles(ArrayAnyEquals, "postgresql")
-def _array_any_pg(element: ArrayAnyEquals, compiler: SQLCompiler, **kw: Any) -> str:
+@compiles(JsonShape, "postgresql")
+def _json_shape_pg(element: JsonShape, compiler: SQLCompiler, **kw: Any) -> str:
     column = compiler.process(element.column, **kw)
-    path_sql = compiler.process(bindparam(None, list(element.path), type_=ARRAY(Text())), **kw)
-    value = compiler.process(bindparam(None, element.value, type_=String()), **kw)
-    doc = f"({column} #> {path_sql})"
-    item = "lower(trim(je.v))" if element.fold_case else "je.v"
+    doc = f"({column} #> {pg_path(element.path)})"
+    if element.test == "exists":
+        return f"(coalesce(jsonb_typeof({doc}), 'null') <> 'null')"
     return (
-        f"EXISTS (SELECT 1 FROM jsonb_array_elements_text(CASE jsonb_typeof({doc}) "
-        f"WHEN 'array' THEN {doc} WHEN 'string' THEN jsonb_build_array({doc}) "
-        f"ELSE '[]'::jsonb END) AS je(v) WHERE {item} = {value})"
+        f"(CASE WHEN jsonb_typeof({doc}) = 'array' THEN jsonb_array_length({doc}) "
+        f"= {element.size} ELSE false END)"
     )
 
 
-def fold_text(expr: ColumnElement[str]) -> ColumnElement[str]:
-    """Lower-cased and trimmed, as `equals` compares strings."""
-    return func.lower(func.trim(expr))
+class ColumnTest(ColumnElement[bool]):
+    """A predicate on a plain column, built for the dialect it is compiled for."""
+
+    type = Boolean()
+    inherit_cache = False
+
+    def __init__(self, column: Any, predicate: Predicate) -> None:
+        self.column = column
+        self.predicate = predicate
 
 
-__all__ = ["ArrayAnyEquals", "Float", "fold_text", "json_number", "json_text"]
+@compiles(ColumnTest)
+def _column_test(element: ColumnTest, compiler: SQLCompiler, **kw: Any) -> str:
+    dialect = compiler.dialect.name
+    return f"({compiler.process(element.predicate(element.column, dialect), **kw)})"
+
+
+class JsonNumber(ColumnElement[float]):
+    """The number at a path, or NULL when the value there is not a number."""
+
+    type = Float()
+    inherit_cache = False
+
+    def __init__(self, column: Any, path: str) -> None:
+        self.column = column
+        self.path = check_path(path)
+
+
+@compiles(JsonNumber, "sqlite")
+def _json_number_sqlite(element: JsonNumber, compiler: SQLCompiler, **kw: Any) -> str:
+    column = compiler.process(element.column, **kw)
+    path = sqlite_path(element.path)
+    return (
+        f"(CASE WHEN json_type({column}, {path}) IN ('integer','real') "
+        f"THEN json_extract({column}, {path}) END)"
+    )
+
+
+@compiles(JsonNumber, "postgresql")
+def _json_number_pg(element: JsonNumber, compiler: SQLCompiler, **kw: Any) -> str:
+    column = compiler.process(element.column, **kw)
+    return _pg_value(f"({column} #> {pg_path(element.path)})", "number")
+
+
+def json_text(column: Any, path: str) -> ColumnElement[str]:
+    """The value at `path` as text (NULL where missing); for sorting."""
+    out: ColumnElement[str] = column[tuple(check_path(path).split("."))].as_string()
+    return out
+
+
+def json_number(column: Any, path: str) -> ColumnElement[float]:
+    out: ColumnElement[float] = column[tuple(check_path(path).split("."))].as_float()
+    return out

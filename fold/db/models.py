@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, MetaData, String, Text, text
+from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, MetaData, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -116,3 +116,62 @@ class CustomField(Base):
     type: Mapped[str] = mapped_column(String(16))
     label: Mapped[str] = mapped_column(Text())
     form_type: Mapped[str] = mapped_column(String(32))
+
+
+class Segment(Base):
+    __tablename__ = "segments"
+    bucket: Mapped[str] = mapped_column(String(63), primary_key=True)
+    uid: Mapped[str] = mapped_column(String(24), primary_key=True)
+    name: Mapped[str] = mapped_column(Text())
+    description: Mapped[str] = mapped_column(Text())
+    segment_type: Mapped[str] = mapped_column(String(16))
+    resource_type: Mapped[str] = mapped_column(String(32))
+    view_context: Mapped[list[str]] = mapped_column(JSONDoc)
+    parent_uid: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean())
+    rules: Mapped[list[dict[str, Any]]] = mapped_column(JSONDoc)
+    system_segment: Mapped[bool] = mapped_column(Boolean())
+    tags: Mapped[list[str]] = mapped_column(JSONDoc)
+    mailchimp_sync: Mapped[bool] = mapped_column(Boolean())
+    legacy_uid: Mapped[str | None] = mapped_column(Text(), nullable=True)
+    record_state: Mapped[str] = mapped_column(String(8))
+    version: Mapped[int] = mapped_column(Integer())
+    created: Mapped[datetime] = mapped_column(DateTime())
+    last_updated: Mapped[datetime] = mapped_column(DateTime())
+
+    __table_args__ = (
+        Index("ix_segments_state", "bucket", "record_state", "name"),
+        Index("ix_segments_parent", "bucket", "parent_uid"),
+    )
+
+
+class SegmentUri(Base):
+    """The include and exclude lists of static and hybrid segments, one row a record."""
+
+    __tablename__ = "segment_uris"
+    bucket: Mapped[str] = mapped_column(String(63), primary_key=True)
+    segment_uid: Mapped[str] = mapped_column(String(24), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    record_uid: Mapped[str] = mapped_column(String(24), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer())
+
+
+class Fieldset(Base):
+    __tablename__ = "fieldsets"
+    bucket: Mapped[str] = mapped_column(String(63), primary_key=True)
+    uid: Mapped[str] = mapped_column(String(24), primary_key=True)
+    name: Mapped[str] = mapped_column(Text())
+    description: Mapped[str] = mapped_column(Text())
+    fields: Mapped[list[str]] = mapped_column(JSONDoc)
+    applicable_resources: Mapped[list[str]] = mapped_column(JSONDoc)
+    locked: Mapped[bool] = mapped_column(Boolean())
+    created: Mapped[datetime] = mapped_column(DateTime())
+    last_updated: Mapped[datetime] = mapped_column(DateTime())
+
+
+class Postcode(Base):
+    __tablename__ = "postcodes"
+    bucket: Mapped[str] = mapped_column(String(63), primary_key=True)
+    postcode: Mapped[str] = mapped_column(String(12), primary_key=True)
+    lat: Mapped[float] = mapped_column(Float())
+    lng: Mapped[float] = mapped_column(Float())

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from fold.db.jsonsql import ArrayAnyEquals, fold_text, json_number, json_text
+from fold.db.jsonsql import json_number, json_text
 from fold.db.models import Record
 from fold.fields.schema import TypeSchema
 
@@ -62,13 +62,6 @@ def active_by_unique_keys(
         )
     ).all()
     return {r.unique_key: r for r in rows if r.unique_key is not None}
-
-
-def field_equals(schema: TypeSchema, path: str, value: str) -> ColumnElement[bool]:
-    """The simple list filter: case-insensitive equality, any element for list fields."""
-    if schema.field_type(path) == "list":
-        return ArrayAnyEquals(Record.data, path, value, fold_case=True)
-    return fold_text(json_text(Record.data, path)) == value.strip().lower()
 
 
 def sort_column(schema: TypeSchema, path: str) -> ColumnElement[Any]:

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import ColumnElement
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -22,6 +23,9 @@ from fold.ids import STORED_TYPES, is_uid, make_uri, new_uid
 from fold.paging import Paging
 from fold.records import repository
 from fold.records.document import clean_document, expand_dotted, merge_patch
+from fold.rules.compile import normalise, rules_filter
+from fold.rules.context import Context
+from fold.rules.sql import to_sql
 from fold.timefmt import format_datetime, utcnow
 
 FILTER_PATH_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}(\.[A-Za-z0-9_-]{1,100}){0,4}$")
@@ -256,12 +260,26 @@ def read_list_query(params: dict[str, Any]) -> ListQuery:
     return ListQuery(filters, mode == "OR", str(sort) if sort else None, include_deleted)
 
 
+def filter_conditions(
+    bucket: str, schema: TypeSchema, filters: dict[str, str]
+) -> list[ColumnElement[bool]]:
+    """`?field=value` filters are `equals` rules, compiled like a segment's."""
+    ctx = Context(bucket=bucket, resource_type=schema.resource_type, schema=schema, now=utcnow())
+    conditions = []
+    for path, value in filters.items():
+        rules, problems = normalise([{"field": path, "operator": "equals", "value": value}], ctx)
+        if problems:
+            raise ValidationFailed(problems[0].description, param=path)
+        conditions.append(to_sql(rules_filter(rules, ctx), bucket=bucket))
+    return conditions
+
+
 def list_page(
     session: Session, *, caller: Caller, resource_type: str, query: ListQuery, paging: Paging
 ) -> dict[str, Any]:
     check_resource_type(resource_type)
     schema = schema_for(session, bucket=caller.bucket, resource_type=resource_type)
-    conditions = [repository.field_equals(schema, p, v) for p, v in query.filters.items()]
+    conditions = filter_conditions(caller.bucket, schema, query.filters)
     stmt = repository.listing(
         bucket=caller.bucket,
         resource_type=resource_type,

@@ -18,6 +18,7 @@ from fold.auth import endpoints as auth_endpoints
 from fold.config import Settings
 from fold.db.engine import make_engine, make_sessionmaker
 from fold.records import endpoints as record_endpoints
+from fold.segments import endpoints as segment_endpoints
 from fold.web import errors
 from fold.web.middleware import RequestContext
 from fold.web.ratelimit import make_rate_limiter
@@ -53,6 +54,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(auth_endpoints.router)
     app.include_router(audit_endpoints.router)
     app.include_router(record_endpoints.router)
+    app.include_router(segment_endpoints.schema_router)
+    app.include_router(segment_endpoints.router)
     app.mount("/static/docs", StaticFiles(directory=DOCS_STATIC), name="docs-static")
 
     @app.get("/health", tags=["service"])

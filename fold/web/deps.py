@@ -87,12 +87,24 @@ async def json_body(request: Request) -> Any:
 JsonBody = Annotated[Any, Depends(json_body)]
 
 
+def _merged(items: list[tuple[str, str]]) -> dict[str, Any]:
+    """Pairs as a dict; a key given more than once becomes a list (`?tags=a&tags=b`)."""
+    out: dict[str, Any] = {}
+    for key, value in items:
+        if key in out:
+            previous = out[key]
+            out[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            out[key] = value
+    return out
+
+
 async def request_params(request: Request) -> dict[str, Any]:
     """Inputs from the query string, a form body or a JSON object body, merged.
 
     The reference API documents its inputs as query parameters and clients send all three,
     so every endpoint reads them alike; a body value wins over the query string."""
-    params: dict[str, Any] = dict(request.query_params)
+    params: dict[str, Any] = _merged(request.query_params.multi_items())
     kind = _content_type(request)
     raw = await request.body()
     if not raw.strip():
@@ -103,10 +115,10 @@ async def request_params(request: Request) -> dict[str, Any]:
             raise ValidationFailed("The JSON body must be an object.", param="body")
         params.update(body)
     elif kind == "application/x-www-form-urlencoded":
-        params.update(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+        params.update(_merged(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)))
     elif kind == "multipart/form-data":
         form = await request.form()
-        params.update({k: v for k, v in form.items() if isinstance(v, str)})
+        params.update(_merged([(k, v) for k, v in form.multi_items() if isinstance(v, str)]))
     else:
         raise UnsupportedMediaType(
             f"Send inputs as JSON, a form or the query string, not {kind}.", param="content-type"

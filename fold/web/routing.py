@@ -46,6 +46,8 @@ def route(
 ) -> Callable[[Endpoint], Endpoint]:
     """Register `path` and its twin with or without the trailing slash (the twin hidden)."""
     twin = path[:-1] if path.endswith("/") else path + "/"
+    if path == "":
+        twin = "/"
     kwargs.setdefault("responses", error_responses(400, 401, 403, 404, 429))
 
     def register(func: Endpoint) -> Endpoint:

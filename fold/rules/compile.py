@@ -1,0 +1,431 @@
+"""Rules → normalised rules → filter document. The passes:
+
+1. `read_rules`: the rules as sent (array, `{"match", "conditions"}` or JSON text) → a
+   list of rule objects;
+2. `normalise`: each rule checked against the field schema and its value read as the
+   field's type, every problem collected with its `param`;
+3. `rules_filter`: normalised rules → filter document, with relative dates, postcodes and
+   segment membership resolved for this moment;
+4. `membership`: a whole segment (type, lists, parent chain) → filter document.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fold.errors import Problem
+from fold.fields.types import read_boolean, read_date, read_datetime, read_number, read_uri
+from fold.ids import parse_uri
+from fold.rules.context import Context, SegmentDef
+from fold.rules.filter import SYSTEM_KINDS, Node, all_of, any_of, leaf, negate
+from fold.rules.raw import FIELD_RE, read_raw
+from fold.rules.values import ISO_DATE_RE, is_relative, read_near, resolve_relative
+
+OPERATORS = (
+    "equals",
+    "exact",
+    "not_equal_to",
+    "greater_than",
+    "greater_than_or_equals",
+    "less_than",
+    "less_than_or_equals",
+    "starts_with",
+    "starts_with_case_insensitive",
+    "or_list",
+    "and_list",
+    "none_of",
+    "near",
+    "raw",
+)
+LIST_OPERATORS = ("or_list", "and_list", "none_of")
+ORDERED = {
+    "greater_than": "gt",
+    "greater_than_or_equals": "gte",
+    "less_than": "lt",
+    "less_than_or_equals": "lte",
+}
+TEXT_ONLY = ("starts_with", "starts_with_case_insensitive")
+SEGMENT_FIELD = "segment"
+URI_OPERATORS = ("equals", "exact", "not_equal_to", "or_list", "none_of")
+MAX_RULES = 100
+MAX_LIST = 5000
+MAX_SEGMENT_DEPTH = 20
+
+
+class RuleError(Exception):
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.description)
+        self.problem = problem
+
+
+def read_rules(raw: Any) -> tuple[list[Any], list[Problem]]:
+    """The list of rule objects, from any of the accepted forms."""
+    if raw is None or raw == "":
+        return [], []
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError:
+            return [], [Problem("rules must be a JSON array of {field, operator, value}", "rules")]
+    if isinstance(raw, dict):
+        if raw.get("match", "all") != "all":
+            return [], [
+                Problem("rules match 'all'; use or_list, raw or segments for OR", "rules.match")
+            ]
+        raw = raw.get("conditions", [])
+    if not isinstance(raw, list):
+        return [], [Problem("rules must be an array of {field, operator, value}", "rules")]
+    if len(raw) > MAX_RULES:
+        return [], [Problem(f"at most {MAX_RULES} rules", "rules")]
+    return raw, []
+
+
+def rules_object(rules: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"match": "all", "conditions": rules}
+
+
+def field_type(field: str, ctx: Context) -> str | None:
+    """The schema type of a field, or None for a field the schema does not declare."""
+    if field in SYSTEM_KINDS:
+        return "datetime" if SYSTEM_KINDS[field] == "datetime" else "string"
+    return ctx.schema.field_type(field)
+
+
+def inferred_type(value: Any) -> str:
+    """The type of a value given for a field no schema declares."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str) and (is_relative(value) or ISO_DATE_RE.match(value.strip())):
+        return "date"
+    return "string"
+
+
+def read_typed(value: Any, ftype: str, ctx: Context) -> Any:
+    """A rule value as the field's type; relative dates stay relative until evaluated."""
+    if isinstance(value, dict | list) or value is None:
+        raise ValueError("expected a single value")
+    if ftype in ("date", "datetime") and is_relative(value):
+        return str(value).strip().lower()
+    if ftype == "number":
+        return read_number(value)
+    if ftype == "boolean":
+        return read_boolean(value)
+    if ftype == "date":
+        return read_date(value)
+    if ftype == "datetime":
+        return read_datetime(value)
+    if ftype == "uri":
+        uri = read_uri(value)
+        parsed = parse_uri(uri)
+        if parsed is not None and parsed.bucket != ctx.bucket:
+            raise ValueError("the URI belongs to another bucket")
+        return uri
+    if isinstance(value, bool):
+        raise ValueError("expected text")
+    return value if isinstance(value, str) else str(value)
+
+
+def as_list(value: Any) -> list[Any]:
+    if isinstance(value, str):
+        return [p.strip() for p in value.split(",") if p.strip()]
+    if isinstance(value, list):
+        return value
+    return [value]
+
+
+class Normaliser:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.problems: list[Problem] = []
+
+    def fail(self, description: str, param: str) -> None:
+        self.problems.append(Problem(description, param))
+
+    def rules(self, raw: Any) -> list[dict[str, Any]]:
+        items, problems = read_rules(raw)
+        self.problems.extend(problems)
+        out = []
+        for index, item in enumerate(items):
+            rule = self.rule(index, item)
+            if rule is not None:
+                out.append(rule)
+        return out
+
+    def rule(self, index: int, item: Any) -> dict[str, Any] | None:
+        at = f"rules[{index}]"
+        if not isinstance(item, dict):
+            self.fail("a rule is an object {field, operator, value}", at)
+            return None
+        unknown = set(item) - {"field", "operator", "value"}
+        if unknown:
+            self.fail(f"a rule has only field, operator and value, not {sorted(unknown)}", at)
+        operator = item.get("operator")
+        if operator not in OPERATORS:
+            self.fail(
+                f"{operator!r} is not an operator; use one of {', '.join(OPERATORS)}",
+                f"{at}.operator",
+            )
+            return None
+        field = item.get("field") or ""
+        if operator == "near" and not field:
+            field = "geo"
+        if operator == "raw":
+            return self.raw(at, item.get("value"))
+        if not isinstance(field, str) or not (field == "uri" or FIELD_RE.match(field)):
+            self.fail(
+                f"{field!r} is not a field: use a dotted path like address.postal_code",
+                f"{at}.field",
+            )
+            return None
+        if "value" not in item:
+            self.fail("a rule needs a value", f"{at}.value")
+            return None
+        value = item["value"]
+        if field == SEGMENT_FIELD:
+            return self.segment_rule(at, operator, value)
+        if field == "uri":
+            return self.uri_rule(at, operator, value)
+        if operator == "near":
+            return self.near(at, field, value)
+        return self.compare(at, field, operator, value)
+
+    def raw(self, at: str, value: Any) -> dict[str, Any] | None:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                self.fail("raw takes a JSON filter document, never SQL or code", f"{at}.value")
+                return None
+        _, problems = read_raw(value, f"{at}.value")
+        self.problems.extend(problems)
+        return None if problems else {"field": "", "operator": "raw", "value": value}
+
+    def near(self, at: str, field: str, value: Any) -> dict[str, Any] | None:
+        ftype = field_type(field, self.ctx)
+        if ftype not in (None, "geo"):
+            self.fail(f"near works on a location field; {field} is {ftype}", f"{at}.field")
+            return None
+        try:
+            near = read_near(value)
+        except ValueError as exc:
+            self.fail(str(exc), f"{at}.value")
+            return None
+        if near.postcode is not None and self.ctx.postcode(near.postcode) is None:
+            self.fail(
+                f"postcode {near.postcode} is not in this bucket's postcode table", f"{at}.value"
+            )
+            return None
+        return {"field": field, "operator": "near", "value": near.as_dict()}
+
+    def compare(self, at: str, field: str, operator: str, value: Any) -> dict[str, Any] | None:
+        ftype = field_type(field, self.ctx)
+        if ftype in ("geo", "object"):
+            hint = "use near" if ftype == "geo" else "compare the fields inside it"
+            self.fail(f"{field} is a {ftype} field: {hint}", f"{at}.field")
+            return None
+        is_list_op = operator in LIST_OPERATORS
+        values = as_list(value) if is_list_op else [value]
+        if is_list_op and not values:
+            self.fail(f"{operator} takes a list of values", f"{at}.value")
+            return None
+        if len(values) > MAX_LIST:
+            self.fail(f"at most {MAX_LIST} values", f"{at}.value")
+            return None
+        typed = []
+        for item in values:
+            item_type = ftype if ftype not in (None, "list") else inferred_type(item)
+            try:
+                typed.append(read_typed(item, item_type, self.ctx))
+            except ValueError as exc:
+                self.fail(f"{value!r} cannot be read as {item_type}: {exc}", f"{at}.value")
+                return None
+            if operator in ORDERED and item_type == "boolean":
+                self.fail(f"{operator} needs an ordered value, not true/false", f"{at}.operator")
+                return None
+            if operator in TEXT_ONLY and item_type in ("number", "boolean"):
+                self.fail(f"{operator} works on text, not {item_type}", f"{at}.operator")
+                return None
+        return {"field": field, "operator": operator, "value": typed if is_list_op else typed[0]}
+
+    def uri_rule(self, at: str, operator: str, value: Any) -> dict[str, Any] | None:
+        if operator not in URI_OPERATORS:
+            self.fail(f"uri takes {', '.join(URI_OPERATORS)}", f"{at}.operator")
+            return None
+        uris = []
+        for item in as_list(value):
+            parsed = parse_uri(item)
+            if parsed is None or parsed.bucket != self.ctx.bucket:
+                self.fail(f"{item!r} is not a record URI of this bucket", f"{at}.value")
+                return None
+            uris.append(str(parsed))
+        is_list_op = operator in LIST_OPERATORS
+        return {"field": "uri", "operator": operator, "value": uris if is_list_op else uris[0]}
+
+    def segment_rule(self, at: str, operator: str, value: Any) -> dict[str, Any] | None:
+        if operator == "equals":
+            operator = "or_list"
+        if operator not in ("or_list", "and_list", "none_of"):
+            self.fail("segment takes or_list, and_list or none_of", f"{at}.operator")
+            return None
+        uris = []
+        for item in as_list(value):
+            parsed = parse_uri(item)
+            if parsed is None or parsed.resource_type != "segment":
+                self.fail(f"{item!r} is not a segment URI", f"{at}.value")
+                return None
+            if parsed.bucket != self.ctx.bucket:
+                self.fail(f"{item!r} belongs to another bucket", f"{at}.value")
+                return None
+            other = self.ctx.segment(parsed.uid)
+            if other is None or other.deleted:
+                self.fail(f"no segment {item} in this bucket", f"{at}.value")
+                return None
+            if other.resource_type != self.ctx.resource_type:
+                self.fail(
+                    f"{item} holds {other.resource_type} records, not {self.ctx.resource_type}",
+                    f"{at}.value",
+                )
+                return None
+            if parsed.uid == self.ctx.self_uid:
+                self.fail("a segment cannot test membership of itself", f"{at}.value")
+                return None
+            try:
+                membership(other, self.ctx, [self.ctx.self_uid or ""])
+            except RuleError as exc:
+                self.fail(exc.problem.description, f"{at}.value")
+                return None
+            uris.append(str(parsed))
+        if not uris:
+            self.fail("segment takes a list of segment URIs", f"{at}.value")
+            return None
+        return {"field": SEGMENT_FIELD, "operator": operator, "value": uris}
+
+
+def normalise(raw: Any, ctx: Context) -> tuple[list[dict[str, Any]], list[Problem]]:
+    """Normalised rules and every problem found in them."""
+    normaliser = Normaliser(ctx)
+    rules = normaliser.rules(raw)
+    return rules, normaliser.problems
+
+
+def _kind(ftype: str) -> str:
+    return "number" if ftype == "number" else "boolean" if ftype == "boolean" else "string"
+
+
+def _value_for(value: Any, ftype: str, ctx: Context) -> Any:
+    if ftype in ("date", "datetime") and is_relative(value):
+        return resolve_relative(value, ctx.now, ftype)
+    return value
+
+
+def rule_filter(rule: dict[str, Any], ctx: Context, stack: list[str]) -> Node:
+    """One normalised rule as a filter node, evaluated now."""
+    field, operator, value = rule["field"], rule["operator"], rule["value"]
+    if operator == "raw":
+        node, _ = read_raw(value, "rules")
+        return node
+    if field == SEGMENT_FIELD:
+        members = []
+        for uri in value:
+            parsed = parse_uri(uri)
+            other = ctx.segment(parsed.uid) if parsed else None
+            if other is None or other.deleted:
+                members.append({"const": False})
+            else:
+                members.append(membership(other, ctx, stack))
+        if operator == "and_list":
+            return all_of(members)
+        joined = any_of(members)
+        return negate(joined) if operator == "none_of" else joined
+    if field == "uri":
+        uids = [parse_uri(u).uid for u in (value if isinstance(value, list) else [value])]  # type: ignore[union-attr]
+        node = (
+            leaf("uid", "in", "string", uids)
+            if len(uids) > 1
+            else leaf("uid", "eq", "string", uids[0])
+        )
+        return negate(node) if operator in ("not_equal_to", "none_of") else node
+    if operator == "near":
+        near = read_near(value)
+        if near.postcode is not None:
+            point = ctx.postcode(near.postcode)
+            if point is None:
+                return {"const": False}
+            lat, lng = point
+        else:
+            lat, lng = near.lat, near.lng  # type: ignore[assignment]
+        return {"near": {"field": field, "lat": lat, "lng": lng, "km": near.km}}
+    declared = field_type(field, ctx)
+    many = field not in SYSTEM_KINDS and declared in (None, "list")
+
+    def test(op: str, item: Any) -> Node:
+        ftype = declared if declared not in (None, "list") else inferred_type(item)
+        return leaf(field, op, _kind(ftype), _value_for(item, ftype, ctx), any=many)
+
+    if operator in ("equals", "not_equal_to"):
+        node = test("eq_fold", value)
+        return negate(node) if operator == "not_equal_to" else node
+    if operator == "exact":
+        return test("eq", value)
+    if operator in ORDERED:
+        return test(ORDERED[operator], value)
+    if operator == "starts_with":
+        return test("prefix", value)
+    if operator == "starts_with_case_insensitive":
+        return test("prefix_fold", value)
+    if operator == "and_list":
+        return all_of([test("eq_fold", item) for item in value])
+    # or_list / none_of: one `in_fold` test per kind of value.
+    by_kind: dict[str, list[Any]] = {}
+    for item in value:
+        node = test("eq_fold", item)
+        by_kind.setdefault(node["kind"], []).append(node["value"])
+    joined = any_of([leaf(field, "in_fold", k, vs, any=many) for k, vs in by_kind.items()])
+    return negate(joined) if operator == "none_of" else joined
+
+
+def rules_filter(rules: list[dict[str, Any]], ctx: Context, stack: list[str] | None = None) -> Node:
+    return all_of([rule_filter(rule, ctx, stack or []) for rule in rules])
+
+
+def listed(segment_uid: str, kind: str) -> Node:
+    return {"listed": {"segment": segment_uid, "list": kind}}
+
+
+def own_filter(segment: SegmentDef, ctx: Context, stack: list[str]) -> Node:
+    """A segment's own records, before its parent refines them (SPEC 2.2)."""
+    kind = segment.segment_type
+    if kind == "auxiliary":
+        return {"const": False}
+    if kind == "static":
+        return all_of([listed(segment.uid, "include"), negate(listed(segment.uid, "exclude"))])
+    rules = rules_filter(segment.rules, ctx, stack)
+    if kind == "hybrid":
+        return all_of(
+            [
+                any_of([rules, listed(segment.uid, "include")]),
+                negate(listed(segment.uid, "exclude")),
+            ]
+        )
+    return rules
+
+
+def membership(segment: SegmentDef, ctx: Context, stack: list[str] | None = None) -> Node:
+    """Every condition a record must meet to be in `segment`, parents included."""
+    stack = list(stack or [])
+    if segment.uid in stack:
+        raise RuleError(
+            Problem(f"segment membership forms a cycle through {segment.name or segment.uid}")
+        )
+    if len(stack) > MAX_SEGMENT_DEPTH:
+        raise RuleError(Problem("segments nest too deeply"))
+    stack.append(segment.uid)
+    node = own_filter(segment, ctx, stack)
+    if segment.parent_uid:
+        parent = ctx.segment(segment.parent_uid)
+        if parent is not None and parent.segment_type != "auxiliary":
+            node = all_of([node, membership(parent, ctx, stack)])
+    return node

@@ -1,0 +1,77 @@
+"""The rule language as a JSON Schema (draft 2020-12), published at
+/segments/v2/schema/rules.json for editors and client libraries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fold.rules.compile import OPERATORS
+from fold.rules.raw import FIELD_OPS
+
+SCALAR = {"type": ["string", "number", "boolean"]}
+FIELD_PATH = "^(uri|segment|[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+){0,5})?$"
+
+
+def rules_schema() -> dict[str, Any]:
+    rule = {
+        "type": "object",
+        "required": ["operator", "value"],
+        "additionalProperties": False,
+        "properties": {
+            "field": {
+                "type": "string",
+                "pattern": FIELD_PATH,
+                "description": "A dotted path into the record, a system field (uid, uri, "
+                "created, last_updated, display_value) or 'segment' for membership.",
+            },
+            "operator": {"enum": list(OPERATORS)},
+            "value": {
+                "description": "A value of the field's type; a list (or comma-separated "
+                "text) for or_list, and_list and none_of; 'lat,lng,distance' or "
+                "'POSTCODE,distance' (km, or 'mi') for near; a filter document for raw. "
+                "Dates also take today, now, today-30d, now+2wk, today-1y (d, wk, m, y).",
+                "anyOf": [
+                    SCALAR,
+                    {"type": "array", "items": SCALAR},
+                    {"$ref": "#/$defs/near"},
+                    {"$ref": "#/$defs/filter"},
+                ],
+            },
+        },
+    }
+    filter_doc = {
+        "type": "object",
+        "description": "A MongoDB-style filter document. Operators: "
+        + ", ".join(["$and", "$or", "$nor", *FIELD_OPS]),
+        "propertyNames": {"pattern": "^(\\$(and|or|nor|not)|[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*)$"},
+    }
+    near = {
+        "type": "object",
+        "required": ["distance"],
+        "properties": {
+            "lat": {"type": "number", "minimum": -90, "maximum": 90},
+            "lng": {"type": "number", "minimum": -180, "maximum": 180},
+            "postcode": {"type": "string"},
+            "distance": {"type": ["number", "string"]},
+            "unit": {"enum": ["km", "mi"]},
+        },
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "/segments/v2/schema/rules.json",
+        "title": "Fold segment rules",
+        "description": "All rules must hold. Send an array of rules or the object form "
+        "{match: 'all', conditions: [...]}.",
+        "oneOf": [
+            {"type": "array", "items": {"$ref": "#/$defs/rule"}},
+            {
+                "type": "object",
+                "required": ["conditions"],
+                "properties": {
+                    "match": {"const": "all"},
+                    "conditions": {"type": "array", "items": {"$ref": "#/$defs/rule"}},
+                },
+            },
+        ],
+        "$defs": {"rule": rule, "near": near, "filter": filter_doc},
+    }

@@ -1,0 +1,79 @@
+"""The in-Python twin of fold.rules.sql: the same filter document, evaluated on one record
+(as the API returns it). Used by explain, and held to the SQL's answers by the tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fold.rules.filter import SYSTEM_KINDS, Node
+from fold.rules.ops import OPS, kind_of
+from fold.rules.sql import near_factors
+
+Lists = Callable[[str, str], set[str]]  # (segment uid, "include"|"exclude") -> record uids
+
+_MISSING = object()
+
+
+def value_at(record: dict[str, Any], path: str) -> Any:
+    current: Any = record
+    for part in path.split("."):
+        if not isinstance(current, dict) or part not in current:
+            return _MISSING
+        current = current[part]
+    return current
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def matches(node: Node, record: dict[str, Any], lists: Lists) -> bool:
+    if "and" in node:
+        return all(matches(n, record, lists) for n in node["and"])
+    if "or" in node:
+        return any(matches(n, record, lists) for n in node["or"])
+    if "not" in node:
+        return not matches(node["not"], record, lists)
+    if "const" in node:
+        return bool(node["const"])
+    if "near" in node:
+        return _near(node["near"], record)
+    if "exists" in node:
+        return value_at(record, node["exists"]) not in (_MISSING, None)
+    if "size" in node:
+        value = value_at(record, node["size"]["field"])
+        return isinstance(value, list) and len(value) == node["size"]["n"]
+    if "listed" in node:
+        listed = node["listed"]
+        return record["uid"] in lists(listed["segment"], listed["list"])
+    return _leaf(node, record)
+
+
+def _leaf(node: Node, record: dict[str, Any]) -> bool:
+    op = OPS[node["op"]]
+    field, kind, arg = node["field"], node["kind"], node["value"]
+    value = value_at(record, field)
+    if field in SYSTEM_KINDS:
+        return value is not _MISSING and op.python(value, arg, kind)
+    if node["any"]:
+        candidates = (
+            value if isinstance(value, list) else [] if isinstance(value, dict) else [value]
+        )
+    else:
+        candidates = [value]
+    return any(kind_of(c) == kind and op.python(c, arg, kind) for c in candidates)
+
+
+def _near(near: dict[str, Any], record: dict[str, Any]) -> bool:
+    lat = _number(value_at(record, f"{near['field']}.lat"))
+    lng = _number(value_at(record, f"{near['field']}.lng"))
+    if lat is None or lng is None:
+        return False
+    k_lat, k_lng = near_factors(near["lat"])
+    dy = (lat - near["lat"]) * k_lat
+    dx = (lng - near["lng"]) * k_lng
+    limit: float = near["km"] * near["km"]
+    return bool(dy * dy + dx * dx <= limit)

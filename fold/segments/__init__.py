@@ -1,0 +1,1 @@
+"""Segments (SPEC 2): stored queries and lists over records."""

@@ -1,0 +1,231 @@
+"""HTTP for segments (SPEC 2.6 and 12): thin wrappers over the service and views."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from fold.rules.jsonschema import rules_schema
+from fold.segments import explain, fieldsets, service, views
+from fold.web.deps import CallerDep, DbSession, Params
+from fold.web.routing import OBJECT_BODY, error_responses, route
+
+schema_router = APIRouter(tags=["segments"])
+router = APIRouter(prefix="/segments/v2/{bucket}", tags=["segments"])
+WRITE_ERRORS = error_responses(400, 401, 403, 404, 409, 412, 413, 415, 429)
+
+
+def with_etag(body: dict[str, Any], tag: str, status: int = 200) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers={"ETag": tag})
+
+
+@schema_router.get("/segments/v2/schema/rules.json")
+def rules_json_schema() -> dict[str, Any]:
+    """The rule language as a JSON Schema. Needs no key."""
+    return rules_schema()
+
+
+@route(router, ["GET"], "")
+def active_segments(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
+    """Active, non-deleted segments."""
+    caller.require("read")
+    return views.listing(session, caller, params, active_only=True)
+
+
+@route(router, ["GET"], "/all")
+def all_segments(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
+    """Every non-deleted segment, inactive too; `include_deleted=true` adds deleted ones."""
+    caller.require("read")
+    deleted = views.flag(params, "include_deleted")
+    return views.listing(session, caller, params, active_only=False, include_deleted=deleted)
+
+
+@route(
+    router, ["POST"], "/create", status_code=201, responses=WRITE_ERRORS, openapi_extra=OBJECT_BODY
+)
+def create_segment(caller: CallerDep, session: DbSession, params: Params) -> JSONResponse:
+    """Create a segment from a JSON body, a form or the query string."""
+    body, tag = service.create(session, caller=caller, params=params)
+    return with_etag(body, tag, 201)
+
+
+@route(router, ["GET"], "/find")
+def find_segments(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
+    """Active segments whose name contains `name`, ignoring case."""
+    caller.require("read")
+    name = params.get("name")
+    return views.listing(session, caller, params, active_only=True, name=str(name or ""))
+
+
+@route(router, ["GET"], "/trees")
+def segment_trees(caller: CallerDep, session: DbSession) -> dict[str, Any]:
+    """The hierarchy: root segments with their `children` nested."""
+    caller.require("read")
+    return views.trees(session, caller)
+
+
+@route(router, ["POST"], "/preview", openapi_extra=OBJECT_BODY)
+def preview(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
+    """Count, first page and sentence of an unsaved definition; nothing is saved."""
+    caller.require("read")
+    return views.preview(session, caller, params)
+
+
+@route(router, ["POST"], "/validate", openapi_extra=OBJECT_BODY)
+def validate(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
+    """Every problem of a definition, each with its param; nothing is saved."""
+    caller.require("read")
+    return views.validate(session, caller, params)
+
+
+@route(router, ["GET"], "/fieldset")
+def list_fieldsets(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
+    return fieldsets.list_fieldsets(session, caller, params)
+
+
+@route(router, ["POST"], "/fieldset", status_code=201, openapi_extra=OBJECT_BODY)
+def create_fieldset(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
+    """Create a fieldset; `resource=person` without `fields` takes every person field."""
+    return fieldsets.create_fieldset(session, caller, params)
+
+
+@route(router, ["DELETE"], "/fieldset")
+def delete_fieldset(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
+    """Delete the fieldset named by `uid`; a locked one is refused (403)."""
+    return fieldsets.delete_fieldset(session, caller, params.get("uid"))
+
+
+@route(router, ["GET"], "/fieldset/{uid}")
+def get_fieldset(caller: CallerDep, session: DbSession, uid: str) -> dict[str, Any]:
+    return fieldsets.get_fieldset(session, caller, uid)
+
+
+@route(router, ["DELETE"], "/fieldset/{uid}")
+def delete_fieldset_by_path(caller: CallerDep, session: DbSession, uid: str) -> dict[str, Any]:
+    return fieldsets.delete_fieldset(session, caller, uid)
+
+
+@route(router, ["GET"], "/segment/{uid}")
+def get_segment(caller: CallerDep, session: DbSession, uid: str) -> JSONResponse:
+    caller.require("read")
+    body, tag = service.get(session, caller=caller, uid=uid)
+    return with_etag(body, tag)
+
+
+def _update(
+    caller: Any, session: Any, uid: str, params: dict[str, Any], partial: bool, if_match: str | None
+) -> JSONResponse:
+    body, tag = service.update(
+        session, caller=caller, uid=uid, params=params, partial=partial, if_match=if_match
+    )
+    return with_etag(body, tag)
+
+
+@route(router, ["PUT"], "/segment/{uid}", responses=WRITE_ERRORS, openapi_extra=OBJECT_BODY)
+def replace_segment(
+    caller: CallerDep,
+    session: DbSession,
+    uid: str,
+    params: Params,
+    if_match: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    """Replace the definition (fields not sent take their defaults); `If-Match` guards it."""
+    return _update(caller, session, uid, params, False, if_match)
+
+
+@route(router, ["PATCH"], "/segment/{uid}", responses=WRITE_ERRORS, openapi_extra=OBJECT_BODY)
+def patch_segment(
+    caller: CallerDep,
+    session: DbSession,
+    uid: str,
+    params: Params,
+    if_match: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    """Change only the fields sent; `If-Match` with the last ETag makes it conditional."""
+    return _update(caller, session, uid, params, True, if_match)
+
+
+@route(router, ["DELETE"], "/segment/{uid}", responses=WRITE_ERRORS)
+def delete_segment(
+    caller: CallerDep, session: DbSession, uid: str, params: Params
+) -> dict[str, Any]:
+    """Soft delete; `cascade=true` deletes live children too (409 without it)."""
+    return service.delete(session, caller=caller, uid=uid, cascade=views.flag(params, "cascade"))
+
+
+@route(router, ["POST"], "/segment/{uid}/restore", responses=WRITE_ERRORS)
+def restore_segment(caller: CallerDep, session: DbSession, uid: str) -> dict[str, Any]:
+    return service.restore(session, caller=caller, uid=uid)
+
+
+@route(router, ["GET"], "/segment/{uid}/config")
+def segment_config(caller: CallerDep, session: DbSession, uid: str) -> dict[str, Any]:
+    """How to show the segment's records: fields, list fields, search and sort."""
+    return views.config(session, caller, views.load_for_read(session, caller, uid))
+
+
+@route(router, ["GET"], "/segment/{uid}/count")
+def segment_count(caller: CallerDep, session: DbSession, uid: str) -> dict[str, Any]:
+    """`{count, description, segment}`; the description is the rules' sentence if unset."""
+    return views.segment_count(session, caller, views.load_for_read(session, caller, uid))
+
+
+@route(router, ["GET"], "/segment/{uid}/lookup")
+def segment_lookup(
+    caller: CallerDep, session: DbSession, uid: str, params: Params
+) -> list[dict[str, Any]]:
+    """Up to 10 records of the segment matching `q`, for autocomplete."""
+    row = views.load_for_read(session, caller, uid)
+    q = params.get("q")
+    return views.lookup(session, row, q if isinstance(q, str) else None)
+
+
+@route(router, ["GET"], "/segment/{uid}/all")
+def segment_records(
+    caller: CallerDep, session: DbSession, uid: str, params: Params
+) -> dict[str, Any]:
+    """The records, paged; `q` searches, `verbose=true` gives whole records, `sort=[-]field`."""
+    row = views.load_for_read(session, caller, uid)
+    return views.segment_records(session, caller, row, params)
+
+
+@route(router, ["GET"], "/segment/{uid}/all/csv")
+def segment_csv(
+    request: Request, caller: CallerDep, session: DbSession, uid: str, params: Params
+) -> StreamingResponse:
+    """The records as CSV, streamed; `template` names a fieldset for the columns."""
+    caller.require("export")
+    row = views.load_for_read(session, caller, uid)
+    template = params.get("template")
+    columns = views.csv_columns(session, row, template if isinstance(template, str) else None)
+    stream = views.csv_stream(request.app.state.sessions, caller.bucket, row.uid, columns)
+    filename = "".join(c if c.isalnum() else "-" for c in row.name)[:60] or "segment"
+    return StreamingResponse(
+        stream,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
+    )
+
+
+@route(router, ["GET"], "/segment/{uid}/explain")
+def explain_segment(
+    caller: CallerDep, session: DbSession, uid: str, params: Params
+) -> dict[str, Any]:
+    """The count after each rule in turn; with `uri`, why that record is in or out."""
+    row = views.load_for_read(session, caller, uid)
+    uri = params.get("uri")
+    if uri:
+        return explain.for_record(session, caller, row, str(uri))
+    return explain.funnel(session, caller, row)
+
+
+@route(router, ["GET"], "/{view_context}")
+def view_context_segments(
+    caller: CallerDep, session: DbSession, view_context: str, params: Params
+) -> dict[str, Any]:
+    """Active segments with that view context; an unknown one is a 400 listing the valid."""
+    caller.require("read")
+    views.check_view_context(view_context)
+    return views.listing(session, caller, params, active_only=True, view_context=view_context)

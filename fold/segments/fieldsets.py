@@ -1,0 +1,134 @@
+"""Fieldsets (SPEC 8): named lists of fields for exports and reports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fold.auth.policies import Caller
+from fold.db.models import Fieldset
+from fold.errors import NotFound, PermissionDenied, Problem, ValidationFailed
+from fold.fields.service import check_resource_type, schema_for
+from fold.fields.types import read_boolean
+from fold.ids import is_uid, make_uri, new_uid
+from fold.paging import Paging
+from fold.records.service import FILTER_PATH_RE
+from fold.segments.inputs import _string_list
+from fold.timefmt import format_datetime, utcnow
+
+
+def fieldset_out(row: Fieldset) -> dict[str, Any]:
+    return {
+        "uid": row.uid,
+        "uri": make_uri(row.bucket, "fieldset", row.uid),
+        "name": row.name,
+        "display_value": row.name,
+        "description": row.description,
+        "fields": row.fields,
+        "applicable_resources": row.applicable_resources,
+        "locked": row.locked,
+        "created": format_datetime(row.created),
+        "last_updated": format_datetime(row.last_updated),
+    }
+
+
+def list_fieldsets(session: Session, caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
+    caller.require("read")
+    paging = Paging.read(params)
+    stmt = (
+        select(Fieldset)
+        .where(Fieldset.bucket == caller.bucket)
+        .order_by(Fieldset.name, Fieldset.uid)
+    )
+    rows = list(session.scalars(stmt).all())
+    resource = params.get("resource")
+    if resource:
+        rows = [r for r in rows if not r.applicable_resources or resource in r.applicable_resources]
+    chosen = rows[paging.offset : paging.offset + paging.page_size]
+    return {"fieldsets": [fieldset_out(r) for r in chosen], **paging.envelope(len(rows))}
+
+
+def get_fieldset(session: Session, caller: Caller, uid: str) -> dict[str, Any]:
+    caller.require("read")
+    return fieldset_out(_load(session, caller, uid))
+
+
+def _load(session: Session, caller: Caller, uid: Any) -> Fieldset:
+    row = (
+        session.get(Fieldset, (caller.bucket, uid))
+        if isinstance(uid, str) and is_uid(uid)
+        else None
+    )
+    if row is None:
+        raise NotFound(f"No fieldset {uid} in this bucket.", param="uid")
+    return row
+
+
+def create_fieldset(session: Session, caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
+    caller.require("edit_segment")
+    problems: list[Problem] = []
+    name = params.get("name")
+    if not isinstance(name, str) or not name.strip():
+        problems.append(Problem("a fieldset needs a name", "name"))
+    resource = params.get("resource")
+    resources = _string_list(params.get("applicable_resources", resource or []))
+    if resources is None:
+        problems.append(
+            Problem("applicable_resources is a list of resource types", "applicable_resources")
+        )
+        resources = []
+    for index, item in enumerate(resources):
+        try:
+            check_resource_type(str(item))
+        except ValidationFailed as exc:
+            problems.append(Problem(exc.description, f"applicable_resources[{index}]"))
+    fields = _string_list(params.get("fields"))
+    if fields is None or not all(isinstance(f, str) and FILTER_PATH_RE.match(f) for f in fields):
+        problems.append(Problem("fields is a list of field paths", "fields"))
+        fields = []
+    if not fields:
+        if isinstance(resource, str) and not problems:
+            schema = schema_for(session, bucket=caller.bucket, resource_type=resource)
+            fields = list(schema.fields)
+        elif not problems:
+            problems.append(
+                Problem("give fields, or resource to take every field of that type", "fields")
+            )
+    try:
+        locked = read_boolean(params.get("locked", False))
+    except ValueError:
+        problems.append(Problem("locked is true or false", "locked"))
+        locked = False
+    description = params.get("description") or ""
+    if not isinstance(description, str):
+        problems.append(Problem("description is text", "description"))
+    if problems:
+        raise ValidationFailed.collect(problems)
+    now = utcnow()
+    row = Fieldset(
+        bucket=caller.bucket,
+        uid=new_uid(),
+        name=str(name).strip(),
+        description=str(description),
+        fields=fields,
+        applicable_resources=[str(r) for r in resources],
+        locked=locked,
+        created=now,
+        last_updated=now,
+    )
+    session.add(row)
+    session.flush()
+    return fieldset_out(row)
+
+
+def delete_fieldset(session: Session, caller: Caller, uid: Any) -> dict[str, Any]:
+    caller.require("edit_segment")
+    row = _load(session, caller, uid)
+    if row.locked:
+        raise PermissionDenied("This fieldset is locked and cannot be deleted.")
+    out = fieldset_out(row)
+    session.delete(row)
+    session.flush()
+    return out

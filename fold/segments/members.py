@@ -1,0 +1,172 @@
+"""Which records a segment holds: compiling its definition for this moment and counting,
+paging and searching the records it selects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, func, select
+from sqlalchemy.orm import Session
+
+from fold.db.models import Record, Segment
+from fold.fields.builtin import BUILTIN
+from fold.fields.schema import TypeSchema
+from fold.fields.service import schema_for
+from fold.paging import Paging
+from fold.records import repository as records
+from fold.rules.compile import membership
+from fold.rules.context import Context, SegmentDef
+from fold.rules.filter import Node
+from fold.rules.sql import to_sql
+from fold.segments import repository
+from fold.timefmt import utcnow
+
+CONTACT_MEMBERS = ("person", "organisation")
+
+
+def stored_types(resource_type: str) -> tuple[str, ...]:
+    return CONTACT_MEMBERS if resource_type == "contact" else (resource_type,)
+
+
+def segment_schema(session: Session, *, bucket: str, resource_type: str) -> TypeSchema:
+    """The field schema rules on this type see; `contact` sees person and organisation."""
+    if resource_type != "contact":
+        return schema_for(session, bucket=bucket, resource_type=resource_type)
+    person = schema_for(session, bucket=bucket, resource_type="person")
+    organisation = schema_for(session, bucket=bucket, resource_type="organisation")
+    fields = {**organisation.fields, **person.fields}
+    return replace(
+        person,
+        resource_type="contact",
+        name="Contacts",
+        name_singular="Contact",
+        prefix="con",
+        fields=fields,
+        search_fields=("first_name", "last_name", "name", "email", "address.postal_code"),
+        sort_by=("display_value",),
+        unique_field=None,
+    )
+
+
+def definition(row: Segment) -> SegmentDef:
+    return SegmentDef(
+        uid=row.uid,
+        resource_type=row.resource_type,
+        segment_type=row.segment_type,
+        rules=row.rules,
+        parent_uid=row.parent_uid,
+        deleted=row.record_state != "active",
+        name=row.name,
+    )
+
+
+def make_context(
+    session: Session, *, bucket: str, resource_type: str, self_uid: str | None = None
+) -> Context:
+    cache: dict[str, SegmentDef | None] = {}
+
+    def segment(uid: str) -> SegmentDef | None:
+        if uid not in cache:
+            row = repository.get(session, bucket=bucket, uid=uid)
+            cache[uid] = definition(row) if row else None
+        return cache[uid]
+
+    return Context(
+        bucket=bucket,
+        resource_type=resource_type,
+        schema=segment_schema(session, bucket=bucket, resource_type=resource_type),
+        now=utcnow(),
+        segment=segment,
+        postcode=lambda code: repository.postcode(session, bucket=bucket, code=code),
+        self_uid=self_uid,
+    )
+
+
+def base_query(bucket: str, resource_type: str) -> Select[Record]:
+    return select(Record).where(
+        Record.bucket == bucket,
+        Record.resource_type.in_(stored_types(resource_type)),
+        Record.record_state == "active",
+    )
+
+
+def segment_filter(session: Session, row: Segment) -> Node:
+    ctx = make_context(session, bucket=row.bucket, resource_type=row.resource_type)
+    return membership(definition(row), ctx)
+
+
+def search_condition(q: str | None) -> ColumnElement[bool] | None:
+    """Every word of `q` appears in the record's search text (names, email, postcode)."""
+    if not q or not q.strip():
+        return None
+    words = q.lower().split()[:8]
+    escaped = [w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for w in words]
+    return and_(*[Record.search_text.like(f"%{w}%", escape="\\") for w in escaped])
+
+
+def selection(bucket: str, resource_type: str, node: Node, q: str | None = None) -> Select[Record]:
+    stmt = base_query(bucket, resource_type).where(to_sql(node, bucket=bucket))
+    condition = search_condition(q)
+    return stmt if condition is None else stmt.where(condition)
+
+
+def count(session: Session, stmt: Select[Record]) -> int:
+    return session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+
+
+def order_by(schema: TypeSchema, sort: str | None) -> list[Any]:
+    keys = [sort] if sort else list(schema.sort_by)
+    out: list[Any] = []
+    for key in keys:
+        column = records.sort_column(schema, key.lstrip("-"))
+        out.append(column.desc() if key.startswith("-") else column.asc())
+    out.append(Record.uid.asc())
+    return out
+
+
+def page(
+    session: Session,
+    stmt: Select[Record],
+    schema: TypeSchema,
+    sort: str | None,
+    paging: Paging,
+) -> list[Record]:
+    return list(
+        session.scalars(
+            stmt.order_by(*order_by(schema, sort)).offset(paging.offset).limit(paging.page_size)
+        ).all()
+    )
+
+
+def stream(session: Session, stmt: Select[Record], batch: int = 1000) -> Iterator[Record]:
+    """Every selected record in uid order, a batch at a time (bounded memory)."""
+    after = ""
+    while True:
+        rows = session.scalars(
+            stmt.where(Record.uid > after).order_by(Record.uid).limit(batch)
+        ).all()
+        yield from rows
+        if len(rows) < batch:
+            return
+        after = rows[-1].uid
+        session.expunge_all()
+
+
+def lists_lookup(session: Session, bucket: str) -> Any:
+    cache: dict[tuple[str, str], set[str]] = {}
+
+    def lists(segment_uid: str, kind: str) -> set[str]:
+        key = (segment_uid, kind)
+        if key not in cache:
+            cache[key] = set(
+                repository.list_uids(session, bucket=bucket, uid=segment_uid, kind=kind)
+            )
+        return cache[key]
+
+    return lists
+
+
+def builtin_name(resource_type: str) -> str:
+    return "Contacts" if resource_type == "contact" else BUILTIN[resource_type].name

@@ -1,0 +1,72 @@
+"""Every query over segments, their lists and postcodes; each takes the bucket."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from fold.db.models import Postcode, Segment, SegmentUri
+
+
+def get(session: Session, *, bucket: str, uid: str) -> Segment | None:
+    return session.get(Segment, (bucket, uid))
+
+
+def all_segments(
+    session: Session, *, bucket: str, include_deleted: bool = False
+) -> Sequence[Segment]:
+    stmt = select(Segment).where(Segment.bucket == bucket)
+    if not include_deleted:
+        stmt = stmt.where(Segment.record_state == "active")
+    return session.scalars(stmt.order_by(Segment.name, Segment.uid)).all()
+
+
+def live_children(session: Session, *, bucket: str, uid: str) -> Sequence[Segment]:
+    return session.scalars(
+        select(Segment).where(
+            Segment.bucket == bucket,
+            Segment.parent_uid == uid,
+            Segment.record_state == "active",
+        )
+    ).all()
+
+
+def list_uids(session: Session, *, bucket: str, uid: str, kind: str) -> list[str]:
+    return list(
+        session.scalars(
+            select(SegmentUri.record_uid)
+            .where(
+                SegmentUri.bucket == bucket,
+                SegmentUri.segment_uid == uid,
+                SegmentUri.kind == kind,
+            )
+            .order_by(SegmentUri.position)
+        ).all()
+    )
+
+
+def replace_lists(
+    session: Session, *, bucket: str, uid: str, include: list[str], exclude: list[str]
+) -> None:
+    session.execute(
+        delete(SegmentUri).where(SegmentUri.bucket == bucket, SegmentUri.segment_uid == uid)
+    )
+    rows = [
+        {"bucket": bucket, "segment_uid": uid, "kind": kind, "record_uid": record, "position": i}
+        for kind, uids in (("include", include), ("exclude", exclude))
+        for i, record in enumerate(dict.fromkeys(uids))
+    ]
+    if rows:
+        table = SegmentUri.__table__
+        session.execute(table.insert(), rows)  # type: ignore[attr-defined]
+
+
+def postcode(session: Session, *, bucket: str, code: str) -> tuple[float, float] | None:
+    row = session.get(Postcode, (bucket, normalise_postcode(code)))
+    return (row.lat, row.lng) if row else None
+
+
+def normalise_postcode(code: str) -> str:
+    return "".join(code.split()).upper()

@@ -1,0 +1,341 @@
+"""Reading segments and their records: lists, trees, config, count, lookup, pages, CSV,
+preview and explain."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from fold.auth.policies import Caller
+from fold.db.models import Fieldset, Record, Segment
+from fold.errors import NotFound, Problem, ValidationFailed
+from fold.fields.display import value_at
+from fold.fields.schema import TypeSchema
+from fold.ids import is_uid, make_uri
+from fold.paging import Paging, read_int
+from fold.records.service import record_out
+from fold.rules.compile import membership, rules_filter
+from fold.rules.context import SegmentDef
+from fold.rules.filter import Node
+from fold.rules.sentence import describe
+from fold.segments import repository, service
+from fold.segments.inputs import VIEW_CONTEXTS, Definition, read_definition
+from fold.segments.members import (
+    count,
+    make_context,
+    page,
+    segment_filter,
+    segment_schema,
+    selection,
+    stream,
+)
+from fold.timefmt import format_datetime, utcnow
+
+FALSE_VALUES = ("false", "0", "no", "")
+
+
+def flag(params: dict[str, Any], name: str) -> bool:
+    return str(params.get(name, "false")).strip().lower() not in FALSE_VALUES
+
+
+def listing(
+    session: Session,
+    caller: Caller,
+    params: dict[str, Any],
+    *,
+    active_only: bool,
+    name: str | None = None,
+    view_context: str | None = None,
+    include_deleted: bool = False,
+) -> dict[str, Any]:
+    """The segments envelope: `segments`, `page`, `page_size`, `total`, `pages`."""
+    paging = Paging.read(params)
+    rows = repository.all_segments(session, bucket=caller.bucket, include_deleted=include_deleted)
+    if active_only:
+        rows = [r for r in rows if r.active]
+    if name is not None:
+        term = name.strip().lower()
+        rows = [r for r in rows if term in r.name.lower()]
+    if view_context is not None:
+        rows = [r for r in rows if view_context in r.view_context]
+    chosen = rows[paging.offset : paging.offset + paging.page_size]
+    return {
+        "segments": [service.segment_out(session, caller, r) for r in chosen],
+        **paging.envelope(len(rows)),
+    }
+
+
+def check_view_context(value: str) -> str:
+    if value not in VIEW_CONTEXTS:
+        raise ValidationFailed(
+            f"{value!r} is not a view context; use one of {', '.join(VIEW_CONTEXTS)}.",
+            param="view_context",
+        )
+    return value
+
+
+def trees(session: Session, caller: Caller) -> dict[str, Any]:
+    rows = repository.all_segments(session, bucket=caller.bucket)
+    nodes = {r.uid: {**service.segment_out(session, caller, r), "children": []} for r in rows}
+    roots: list[dict[str, Any]] = []
+    for row in rows:
+        parent = nodes.get(row.parent_uid or "")
+        (parent["children"] if parent else roots).append(nodes[row.uid])
+    return {"segments": roots}
+
+
+def config(session: Session, caller: Caller, row: Segment) -> dict[str, Any]:
+    schema = segment_schema(session, bucket=row.bucket, resource_type=row.resource_type)
+    ui = {**service.user_interface(caller, row), "can_bypass_gdpr": caller.can("gdpr_bypass")}
+    return {
+        "mapping": {
+            "collection": row.resource_type,
+            "name": schema.name,
+            "name_singular": schema.name_singular,
+            "prefix": schema.prefix,
+            "fields": [
+                {"field": f.name, "label": f.label, "form_type": f.form_type, "style": f.type}
+                for f in schema.fields.values()
+            ],
+            "field_list": list(schema.list_fields),
+            "search_fields": list(schema.search_fields),
+            "search_placeholder": schema.search_placeholder,
+            "sort_by": list(schema.sort_by),
+            "unique_field": schema.unique_field,
+            "contact_field": schema.contact_field,
+            "contact_search_fields": ["first_name", "last_name", "name", "email"],
+            "join_people": row.resource_type in ("organisation", "contact"),
+            "join_orgs": row.resource_type in ("person", "contact"),
+        },
+        "resource_type": row.resource_type,
+        "segment": make_uri(row.bucket, "segment", row.uid),
+        "segment_type": row.segment_type,
+        "view_context": row.view_context,
+        "user_groups": [],
+        "user_groups_for_display": [],
+        "user_interface": ui,
+    }
+
+
+def sentence(session: Session, row: Segment, schema: TypeSchema) -> str:
+    names = {}
+    for rule in row.rules:
+        if rule["field"] == "segment":
+            for uri in rule["value"]:
+                other = repository.get(
+                    session, bucket=row.bucket, uid=uri.rstrip("/").split("/")[-1]
+                )
+                names[uri] = other.name if other else uri
+    return describe(schema, row.rules, names)
+
+
+def segment_count(session: Session, caller: Caller, row: Segment) -> dict[str, Any]:
+    schema = segment_schema(session, bucket=row.bucket, resource_type=row.resource_type)
+    total = count(session, selection(row.bucket, row.resource_type, segment_filter(session, row)))
+    return {
+        "count": total,
+        "description": row.description or sentence(session, row, schema),
+        "segment": make_uri(row.bucket, "segment", row.uid),
+        "computed_at": format_datetime(utcnow()),
+    }
+
+
+def summary(record: Record, schema: TypeSchema) -> dict[str, Any]:
+    out = {
+        "uri": make_uri(record.bucket, record.resource_type, record.uid),
+        "uid": record.uid,
+        "resource_type": record.resource_type,
+        "display_value": record.display_value,
+    }
+    for field in schema.list_fields:
+        out[field] = value_at(record.data, field)
+    return out
+
+
+def read_sort(params: dict[str, Any]) -> str | None:
+    sort = params.get("sort")
+    if sort in (None, ""):
+        return None
+    from fold.records.service import FILTER_PATH_RE
+
+    if not isinstance(sort, str) or not FILTER_PATH_RE.match(sort.lstrip("-")):
+        raise ValidationFailed(f"{sort!r} is not a field to sort by.", param="sort")
+    return sort
+
+
+def results_page(
+    session: Session, row_bucket: str, resource_type: str, node: Node, params: dict[str, Any]
+) -> dict[str, Any]:
+    paging = Paging.read(params)
+    schema = segment_schema(session, bucket=row_bucket, resource_type=resource_type)
+    q = params.get("q")
+    if q is not None and not isinstance(q, str):
+        raise ValidationFailed("q is a search term", param="q")
+    stmt = selection(row_bucket, resource_type, node, q)
+    total = count(session, stmt)
+    rows = page(session, stmt, schema, read_sort(params), paging)
+    verbose = flag(params, "verbose")
+    results = [record_out(r) if verbose else summary(r, schema) for r in rows]
+    return {
+        "results": results,
+        **paging.envelope(total),
+        "computed_at": format_datetime(utcnow()),
+    }
+
+
+def segment_records(
+    session: Session, caller: Caller, row: Segment, params: dict[str, Any]
+) -> dict[str, Any]:
+    out = results_page(session, row.bucket, row.resource_type, segment_filter(session, row), params)
+    return {**out, "segment": make_uri(row.bucket, "segment", row.uid)}
+
+
+def lookup(session: Session, row: Segment, q: str | None) -> list[dict[str, Any]]:
+    schema = segment_schema(session, bucket=row.bucket, resource_type=row.resource_type)
+    stmt = selection(row.bucket, row.resource_type, segment_filter(session, row), q)
+    rows = page(session, stmt, schema, None, Paging(1, 10))
+    out = []
+    for r in rows:
+        uri = make_uri(r.bucket, r.resource_type, r.uid)
+        out.append(
+            {
+                "id": r.uid,
+                "uri": uri,
+                "value": uri,
+                "label": r.display_value,
+                "text": r.display_value,
+                "display_value": r.display_value,
+            }
+        )
+    return out
+
+
+def csv_columns(session: Session, row: Segment, template: str | None) -> list[str]:
+    if template:
+        fieldset = find_fieldset(session, row.bucket, template)
+        if fieldset is None:
+            raise ValidationFailed(f"No fieldset {template!r} in this bucket.", param="template")
+        return ["uri", *fieldset.fields]
+    schema = segment_schema(session, bucket=row.bucket, resource_type=row.resource_type)
+    return ["uri", "display_value", *schema.list_fields]
+
+
+def find_fieldset(session: Session, bucket: str, template: str) -> Fieldset | None:
+    from sqlalchemy import select
+
+    if is_uid(template):
+        found = session.get(Fieldset, (bucket, template))
+        if found is not None:
+            return found
+    return session.scalar(
+        select(Fieldset).where(Fieldset.bucket == bucket, Fieldset.name == template).limit(1)
+    )
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ", ".join(cell(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def csv_stream(
+    factory: sessionmaker[Session], bucket: str, segment_uid: str, columns: list[str]
+) -> Iterator[str]:
+    """The CSV, a chunk at a time, read in its own session (the request's has closed)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    session = factory()
+    try:
+        row = repository.get(session, bucket=bucket, uid=segment_uid)
+        assert row is not None
+        stmt = selection(bucket, row.resource_type, segment_filter(session, row))
+        for n, record in enumerate(stream(session, stmt), start=1):
+            full = record_out(record)
+            writer.writerow([cell(value_at(full, c)) for c in columns])
+            if n % 500 == 0:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+    finally:
+        session.close()
+
+
+def definition_filter(
+    session: Session, caller: Caller, params: dict[str, Any]
+) -> tuple[Definition, service.Checked, list[Problem]]:
+    problems: list[Problem] = []
+    d = read_definition(params, Definition(), problems)
+    checked = service.check(session, caller, d, problems, None)
+    return d, checked, problems
+
+
+def validate(session: Session, caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
+    _, checked, problems = definition_filter(session, caller, params)
+    return {
+        "valid": not problems,
+        "errors": [p.as_dict() for p in problems],
+        "rules": {"match": "all", "conditions": checked.rules},
+    }
+
+
+def preview(session: Session, caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
+    d, checked, problems = definition_filter(session, caller, params)
+    if problems:
+        raise ValidationFailed.collect(problems)
+    ctx = make_context(session, bucket=caller.bucket, resource_type=d.resource_type)
+    node = unsaved_filter(session, caller, d, checked, ctx)
+    schema = ctx.schema
+    out = results_page(session, caller.bucket, d.resource_type, node, params)
+    return {
+        "count": out["total"],
+        "description": d.description or describe(schema, checked.rules),
+        **out,
+    }
+
+
+def unsaved_filter(
+    session: Session, caller: Caller, d: Definition, checked: service.Checked, ctx: Any
+) -> Node:
+    """The membership of a definition not yet saved: its lists go in as uid sets."""
+    from fold.rules.filter import all_of, any_of, leaf, negate
+
+    kind = d.segment_type
+    include = leaf("uid", "in", "string", checked.include) if checked.include else {"const": False}
+    exclude = leaf("uid", "in", "string", checked.exclude) if checked.exclude else {"const": False}
+    if kind == "auxiliary":
+        node: Node = {"const": False}
+    elif kind == "static":
+        node = all_of([include, negate(exclude)])
+    else:
+        rules = rules_filter(checked.rules, ctx)
+        node = rules if kind == "dynamic" else all_of([any_of([rules, include]), negate(exclude)])
+    if checked.parent_uid:
+        parent = ctx.segment(checked.parent_uid)
+        if parent is not None and parent.segment_type != "auxiliary":
+            node = all_of([node, membership(parent, ctx)])
+    return node
+
+
+def load_for_read(session: Session, caller: Caller, uid: str) -> Segment:
+    caller.require("read")
+    return service.load(session, caller, uid)
+
+
+def limit_param(params: dict[str, Any]) -> int:
+    return read_int(params.get("limit"), param="limit", default=10, low=1, high=100)
+
+
+__all__ = ["NotFound", "SegmentDef"]
