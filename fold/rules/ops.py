@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, bindparam, func, literal
+from sqlalchemy import ColumnElement, Float, String, bindparam, func, literal
 
 from fold.db.jsonsql import collate_binary, fold_case
 from fold.rules.values import python_pattern
@@ -67,7 +67,17 @@ def _ordered(expr: ColumnElement[Any], kind: str, dialect: str) -> ColumnElement
 
 
 def _arg(value: Any, kind: str) -> Any:
-    return bindparam(None, value, type_=String()) if _is_text(kind) else literal(value)
+    # Typed binds: an untyped list takes the type of its first value on PostgreSQL, which
+    # would read 0.25 as an integer after a -1.
+    if _is_text(kind):
+        return bindparam(None, value, type_=String())
+    if kind == "number":
+        return bindparam(None, float(value), type_=Float())
+    return literal(value)
+
+
+def _args(values: Any, kind: str) -> list[Any]:
+    return [_arg(v, kind) for v in values]
 
 
 def _compare(py: Callable[[Any, Any], bool], sql: Callable[[Any, Any], Any]) -> tuple[PyFn, SqlFn]:
@@ -85,8 +95,10 @@ def _prefix_sql(expr: ColumnElement[Any], arg: str, folded: bool, dialect: str) 
 
 def _regex_sql(expr: ColumnElement[Any], arg: dict[str, str], dialect: str) -> Any:
     if dialect == "postgresql":
+        # Under the "C" collation PostgreSQL's regex folds case and reads classes in ASCII
+        # only, as Python does with re.ASCII; a server locale would fold more.
         operator = "~*" if "i" in arg["flags"] else "~"
-        return expr.op(operator)(bindparam(None, arg["pattern"], type_=String()))
+        return expr.collate("C").op(operator)(bindparam(None, arg["pattern"], type_=String()))
     return func.fold_regexp(arg["pattern"], arg["flags"], expr) == 1
 
 
@@ -97,11 +109,11 @@ OPS: dict[str, Op] = {
         lambda v, a, k: _py_fold(v, k) == _py_fold(a, k),
         lambda e, a, k, d: _sql_fold(e, k, d) == _arg(_py_fold(a, k), k),
     ),
-    "in": Op("in", lambda v, a, k: v in a, lambda e, a, k, d: e.in_(list(a))),
+    "in": Op("in", lambda v, a, k: v in a, lambda e, a, k, d: e.in_(_args(a, k))),
     "in_fold": Op(
         "in_fold",
         lambda v, a, k: _py_fold(v, k) in {_py_fold(x, k) for x in a},
-        lambda e, a, k, d: _sql_fold(e, k, d).in_(sorted({_py_fold(x, k) for x in a})),
+        lambda e, a, k, d: _sql_fold(e, k, d).in_(_args(sorted({_py_fold(x, k) for x in a}), k)),
     ),
     "gt": Op("gt", *_compare(lambda v, a: v > a, lambda e, a: e > a)),
     "gte": Op("gte", *_compare(lambda v, a: v >= a, lambda e, a: e >= a)),

@@ -8,7 +8,7 @@ from typing import Any
 
 from fold.rules.filter import SYSTEM_KINDS, Node
 from fold.rules.ops import OPS, kind_of
-from fold.rules.sql import near_factors
+from fold.rules.sql import TINY, near_factors
 
 Lists = Callable[[str, str], set[str]]  # (segment uid, "include"|"exclude") -> record uids
 
@@ -67,13 +67,17 @@ def _leaf(node: Node, record: dict[str, Any]) -> bool:
     return any(kind_of(c) == kind and op.python(c, arg, kind) for c in candidates)
 
 
+def _clamp(offset: float) -> float:
+    return 0.0 if abs(offset) < TINY else offset
+
+
 def _near(near: dict[str, Any], record: dict[str, Any]) -> bool:
     lat = _number(value_at(record, f"{near['field']}.lat"))
     lng = _number(value_at(record, f"{near['field']}.lng"))
     if lat is None or lng is None:
         return False
     k_lat, k_lng = near_factors(near["lat"])
-    dy = (lat - near["lat"]) * k_lat
-    dx = (lng - near["lng"]) * k_lng
+    dy = _clamp((lat - near["lat"]) * k_lat)
+    dx = _clamp((lng - near["lng"]) * k_lng)
     limit: float = near["km"] * near["km"]
     return bool(dy * dy + dx * dx <= limit)

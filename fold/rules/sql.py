@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, not_, or_, select, true
+from sqlalchemy import ColumnElement, and_, case, false, func, not_, or_, select, true
 from sqlalchemy.sql.functions import coalesce
 
 from fold.db.jsonsql import ColumnTest, JsonNumber, JsonShape, JsonTest
@@ -72,6 +72,14 @@ def _leaf(node: Node) -> ColumnElement[bool]:
     return JsonTest(Record.data, field, kind, predicate, any=node["any"])
 
 
+TINY = 1e-100
+
+
+def clamp(expr: ColumnElement[Any]) -> ColumnElement[Any]:
+    """Offsets too small to matter are 0: PostgreSQL refuses to square a subnormal."""
+    return case((func.abs(expr) < TINY, 0.0), else_=expr)
+
+
 def near_factors(lat: float) -> tuple[float, float]:
     """km per degree of latitude and of longitude at `lat` (equirectangular)."""
     return KM_PER_DEGREE, KM_PER_DEGREE * math.cos(math.radians(lat))
@@ -83,8 +91,8 @@ def _near(near: dict[str, Any]) -> ColumnElement[bool]:
     field = near["field"]
 
     def within(lat_expr: ColumnElement[Any], lng_expr: ColumnElement[Any]) -> ColumnElement[bool]:
-        dy = (lat_expr - near["lat"]) * k_lat
-        dx = (lng_expr - near["lng"]) * k_lng
+        dy = clamp((lat_expr - near["lat"]) * k_lat)
+        dx = clamp((lng_expr - near["lng"]) * k_lng)
         test: ColumnElement[bool] = dy * dy + dx * dx <= limit
         return test
 
