@@ -71,7 +71,8 @@ def record_audit(
 ) -> Any:
     """The audit entries of one record, newest first."""
     caller.require("read")
-    check_resource_type(resource_type, stored=False)
+    if resource_type not in ("segment", "fieldset"):
+        check_resource_type(resource_type, stored=False)
     if not is_uid(uid):
         raise ValidationFailed("A uid is 24 hex characters.", param="uid")
     params = dict(request.query_params)

@@ -256,5 +256,30 @@ def import_file(
         sys.exit(1)
 
 
+@cli.group()
+def postcodes() -> None:
+    """Postcode tables for `near` rules."""
+
+
+@postcodes.command("load")
+@click.argument("bucket")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_context
+@friendly_errors
+def postcodes_load(ctx: Context, bucket: str, file: Path) -> None:
+    """Replace a bucket's postcode table from a CSV with a postcode,lat,lng header."""
+    from fold.buckets.service import ensure_bucket
+    from fold.segments.postcodes import load_postcodes
+
+    with unit_of_work(ctx.migrated()) as session, file.open(encoding="utf-8-sig", newline="") as f:
+        ensure_bucket(session, bucket)
+        result = load_postcodes(session, bucket=bucket, lines=f)
+    click.echo(f"loaded {result.loaded:,} postcodes into {bucket}; {result.failed:,} rows refused")
+    for error in result.errors:
+        click.echo(f"  {error}")
+    if result.failed:
+        sys.exit(1)
+
+
 if __name__ == "__main__":
     cli()

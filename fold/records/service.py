@@ -290,7 +290,7 @@ def list_page(
     total = repository.count(session, stmt)
     sort = query.sort or "uid"
     column = repository.sort_column(schema, sort.lstrip("-"))
-    order = column.desc() if sort.startswith("-") else column.asc()
+    order = (column.desc() if sort.startswith("-") else column.asc()).nulls_last()
     rows = session.scalars(
         stmt.order_by(order, Record.uid).offset(paging.offset).limit(paging.page_size)
     ).all()

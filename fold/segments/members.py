@@ -121,7 +121,8 @@ def order_by(schema: TypeSchema, sort: str | None) -> list[Any]:
     out: list[Any] = []
     for key in keys:
         column = records.sort_column(schema, key.lstrip("-"))
-        out.append(column.desc() if key.startswith("-") else column.asc())
+        # Records without the field come last either way, on both databases.
+        out.append((column.desc() if key.startswith("-") else column.asc()).nulls_last())
     out.append(Record.uid.asc())
     return out
 

@@ -292,6 +292,8 @@ def validate(session: Session, caller: Caller, params: dict[str, Any]) -> dict[s
 
 
 def preview(session: Session, caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
+    # An unsaved definition needs no name to be looked at.
+    params = {"name": "Preview", **params}
     d, checked, problems = definition_filter(session, caller, params)
     if problems:
         raise ValidationFailed.collect(problems)

@@ -22,7 +22,9 @@ from fold.rules.sql import to_sql
 
 GOLDEN = Path(__file__).with_name("golden_filters.json")
 NOW = datetime(2026, 6, 15, 12, 30)
-OTHER = SegmentDef("b" * 24, "person", "dynamic", [{"field": "tags", "operator": "equals", "value": "x"}])
+OTHER = SegmentDef(
+    "b" * 24, "person", "dynamic", [{"field": "tags", "operator": "equals", "value": "x"}]
+)
 
 CASES: dict[str, list[dict[str, Any]]] = {
     "equals": [{"field": "address.locality", "operator": "equals", "value": " London "}],
@@ -35,14 +37,18 @@ CASES: dict[str, list[dict[str, Any]]] = {
         {"field": "date_of_birth", "operator": "greater_than_or_equals", "value": "today-30y"}
     ],
     "less_than": [{"field": "mailchimp_last_sync", "operator": "less_than", "value": "now-2wk"}],
-    "less_than_or_equals": [{"field": "created", "operator": "less_than_or_equals", "value": "2026-01-01"}],
+    "less_than_or_equals": [
+        {"field": "created", "operator": "less_than_or_equals", "value": "2026-01-01"}
+    ],
     "starts_with": [{"field": "address.postal_code", "operator": "starts_with", "value": "SW1%"}],
     "starts_with_case_insensitive": [
         {"field": "last_name", "operator": "starts_with_case_insensitive", "value": "mac"}
     ],
     "or_list": [{"field": "tags", "operator": "or_list", "value": "donor, volunteer"}],
     "and_list": [{"field": "tags", "operator": "and_list", "value": ["donor", "volunteer"]}],
-    "none_of": [{"field": "membership_status", "operator": "none_of", "value": ["lapsed", "cancelled"]}],
+    "none_of": [
+        {"field": "membership_status", "operator": "none_of", "value": ["lapsed", "cancelled"]}
+    ],
     "near": [{"field": "", "operator": "near", "value": "51.5,-0.12,5mi"}],
     "near_postcode": [{"field": "geo", "operator": "near", "value": "SW1A 1AA,10"}],
     "raw": [
@@ -90,7 +96,10 @@ def compiled(rules: list[dict[str, Any]]) -> dict[str, Any]:
         "filter": node,
         "sql": {
             name: " ".join(str(stmt.compile(dialect=dialect)).split())
-            for name, dialect in (("sqlite", sqlite.dialect()), ("postgresql", postgresql.dialect()))
+            for name, dialect in (
+                ("sqlite", sqlite.dialect()),
+                ("postgresql", postgresql.dialect()),
+            )
         },
     }
 

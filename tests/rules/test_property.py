@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from fold.auth.policies import Caller
+from fold.buckets.service import ensure_bucket
 from fold.db.engine import unit_of_work
 from fold.db.models import Record
 from fold.fields.service import add_custom_field, schema_for
@@ -23,7 +23,6 @@ from fold.rules.compile import normalise, rules_filter
 from fold.rules.context import Context
 from fold.rules.python import matches
 from fold.rules.sql import to_sql
-from fold.buckets.service import ensure_bucket
 from tests.conftest import Database
 
 NOW = datetime(2026, 6, 15, 12, 0)
@@ -42,9 +41,7 @@ SCALAR = st.one_of(TEXT, NUMBER, st.booleans())
 ANYTHING = st.one_of(
     st.none(), SCALAR, st.lists(SCALAR, max_size=3), st.fixed_dictionaries({"k": SCALAR})
 )
-GEO = st.fixed_dictionaries(
-    {"lat": st.floats(51.3, 51.7), "lng": st.floats(-0.4, 0.2)}
-)
+GEO = st.fixed_dictionaries({"lat": st.floats(51.3, 51.7), "lng": st.floats(-0.4, 0.2)})
 
 FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "first_name": TEXT,
@@ -111,7 +108,11 @@ def raw_condition() -> st.SearchStrategy[Any]:
     ops = st.one_of(
         st.builds(lambda v: {"$eq": v}, SCALAR),
         st.builds(lambda v: {"$ne": v}, SCALAR),
-        st.builds(lambda o, v: {o: v}, st.sampled_from(["$gt", "$gte", "$lt", "$lte"]), st.one_of(TEXT, NUMBER)),
+        st.builds(
+            lambda o, v: {o: v},
+            st.sampled_from(["$gt", "$gte", "$lt", "$lte"]),
+            st.one_of(TEXT, NUMBER),
+        ),
         st.builds(lambda v: {"$in": v}, st.lists(SCALAR, min_size=1, max_size=3)),
         st.builds(lambda v: {"$nin": v}, st.lists(SCALAR, min_size=1, max_size=3)),
         st.builds(lambda v: {"$all": v}, st.lists(TEXT, min_size=1, max_size=2)),
@@ -154,7 +155,12 @@ def load(db: Database, rows: list[dict[str, Any]]) -> tuple[str, list[dict[str, 
     bucket = f"prop-{db.name[:2]}-{next(_buckets)}"
     with unit_of_work(db.sessions) as session:
         ensure_bucket(session, bucket)
-        add_custom_field(session, bucket=bucket, resource_type="person", body={"field": "score", "type": "number"})
+        add_custom_field(
+            session,
+            bucket=bucket,
+            resource_type="person",
+            body={"field": "score", "type": "number"},
+        )
         schema = schema_for(session, bucket=bucket, resource_type="person")
         result = import_rows(
             session,
@@ -168,7 +174,9 @@ def load(db: Database, rows: list[dict[str, Any]]) -> tuple[str, list[dict[str, 
         return bucket, [record_out(r) for r in stored]
 
 
-def agree(db: Database, bucket: str, stored: list[dict[str, Any]], rules: list[dict[str, Any]]) -> None:
+def agree(
+    db: Database, bucket: str, stored: list[dict[str, Any]], rules: list[dict[str, Any]]
+) -> None:
     with unit_of_work(db.sessions) as session:
         schema = schema_for(session, bucket=bucket, resource_type="person")
         ctx = Context(bucket=bucket, resource_type="person", schema=schema, now=NOW)
@@ -194,8 +202,12 @@ PROFILE = settings(
 
 
 @PROFILE
-@given(rows=st.lists(records(), min_size=1, max_size=12), rules=st.lists(RULE, min_size=1, max_size=3))
-def test_random_records_and_rules_agree(database: Database, rows: list[dict[str, Any]], rules: list[dict[str, Any]]) -> None:
+@given(
+    rows=st.lists(records(), min_size=1, max_size=12), rules=st.lists(RULE, min_size=1, max_size=3)
+)
+def test_random_records_and_rules_agree(
+    database: Database, rows: list[dict[str, Any]], rules: list[dict[str, Any]]
+) -> None:
     bucket, stored = load(database, rows)
     agree(database, bucket, stored, rules)
 
@@ -214,7 +226,9 @@ class TestFixedData:
             self.data[database.name] = load(database, rows)
         return self.data[database.name]
 
-    @settings(max_examples=EXAMPLES * 3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(
+        max_examples=EXAMPLES * 3, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
     @given(rules=st.lists(RULE, min_size=1, max_size=4))
     def test_rules_agree(self, database: Database, rules: list[dict[str, Any]]) -> None:
         bucket, stored = self.bucket(database)
@@ -237,7 +251,9 @@ def _random_record(rng: Any) -> dict[str, Any]:
         "score": lambda: rng.choice([-1.5, 0, 1, 2, 2.5, 3, 1e6]),
         "email_opt_out": lambda: rng.random() < 0.5,
         "date_of_birth": lambda: f"2026-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}",
-        "mailchimp_last_sync": lambda: f"2026-06-{rng.randrange(1, 30):02d}T{rng.randrange(24):02d}:00:00.000000",
+        "mailchimp_last_sync": lambda: (
+            f"2026-06-{rng.randrange(1, 30):02d}T{rng.randrange(24):02d}:00:00.000000"
+        ),
         "tags": lambda: [text() for _ in range(rng.randrange(4))],
         "geo": lambda: {"lat": 51.3 + rng.random() * 0.4, "lng": -0.4 + rng.random() * 0.6},
         "extras.code": lambda: rng.choice([None, scalar(), [scalar(), scalar()], {"k": scalar()}]),
