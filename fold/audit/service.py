@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fold.audit.diff import clean_diff
+from fold.db.bulk import insert_rows
 from fold.db.models import AuditEntry
 from fold.ids import make_uri, new_uid
 from fold.timefmt import format_datetime, utcnow
@@ -52,7 +53,10 @@ def record_writes(
         for c in changes
     ]
     table: Any = AuditEntry.__table__
-    session.execute(table.insert(), rows)
+    if len(rows) == 1:
+        session.execute(table.insert(), rows)
+    else:
+        insert_rows(session, table, rows)
 
 
 def entry_out(entry: AuditEntry) -> dict[str, Any]:

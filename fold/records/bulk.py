@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fold.audit.service import Change, entry_row, record_writes
+from fold.db.bulk import insert_rows
 from fold.db.models import AuditEntry, Record
 from fold.errors import Problem
 from fold.fields.display import unique_key
@@ -289,7 +290,7 @@ class BatchWriter:
             else:
                 updates.append(row)
         if inserts:
-            self.session.execute(RECORDS.insert(), inserts)
+            insert_rows(self.session, RECORDS, inserts)
         if updates:
             self.session.execute(UPDATE_BY_KEY, [_keyed(u) for u in updates])
 
@@ -369,5 +370,5 @@ def insert_clean(
                 at=now,
             )
         )
-    session.execute(RECORDS.insert(), records)
-    session.execute(AUDIT.insert(), audit)
+    insert_rows(session, RECORDS, records)
+    insert_rows(session, AUDIT, audit)
