@@ -122,9 +122,11 @@ def demo(ctx: Context, bucket: str, people: int, seed: int, today: Any, if_empty
 
         counts = load_demo(factory, bucket=bucket, plan=plan, progress=progress)
     seconds = time.monotonic() - started
+    postcodes = counts.pop("postcode", 0)
     total = sum(counts.values())
     summary = ", ".join(f"{n:,} {t}" for t, n in sorted(counts.items()))
     click.echo(f"made {total:,} records in {seconds:.1f} s ({total / seconds:,.0f}/s): {summary}")
+    click.echo(f"loaded {postcodes:,} postcodes into the bucket's postcode table")
 
 
 @cli.group()

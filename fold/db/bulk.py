@@ -43,8 +43,7 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
         )
         for row in rows
     ]
-    raw = connection.connection.dbapi_connection
-    assert raw is not None
+    raw: Any = connection.connection.dbapi_connection
     names = ", ".join(columns)
     if dialect == "postgresql":
         with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:

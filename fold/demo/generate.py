@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -70,6 +70,9 @@ class Generator:
         self.org_kind = Picker(rng, vocab.ORG_KINDS)
         self.role = Picker(rng, vocab.GROUP_ROLES)
         self.emails: set[str] = set()
+        # Each postcode's centre: where it was first placed. Loaded as the bucket's postcode
+        # table so that `near` rules can name demo postcodes.
+        self.postcodes: dict[str, tuple[float, float]] = {}
         self.org_uris: list[str] = []
         self.group_uris: list[str] = []
         self.membership_number = 10000
@@ -111,6 +114,7 @@ class Generator:
         }
         if rng.random() < 0.15:
             address["line2"] = f"Flat {rng.randrange(1, 40)}"
+        self.postcodes.setdefault(address["postal_code"], (geo["lat"], geo["lng"]))
         return address, geo
 
     def organisations(self) -> Iterator[Row]:
@@ -271,6 +275,3 @@ class Generator:
 
 def generate(bucket: str, plan: DemoPlan) -> Iterator[Row]:
     return Generator(bucket, plan).rows()
-
-
-ProgressFn = Callable[[int], None]

@@ -9,9 +9,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fold.buckets.service import ensure_bucket
+from fold.db.bulk import insert_rows
 from fold.db.engine import unit_of_work
-from fold.db.models import Record
-from fold.demo.generate import DemoPlan, Row, generate
+from fold.db.models import Postcode, Record
+from fold.demo.generate import DemoPlan, Generator, Row
 from fold.errors import Conflict
 from fold.fields.builtin import BUILTIN
 from fold.records.bulk import insert_clean
@@ -59,7 +60,8 @@ def load_demo(
     # Creating millions of small objects: the cyclic collector would only slow it down.
     gc.disable()
     try:
-        for row in generate(bucket, plan):
+        generator = Generator(bucket, plan)
+        for row in generator.rows():
             batch.append(row)
             counts[row[0]] = counts.get(row[0], 0) + 1
             if row[0] == "person":
@@ -72,6 +74,13 @@ def load_demo(
             flush()
         if progress is not None:
             progress(people, plan.people)
+        with unit_of_work(factory) as session:
+            rows = [
+                {"bucket": bucket, "postcode": code.replace(" ", ""), "lat": lat, "lng": lng}
+                for code, (lat, lng) in generator.postcodes.items()
+            ]
+            insert_rows(session, Postcode.__table__, rows)  # type: ignore[arg-type]
     finally:
         gc.enable()
+    counts["postcode"] = len(generator.postcodes)
     return counts

@@ -116,3 +116,28 @@ class TestDemo:
         assert again.exit_code == 2 and "already holds" in again.output
         quiet = run(database, "demo", "--bucket", "cli-demo", "--if-empty")
         assert quiet.exit_code == 0 and "leaving it" in quiet.output
+
+
+class TestPostcodes:
+    def test_load_replaces_the_table_and_reports_bad_rows(
+        self, database: Database, tmp_path: Path
+    ) -> None:
+        from fold.db.engine import unit_of_work
+        from fold.segments.repository import postcode
+
+        path = tmp_path / "postcodes.csv"
+        path.write_text(
+            "postcode,lat,lng\nSW1A 1AA,51.501,-0.142\nN1 9GU,51.536,-0.103\nbad,999,0\n"
+        )
+        result = run(database, "postcodes", "load", "cli-pc", str(path))
+        assert (
+            result.exit_code == 1
+            and "loaded 2 postcodes" in result.output
+            and "line 4" in result.output
+        )
+        with unit_of_work(database.sessions) as session:
+            assert postcode(session, bucket="cli-pc", code="sw1a1aa") == (51.501, -0.142)
+        path.write_text("postcode,lat,lng\nE8 1AA,51.54,-0.06\n")
+        assert run(database, "postcodes", "load", "cli-pc", str(path)).exit_code == 0
+        with unit_of_work(database.sessions) as session:
+            assert postcode(session, bucket="cli-pc", code="SW1A 1AA") is None

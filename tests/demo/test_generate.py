@@ -48,3 +48,13 @@ def test_distributions_are_skewed() -> None:
     assert 0.05 < opted_out < 0.2
     statuses = Counter(p.get("membership_status") for p in people)
     assert statuses["active"] > statuses["lapsed"] > statuses["cancelled"] > 0
+
+
+def test_postcodes_have_centres() -> None:
+    from fold.demo.generate import Generator
+
+    generator = Generator("demo", DemoPlan(people=200, seed=3, today=date(2026, 6, 1)))
+    people = [d for t, _, d, _ in generator.rows() if t == "person"]
+    assert people[0]["address"]["postal_code"] in generator.postcodes
+    lat, lng = generator.postcodes[people[0]["address"]["postal_code"]]
+    assert 49 < lat < 59 and -8 < lng < 2
