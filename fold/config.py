@@ -29,6 +29,11 @@ class Settings:
     max_body_bytes: int = 1_048_576
     max_import_bytes: int = 256 * 1_048_576
     allow_private_webhooks: bool = False
+    queue: str = "auto"  # "auto": Redis when redis_url is set, else SQLite; "immediate": inline
+    data_dir: str = "var"
+    job_lease_seconds: int = 60
+    webhook_timeout: float = 10.0
+    webhook_concurrency: int = 8
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -42,4 +47,9 @@ class Settings:
             max_body_bytes=_int("FOLD_MAX_BODY_BYTES", 1_048_576),
             max_import_bytes=_int("FOLD_MAX_IMPORT_BYTES", 256 * 1_048_576),
             allow_private_webhooks=os.environ.get("FOLD_ALLOW_PRIVATE_WEBHOOKS", "") == "1",
+            queue=os.environ.get("FOLD_QUEUE", "auto"),
+            data_dir=str(data_dir),
+            job_lease_seconds=_int("FOLD_JOB_LEASE_SECONDS", 60),
+            webhook_timeout=float(_int("FOLD_WEBHOOK_TIMEOUT", 10)),
+            webhook_concurrency=_int("FOLD_WEBHOOK_CONCURRENCY", 8),
         )

@@ -77,7 +77,10 @@ def database(
 
 
 def settings_for(db: Database, **overrides: Any) -> Settings:
-    return Settings(database_url=db.url, **overrides)
+    """Jobs run inline once their request commits, unless a test asks for a real queue."""
+    values: dict[str, Any] = {"queue": "immediate", "allow_private_webhooks": True}
+    values.update(overrides)
+    return Settings(database_url=db.url, **values)
 
 
 @pytest.fixture(scope="session")

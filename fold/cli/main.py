@@ -70,17 +70,39 @@ def cli() -> None:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
+@click.option(
+    "--worker/--no-worker",
+    default=None,
+    help="Run jobs in this process (default: yes unless FOLD_REDIS_URL is set).",
+)
 @pass_context
-def serve(ctx: Context, host: str, port: int) -> None:
-    """Migrate the database, then serve the API and docs."""
+def serve(ctx: Context, host: str, port: int, worker: bool | None) -> None:
+    """Migrate the database, then serve the API and docs (and run jobs, embedded)."""
     import uvicorn
 
     from fold.web.app import create_app
 
     ctx.migrated()
-    app = create_app(ctx.settings, ctx.engine)
+    embedded = worker if worker is not None else not ctx.settings.redis_url
+    app = create_app(ctx.settings, ctx.engine, embedded_worker=embedded)
     click.echo(f"Fold on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
     uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+@cli.command()
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@pass_context
+def worker(ctx: Context, workers: int) -> None:
+    """Run jobs from the queue (Redis when FOLD_REDIS_URL is set, else var/queue.db).
+
+    Start as many as you like, on any machine that reaches the database and the queue."""
+    from fold.jobs.queue import Queue
+
+    ctx.migrated()
+    queue = Queue(ctx.settings, ctx.engine)
+    resumed = queue.recover()
+    click.echo(f"worker: {workers} threads; resumed {resumed} unfinished job(s)")
+    queue.consumer(workers=workers).run()
 
 
 @cli.command()
@@ -202,6 +224,7 @@ def import_file(
 ) -> None:
     """Upsert records from an NDJSON or CSV file; bad rows are listed, good rows kept."""
     from fold.buckets.service import ensure_bucket
+    from fold.db.bulk import analyze
     from fold.fields.service import check_resource_type, schema_for
     from fold.records.bulk import ImportResult, csv_rows, import_rows, ndjson_rows
 
@@ -241,6 +264,7 @@ def import_file(
                 after_batch=after_batch,
             )
             bar.update(size - done)
+        analyze(session, "records", "audit_entries")
         session.commit()
     finally:
         session.close()

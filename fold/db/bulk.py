@@ -8,7 +8,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Table
+from sqlalchemy import JSON, DateTime, Table, text
 from sqlalchemy.orm import Session
 
 SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's own storage format for SQLite
@@ -56,3 +56,12 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
         cursor.executemany(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", tuples)
     finally:
         cursor.close()
+
+
+def analyze(session: Session, *tables: str) -> None:
+    """Refresh PostgreSQL's statistics after a bulk load. Without them its planner can tie
+    a table's primary key with another index that shares its first columns, and pick the
+    one that scans every record of the type for each by-key lookup. SQLite needs nothing."""
+    if session.get_bind().dialect.name == "postgresql":
+        for table in tables:
+            session.execute(text(f"ANALYZE {table}"))

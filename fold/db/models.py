@@ -175,3 +175,46 @@ class Postcode(Base):
     postcode: Mapped[str] = mapped_column(String(12), primary_key=True)
     lat: Mapped[float] = mapped_column(Float())
     lng: Mapped[float] = mapped_column(Float())
+
+
+class Job(Base):
+    """A bulk action, export or sync: shown as a `sheep_event` record (SPEC 3.1)."""
+
+    __tablename__ = "jobs"
+    bucket: Mapped[str] = mapped_column(String(63), primary_key=True)
+    uid: Mapped[str] = mapped_column(String(24), primary_key=True)
+    action: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text())
+    params: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    segment_uid: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    undo_of: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    user_uri: Mapped[str] = mapped_column(Text())
+    status: Mapped[str] = mapped_column(String(16))
+    total: Mapped[int] = mapped_column(Integer())
+    processed: Mapped[int] = mapped_column(Integer())
+    succeeded: Mapped[int] = mapped_column(Integer())
+    failed: Mapped[int] = mapped_column(Integer())
+    skipped: Mapped[int] = mapped_column(Integer())
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(JSONDoc)
+    created: Mapped[datetime] = mapped_column(DateTime())
+    started: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
+    finished: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
+    worker: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    __table_args__ = (Index("ix_jobs_status", "bucket", "status"),)
+
+
+class JobItem(Base):
+    """One record of a job's frozen set, and what the job did to it."""
+
+    __tablename__ = "job_items"
+    bucket: Mapped[str] = mapped_column(String(63), primary_key=True)
+    job_uid: Mapped[str] = mapped_column(String(24), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer(), primary_key=True)
+    resource_type: Mapped[str] = mapped_column(String(32))
+    record_uid: Mapped[str] = mapped_column(String(24))
+    state: Mapped[str] = mapped_column(String(8))
+    undo: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc, nullable=True)
+
+    __table_args__ = (Index("ix_job_items_state", "bucket", "job_uid", "state", "seq"),)

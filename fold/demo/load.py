@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fold.buckets.service import ensure_bucket
-from fold.db.bulk import insert_rows
+from fold.db.bulk import analyze, insert_rows
 from fold.db.engine import unit_of_work
 from fold.db.models import Postcode, Record
 from fold.demo.generate import DemoPlan, Generator, Row
@@ -80,6 +80,7 @@ def load_demo(
                 for code, (lat, lng) in generator.postcodes.items()
             ]
             insert_rows(session, Postcode.__table__, rows)  # type: ignore[arg-type]
+            analyze(session, "records", "audit_entries", "postcodes")
     finally:
         gc.enable()
     counts["postcode"] = len(generator.postcodes)

@@ -49,6 +49,7 @@ UPDATE_BY_KEY = (
         unique_key=bindparam("unique_key"),
     )
 )
+UPDATE_WITH_STATE = UPDATE_BY_KEY.values(record_state=bindparam("record_state"))
 MAX_REPORTED_ERRORS = 1000
 BATCH_SIZE = 1000
 
@@ -372,3 +373,55 @@ def insert_clean(
         )
     insert_rows(session, RECORDS, records)
     insert_rows(session, AUDIT, audit)
+
+
+@dataclass
+class Rewrite:
+    """A new version of an existing record, for `update_records`."""
+
+    row: Record
+    data: dict[str, Any]
+    state: str
+
+
+def update_records(
+    session: Session,
+    *,
+    bucket: str,
+    user_uri: str,
+    message: str,
+    schemas: dict[str, TypeSchema],
+    rewrites: list[Rewrite],
+) -> None:
+    """Save new versions of many records: derived fields recomputed, one audit entry each
+    (with its diff), in the caller's transaction."""
+    if not rewrites:
+        return
+    now = utcnow()
+    updates = []
+    changes = []
+    for item in rewrites:
+        row = item.row
+        updates.append(
+            _keyed(
+                {
+                    "bucket": bucket,
+                    "resource_type": row.resource_type,
+                    "uid": row.uid,
+                    "data": item.data,
+                    "last_updated": now,
+                    "record_state": item.state,
+                    **derived(schemas[row.resource_type], item.data, row.uid),
+                }
+            )
+        )
+        changes.append(
+            Change(
+                row.resource_type,
+                row.uid,
+                {**row.data, "record_state": row.record_state},
+                {**item.data, "record_state": item.state},
+            )
+        )
+    session.execute(UPDATE_WITH_STATE, updates)
+    record_writes(session, bucket=bucket, user_uri=user_uri, message=message, changes=changes)

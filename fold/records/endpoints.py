@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from fold.db.bulk import analyze
 from fold.errors import UnsupportedMediaType
 from fold.fields import service as fields
 from fold.paging import Paging
@@ -91,6 +92,8 @@ async def import_records(
         schema=schema,
         rows=bulk.rows_from_text(text, fmt),
     )
+    if result.rows > 10_000:
+        analyze(session, "records", "audit_entries")
     return result.as_dict()
 
 

@@ -142,7 +142,8 @@ def page(
 
 
 def stream(session: Session, stmt: Select[Record], batch: int = 1000) -> Iterator[Record]:
-    """Every selected record in uid order, a batch at a time (bounded memory)."""
+    """Every selected record in uid order, a batch at a time (bounded memory: the session
+    holds loaded records weakly, so those the caller has let go are freed)."""
     after = ""
     while True:
         rows = session.scalars(
@@ -152,7 +153,22 @@ def stream(session: Session, stmt: Select[Record], batch: int = 1000) -> Iterato
         if len(rows) < batch:
             return
         after = rows[-1].uid
-        session.expunge_all()
+
+
+def stream_keys(
+    session: Session, stmt: Select[Record], batch: int = 10_000
+) -> Iterator[tuple[str, str]]:
+    """(resource type, uid) of every selected record in uid order, without loading them."""
+    keys = stmt.with_only_columns(Record.resource_type, Record.uid)
+    after = ""
+    while True:
+        rows = session.execute(
+            keys.where(Record.uid > after).order_by(Record.uid).limit(batch)
+        ).all()
+        yield from ((resource_type, uid) for resource_type, uid in rows)
+        if len(rows) < batch:
+            return
+        after = rows[-1][1]
 
 
 def lists_lookup(session: Session, bucket: str) -> Any:

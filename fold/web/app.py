@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,8 @@ from fold.audit import endpoints as audit_endpoints
 from fold.auth import endpoints as auth_endpoints
 from fold.config import Settings
 from fold.db.engine import make_engine, make_sessionmaker
+from fold.jobs import endpoints as job_endpoints
+from fold.jobs.queue import Queue
 from fold.records import endpoints as record_endpoints
 from fold.segments import endpoints as segment_endpoints
 from fold.web import errors
@@ -30,7 +34,29 @@ them in bulk. Every call but `/health` and the login needs `Authorization: Beare
 Errors are JSON `{error, description, type, param}`."""
 
 
-def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
+def _lifespan(embedded_worker: bool) -> Any:
+    """In the embedded default, jobs run in worker threads of the serving process."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        consumer = None
+        if embedded_worker:
+            queue: Queue = app.state.queue
+            consumer = queue.consumer(workers=2)
+            consumer.start()
+            queue.recover()
+        try:
+            yield
+        finally:
+            if consumer is not None:
+                consumer.stop(graceful=True)
+
+    return lifespan
+
+
+def create_app(
+    settings: Settings, engine: Engine | None = None, *, embedded_worker: bool = False
+) -> FastAPI:
     app = FastAPI(
         title="Fold",
         version=__version__,
@@ -38,12 +64,14 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         redirect_slashes=False,
+        lifespan=_lifespan(embedded_worker),
     )
     engine = engine or make_engine(settings.database_url)
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = make_sessionmaker(engine)
     app.state.rate_limiter = make_rate_limiter(settings.rate_limit_per_minute, settings.redis_url)
+    app.state.queue = Queue(settings, engine)
 
     errors.install(app)
     app.add_middleware(
@@ -53,6 +81,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     )
     app.include_router(auth_endpoints.router)
     app.include_router(audit_endpoints.router)
+    app.include_router(job_endpoints.jobs)
+    app.include_router(job_endpoints.actions)
     app.include_router(record_endpoints.router)
     app.include_router(segment_endpoints.schema_router)
     app.include_router(segment_endpoints.router)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from fold.auth import service as auth
 from fold.auth.policies import Caller
 from fold.errors import RateLimited, UnsupportedMediaType, ValidationFailed
+from fold.jobs.queue import run_after_commit
 from fold.web.ratelimit import RateLimiter
 
 
@@ -25,9 +26,12 @@ def db_session(request: Request) -> Iterator[Session]:
         session.commit()
     except BaseException:
         session.rollback()
+        session.info.pop("after_commit", None)
         raise
     finally:
         session.close()
+    # Jobs asked for in this request go to the queue only now that they exist.
+    run_after_commit(session)
 
 
 DbSession = Annotated[Session, Depends(db_session, scope="function")]

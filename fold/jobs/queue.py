@@ -1,0 +1,91 @@
+"""The task queue: Huey, with SQLite storage in the embedded default and Redis when
+FOLD_REDIS_URL is set. The queue carries only (bucket, job uid); the job's state lives in
+the database, so any worker on any machine can pick a job up or resume it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
+from sqlalchemy import Engine, or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from fold.config import Settings
+from fold.db.engine import make_sessionmaker, unit_of_work
+from fold.db.models import Job
+from fold.jobs.runner import LIVE, run_job
+from fold.timefmt import utcnow
+
+log = logging.getLogger("fold.jobs")
+STALE_CREATED = timedelta(seconds=30)
+
+
+def make_huey(settings: Settings) -> Huey:
+    if settings.queue == "immediate":
+        return MemoryHuey("fold", immediate=True)
+    if settings.redis_url:
+        return RedisHuey("fold", url=settings.redis_url)
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    return SqliteHuey("fold", filename=str(Path(settings.data_dir) / "queue.db"))
+
+
+class Queue:
+    """Where jobs are sent after the transaction that records them commits."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.sessions = make_sessionmaker(engine)
+        self.huey = make_huey(settings)
+        sessions, huey = self.sessions, self.huey
+
+        def run(bucket: str, uid: str) -> str:
+            return run_job(sessions, settings, bucket, uid)
+
+        self._run: Callable[..., Any] = huey.task(name="fold.run_job")(run)
+        # Every minute, a worker sends again the jobs whose worker went away.
+        huey.periodic_task(crontab(minute="*"), name="fold.recover_jobs")(self.recover)
+
+    def send(self, bucket: str, uid: str) -> None:
+        self._run(bucket, uid)
+
+    def send_after_commit(self, session: Session, bucket: str, uid: str) -> None:
+        """Queue the job once `session` commits; a rollback drops it (see web.deps)."""
+        session.info.setdefault("after_commit", []).append(lambda: self.send(bucket, uid))
+
+    def recover(self) -> int:
+        """Send again every live job whose worker went away (lease ran out) or that was
+        never picked up; the lease makes a duplicate harmless."""
+        now = utcnow()
+        with unit_of_work(self.sessions) as session:
+            stale = session.execute(
+                select(Job.bucket, Job.uid).where(
+                    Job.status.in_(LIVE),
+                    or_(
+                        Job.lease_until < now,
+                        (Job.lease_until.is_(None)) & (Job.created < now - STALE_CREATED),
+                    ),
+                )
+            ).all()
+        for bucket, uid in stale:
+            log.info("resuming job %s/%s", bucket, uid)
+            self.send(bucket, uid)
+        return len(stale)
+
+    def consumer(self, workers: int = 2) -> Any:
+        return self.huey.create_consumer(workers=workers, worker_type="thread", periodic=True)
+
+
+def run_after_commit(session: Session) -> None:
+    for callback in session.info.pop("after_commit", []):
+        try:
+            callback()
+        except Exception:
+            # The job is recorded; `recover` sends it when the queue is back.
+            log.exception("could not queue a job; it will be sent again by recovery")
+
+
+__all__ = ["Queue", "run_after_commit", "sessionmaker"]

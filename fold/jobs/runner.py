@@ -1,0 +1,242 @@
+"""Running a job: freeze its record set, then work through it in batches.
+
+Each batch is one transaction: the records it changes, the audit entries, the items it
+marks done and the job's totals commit together or not at all. A worker killed mid-batch
+leaves that batch pending, so the next worker does it again from the start, and no record
+is acted on twice. A lease on the job keeps two workers from running it at once."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from fold.config import Settings
+from fold.db.bulk import analyze, insert_rows
+from fold.db.engine import unit_of_work
+from fold.db.models import Job, JobItem, Record, Segment
+from fold.fields.service import schema_for
+from fold.ids import STORED_TYPES, make_uri
+from fold.jobs.actions import ACTIONS, INTERNAL, Outcome, Run
+from fold.rules.compile import rules_filter
+from fold.rules.filter import all_of
+from fold.segments.members import make_context, segment_filter, selection, stream_keys
+from fold.timefmt import utcnow
+
+log = logging.getLogger("fold.jobs")
+ITEMS: Any = JobItem.__table__
+ITEM_OUTCOME = (
+    update(ITEMS)
+    .where(
+        ITEMS.c.bucket == bindparam("k_bucket"),
+        ITEMS.c.job_uid == bindparam("k_job"),
+        ITEMS.c.seq == bindparam("k_seq"),
+        # Only pending items change; saying so lets the (bucket, job, state, seq) index
+        # find each row directly.
+        ITEMS.c.state == "pending",
+    )
+    .values(state=bindparam("state"), undo=bindparam("undo"))
+)
+MAX_ERRORS = 20
+LIVE = ("created", "running", "cancelling")
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def action_for(name: str) -> Any:
+    return ACTIONS.get(name) or INTERNAL[name]
+
+
+def claim(session: Session, bucket: str, uid: str, me: str, lease_seconds: int) -> bool:
+    """Take or renew the job's lease; False when another live worker holds it."""
+    now = utcnow()
+    result: Any = session.execute(
+        update(Job)
+        .where(
+            Job.bucket == bucket,
+            Job.uid == uid,
+            Job.status.in_(LIVE),
+            (Job.worker.is_(None)) | (Job.worker == me) | (Job.lease_until < now),
+        )
+        .values(worker=me, lease_until=now + timedelta(seconds=lease_seconds))
+    )
+    return bool(result.rowcount == 1)
+
+
+def freeze(session: Session, job: Job) -> int:
+    """Write the job's record set as items; the totals are exact from here on."""
+    rows: list[dict[str, Any]] = []
+    if job.undo_of:
+        originals = session.scalars(
+            select(JobItem)
+            .where(
+                JobItem.bucket == job.bucket,
+                JobItem.job_uid == job.undo_of,
+                JobItem.state == "done",
+            )
+            .order_by(JobItem.seq)
+        ).all()
+        for item in originals:
+            if item.undo and item.undo.get("changed"):
+                rows.append(
+                    {
+                        "resource_type": item.resource_type,
+                        "record_uid": item.record_uid,
+                        "undo": item.undo,
+                    }
+                )
+    else:
+        segment = session.get(Segment, (job.bucket, job.segment_uid))
+        assert segment is not None
+        node = segment_filter(session, segment)
+        extra = job.params.get("rules") or []
+        if extra:
+            ctx = make_context(session, bucket=job.bucket, resource_type=segment.resource_type)
+            node = all_of([node, rules_filter(extra, ctx)])
+        stmt = selection(job.bucket, segment.resource_type, node)
+        for resource_type, record_uid in stream_keys(session, stmt):
+            rows.append({"resource_type": resource_type, "record_uid": record_uid, "undo": None})
+    items = [
+        {"bucket": job.bucket, "job_uid": job.uid, "seq": seq, "state": "pending", **row}
+        for seq, row in enumerate(rows)
+    ]
+    for start in range(0, len(items), 10_000):
+        insert_rows(session, JobItem.__table__, items[start : start + 10_000])  # type: ignore[arg-type]
+    if len(items) > 1000:
+        analyze(session, "job_items")
+    return len(items)
+
+
+def _schemas(session: Session, bucket: str) -> dict[str, Any]:
+    return {t: schema_for(session, bucket=bucket, resource_type=t) for t in STORED_TYPES}
+
+
+def _load_records(session: Session, bucket: str, items: list[JobItem]) -> list[Record | None]:
+    by_type: dict[str, list[str]] = {}
+    for item in items:
+        by_type.setdefault(item.resource_type, []).append(item.record_uid)
+    found: dict[tuple[str, str], Record] = {}
+    for resource_type, uids in by_type.items():
+        rows = session.scalars(
+            select(Record).where(
+                Record.bucket == bucket, Record.resource_type == resource_type, Record.uid.in_(uids)
+            )
+        ).all()
+        found.update({(r.resource_type, r.uid): r for r in rows})
+    return [found.get((i.resource_type, i.record_uid)) for i in items]
+
+
+def _record_outcomes(
+    session: Session, job: Job, items: list[JobItem], outcomes: list[Outcome]
+) -> None:
+    updates = []
+    for item, outcome in zip(items, outcomes, strict=True):
+        updates.append(
+            {
+                "k_bucket": job.bucket,
+                "k_job": job.uid,
+                "k_seq": item.seq,
+                "state": outcome.state,
+                "undo": outcome.undo,
+            }
+        )
+        job.processed += 1
+        if outcome.state == "done":
+            job.succeeded += 1
+        elif outcome.state == "failed":
+            job.failed += 1
+        else:
+            job.skipped += 1
+        if outcome.state == "failed" and len(job.errors) < MAX_ERRORS:
+            uri = make_uri(job.bucket, item.resource_type, item.record_uid)
+            job.errors = [*job.errors, {"uri": uri, "reason": outcome.reason}]
+    session.execute(ITEM_OUTCOME, updates)
+
+
+def run_job(factory: sessionmaker[Session], settings: Settings, bucket: str, uid: str) -> str:
+    """Run (or resume) a job to its end; answers its final status."""
+    me = worker_id()
+    lease = settings.job_lease_seconds
+    with unit_of_work(factory) as session:
+        if not claim(session, bucket, uid, me, lease):
+            return "not mine"
+        job = session.get(Job, (bucket, uid))
+        assert job is not None
+        if job.status == "created":
+            job.total = freeze(session, job)
+            job.status = "running"
+            job.started = utcnow()
+    client = httpx.Client(timeout=settings.webhook_timeout, follow_redirects=False)
+    try:
+        while True:
+            status = _batch(factory, settings, bucket, uid, me, client)
+            if status != "running":
+                return status
+    except Exception:
+        log.exception("job %s/%s failed", bucket, uid)
+        with unit_of_work(factory) as session:
+            job = session.get(Job, (bucket, uid))
+            if job is not None and job.status in LIVE:
+                job.status = "failed"
+                job.finished = utcnow()
+                job.errors = [
+                    *job.errors,
+                    {"uri": None, "reason": "the job stopped on an internal error"},
+                ][-MAX_ERRORS:]
+        return "failed"
+    finally:
+        client.close()
+
+
+def _batch(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    bucket: str,
+    uid: str,
+    me: str,
+    client: httpx.Client,
+) -> str:
+    with unit_of_work(factory) as session:
+        if not claim(session, bucket, uid, me, settings.job_lease_seconds):
+            return "not mine"
+        job = session.get(Job, (bucket, uid))
+        assert job is not None
+        if job.status == "cancelling":
+            job.status, job.finished, job.worker = "cancelled", utcnow(), None
+            return "cancelled"
+        size = int(job.params.get("batch_size") or 100)
+        items = list(
+            session.scalars(
+                select(JobItem)
+                .where(JobItem.bucket == bucket, JobItem.job_uid == uid, JobItem.state == "pending")
+                .order_by(JobItem.seq)
+                .limit(size)
+            ).all()
+        )
+        if not items:
+            job.status, job.finished, job.worker = "completed", utcnow(), None
+            return "completed"
+        run = Run(
+            session=session,
+            bucket=bucket,
+            user_uri=job.user_uri,
+            description=job.description,
+            params=job.params,
+            settings=settings,
+            schemas=_schemas(session, bucket),
+            job_uid=uid,
+            http_client=client,
+            undo_infos=[i.undo for i in items],
+        )
+        outcomes = action_for(job.action).apply(run, _load_records(session, bucket, items))
+        _record_outcomes(session, job, items, outcomes)
+        return "running"

@@ -1,0 +1,108 @@
+"""Job life cycle: recorded with the request, queued after commit, cancelled between
+batches, refused when nothing can be done."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from fold.jobs import runner
+from fold.jobs.queue import Queue
+from tests.conftest import Tenant, assert_error
+from tests.jobs.conftest import everyone, job, start
+
+
+def test_cancel_stops_between_batches(
+    tenant: Tenant, people: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = tenant.admin
+    sent: list[tuple[str, str]] = []
+    monkeypatch.setattr(Queue, "send", lambda self, bucket, uid: sent.append((bucket, uid)))
+    receipt = start(api, everyone(api)["uid"], action="add_tag", value="x", batch_size=1)
+    uid = receipt["sheep_event"].split("/")[-2]
+    assert sent == [(api.bucket, uid)] and job(api, receipt["sheep_event"])["status"] == "created"
+
+    original = runner._batch
+    calls = []
+
+    def batch_then_cancel(*args: Any) -> str:
+        status = original(*args)
+        calls.append(status)
+        if len(calls) == 1:
+            assert api.post(f"/sheep_event/{uid}/cancel").json()["status"] == "cancelling"
+        return status
+
+    monkeypatch.setattr(runner, "_batch", batch_then_cancel)
+    queue = api.client.app.state.queue  # type: ignore[attr-defined]
+    assert runner.run_job(queue.sessions, queue.settings, api.bucket, uid) == "cancelled"
+    result = job(api, receipt["sheep_event"])
+    assert (result["status"], result["total"], result["processed"], result["succeeded"]) == (
+        "cancelled",
+        4,
+        1,
+        1,
+    )
+    assert result["finished"]
+    assert_error(api.post(f"/sheep_event/{uid}/cancel"), 409, "conflict")
+    assert_error(api.post(f"/sheep_event/{uid}/undo"), 409, "conflict")
+
+
+def test_cancel_before_start(
+    tenant: Tenant, people: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = tenant.admin
+    monkeypatch.setattr(Queue, "send", lambda self, bucket, uid: None)
+    receipt = start(api, everyone(api)["uid"], action="debug")
+    uid = receipt["sheep_event"].split("/")[-2]
+    assert api.post(f"/sheep_event/{uid}/cancel").json()["status"] == "cancelled"
+    queue = api.client.app.state.queue  # type: ignore[attr-defined]
+    assert runner.run_job(queue.sessions, queue.settings, api.bucket, uid) == "not mine"
+
+
+def test_a_queue_outage_leaves_the_job_for_recovery(
+    tenant: Tenant, people: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = tenant.admin
+
+    def down(self: Queue, bucket: str, uid: str) -> None:
+        raise ConnectionError("queue down")
+
+    monkeypatch.setattr(Queue, "send", down)
+    receipt = start(api, everyone(api)["uid"], action="add_tag", value="later")
+    assert job(api, receipt["sheep_event"])["status"] == "created"
+    monkeypatch.undo()
+    from fold.jobs import queue as queue_module
+
+    monkeypatch.setattr(queue_module, "STALE_CREATED", queue_module.timedelta(seconds=-1))
+    queue = api.client.app.state.queue  # type: ignore[attr-defined]
+    assert queue.recover() >= 1
+    assert job(api, receipt["sheep_event"])["status"] == "completed"
+
+
+def test_a_failed_request_queues_nothing(
+    tenant: Tenant, people: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = tenant.admin
+    sent: list[Any] = []
+    monkeypatch.setattr(Queue, "send", lambda self, bucket, uid: sent.append(uid))
+    seg = everyone(api)["uid"]
+    response = api.post(
+        f"/segments/v2/{api.bucket}/segment/{seg}/action",
+        json={"action": "add_tag", "value": "", "description": "d"},
+    )
+    assert_error(response, 400, "validation_error", "value")
+    assert sent == [] and api.get("/sheep_event/").json()["total"] == 0
+
+
+def test_other_buckets_cannot_see_jobs(
+    tenant: Tenant, other_tenant: Tenant, people: dict[str, Any]
+) -> None:
+    receipt = start(tenant.admin, everyone(tenant.admin)["uid"], action="debug")
+    uid = receipt["sheep_event"].split("/")[-2]
+    assert_error(
+        other_tenant.admin.get(f"/api/v2/{tenant.bucket}/sheep_event/{uid}/"),
+        403,
+        "permission_denied",
+    )
+    assert_error(other_tenant.admin.get(f"/sheep_event/{uid}/"), 404, "not_found")
