@@ -283,6 +283,36 @@ def import_file(
 
 
 @cli.group()
+def bench() -> None:
+    """Benchmarks: times measured on this machine, printed and written as JSON."""
+
+
+@bench.command("jobs")
+@click.option("--people", default=100_000, show_default=True, type=click.IntRange(1, 5_000_000))
+@click.option("--batch-size", default=200, show_default=True, type=click.IntRange(1, 2500))
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write results as JSON."
+)
+@pass_context
+@friendly_errors
+def bench_jobs(ctx: Context, people: int, batch_size: int, output: Path | None) -> None:
+    """Records per second for add_tag, set-single-field and remove_tag jobs."""
+    import json
+
+    from fold.bench.jobs import run
+
+    factory = ctx.migrated()
+    results = run(factory, ctx.settings, people=people, batch_size=batch_size, say=click.echo)
+    if output is not None:
+        output.write_text(
+            json.dumps(
+                {"database": ctx.engine.dialect.name, "people": people, "results": results},
+                indent=2,
+            )
+        )
+
+
+@cli.group()
 def postcodes() -> None:
     """Postcode tables for `near` rules."""
 

@@ -1,0 +1,1 @@
+"""Benchmarks (`fold bench`): measured, not asserted."""
