@@ -282,9 +282,68 @@ def import_file(
         sys.exit(1)
 
 
-@cli.group()
-def bench() -> None:
-    """Benchmarks: times measured on this machine, printed and written as JSON."""
+@cli.group(invoke_without_command=True)
+@click.option("--people", default=1_000_000, show_default=True, type=click.IntRange(100, 5_000_000))
+@click.option(
+    "--other-people",
+    default=100_000,
+    show_default=True,
+    type=click.IntRange(100, 5_000_000),
+    help="People in the second bucket.",
+)
+@click.option(
+    "--runs",
+    default=9,
+    show_default=True,
+    type=click.IntRange(3, 200),
+    help="Timed runs per measure.",
+)
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option("--bucket", help="Time this existing bucket's people instead (e.g. demo).")
+@click.option(
+    "--output",
+    default="bench-results.json",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+)
+@click.pass_context
+def bench(
+    click_ctx: click.Context,
+    people: int,
+    other_people: int,
+    runs: int,
+    seed: int,
+    output: Path,
+    bucket: str | None,
+) -> None:
+    """Time the segment suite on a bucket of N people (made by `fold demo`, or reused),
+    beside the plain JSON-path scan and DuckDB over the same records; then write costs.
+    Results print as a table and are written as JSON."""
+    if click_ctx.invoked_subcommand is not None:
+        return
+    import json
+
+    from fold.bench.segments import run
+
+    ctx = click_ctx.ensure_object(Context)
+    factory = ctx.migrated()
+    results = run(
+        factory,
+        ctx.engine,
+        ctx.settings,
+        people=people,
+        other_people=other_people,
+        runs=runs,
+        seed=seed,
+        say=click.echo,
+        bucket=bucket,
+    )
+    summary = results["summary"]
+    click.echo("summary: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
+    if results["count_mismatches_with_duckdb"]:
+        click.echo(f"counts that differ from DuckDB's: {results['count_mismatches_with_duckdb']}")
+    output.write_text(json.dumps(results, indent=2))
+    click.echo(f"wrote {output}")
 
 
 @bench.command("jobs")

@@ -1,0 +1,425 @@
+"""`fold bench`: the segment suite on a bucket of N people, timed through the service
+layer and over HTTP, beside two references on the same data: the plain JSON-path scan
+on the same database, and DuckDB over the same records in typed columns."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from fold.auth.policies import Caller
+from fold.auth.service import create_key
+from fold.bench.suite import CASES, Case
+from fold.config import Settings
+from fold.db.engine import unit_of_work
+from fold.db.models import Record, Segment
+from fold.demo.generate import DemoPlan
+from fold.demo.load import load_demo, record_count
+from fold.ids import make_uri
+from fold.paging import Paging
+from fold.records import service as records
+from fold.records.bulk import import_rows, ndjson_rows
+from fold.rules.sql import to_sql
+from fold.segments import service as segments
+from fold.segments import views
+from fold.segments.members import base_query, segment_filter
+
+Say = Callable[[str], None]
+USER = "/system/user/bench/"
+
+
+def timed(fn: Callable[[], Any], runs: int) -> list[float]:
+    fn()  # warm the caches once
+    out = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
+def p50(values: list[float]) -> float:
+    return round(statistics.median(values), 2)
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)], 2)
+
+
+def ensure_bucket(
+    factory: sessionmaker[Session], bucket: str, people: int, seed: int, say: Say
+) -> None:
+    with unit_of_work(factory) as session:
+        have = record_count(session, bucket)
+    if have:
+        say(f"reusing bucket {bucket} ({have:,} records)")
+        return
+    say(f"making bucket {bucket} with {people:,} people (fold demo)")
+    load_demo(factory, bucket=bucket, plan=DemoPlan(people=people, seed=seed, today=date.today()))
+
+
+def make_segments(factory: sessionmaker[Session], bucket: str, say: Say) -> dict[str, Segment]:
+    """The suite's segments, made afresh in the bucket (old bench segments are deleted)."""
+    caller = Caller(bucket=bucket, policy="admin", user_uri=USER)
+    made: dict[str, Segment] = {}
+    with unit_of_work(factory) as session:
+        for old in session.scalars(
+            select(Segment).where(Segment.bucket == bucket, Segment.name.like("bench: %"))
+        ):
+            session.delete(old)
+        session.flush()
+        include_uids = session.scalars(
+            select(Record.uid)
+            .where(Record.bucket == bucket, Record.resource_type == "person")
+            .order_by(Record.uid.desc())
+            .limit(1000)
+        ).all()
+        for case in CASES:
+            params: dict[str, Any] = {
+                "name": f"bench: {case.name}",
+                "resource_type": "person",
+                "segment_type": case.segment_type,
+            }
+            rules = list(case.rules)
+            if case.refs:
+                uris = [make_uri(bucket, "segment", made[r].uid) for r in case.refs]
+                rules = [{"field": "segment", "operator": "or_list", "value": uris}]
+            params["rules"] = rules
+            if case.includes:
+                params["uris_include"] = [
+                    make_uri(bucket, "person", u) for u in include_uids[: case.includes]
+                ]
+            if case.parent:
+                params["parent_segment"] = make_uri(bucket, "segment", made[case.parent].uid)
+            out, _ = segments.create(session, caller=caller, params=params)
+            made[case.name] = session.get(Segment, (bucket, out["uid"]))  # type: ignore[assignment]
+    return made
+
+
+@contextmanager
+def http_server(settings: Settings, engine: Engine) -> Any:
+    import uvicorn
+
+    from fold.web.app import create_app
+
+    app = create_app(settings, engine)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+DUCK_COLUMNS = {
+    "uid": "VARCHAR",
+    "first_name": "VARCHAR",
+    "last_name": "VARCHAR",
+    "locality": "VARCHAR",
+    "postal_code": "VARCHAR",
+    "membership_status": "VARCHAR",
+    "joined": "DATE",
+    "date_of_birth": "DATE",
+    "tags": "VARCHAR[]",
+    "source": "VARCHAR",
+    "email_opt_out": "BOOLEAN",
+    "lat": "DOUBLE",
+    "lng": "DOUBLE",
+    "search_text": "VARCHAR",
+}
+
+
+def typed_row(uid: str, data: dict[str, Any], search: str) -> dict[str, Any]:
+    address, geo = data.get("address") or {}, data.get("geo") or {}
+    return {
+        "uid": uid,
+        "first_name": data.get("first_name"),
+        "last_name": data.get("last_name"),
+        "locality": address.get("locality"),
+        "postal_code": address.get("postal_code"),
+        "membership_status": data.get("membership_status"),
+        "joined": data.get("joined"),
+        "date_of_birth": data.get("date_of_birth"),
+        "tags": data.get("tags") or [],
+        "source": data.get("source"),
+        "email_opt_out": data.get("email_opt_out"),
+        "lat": geo.get("lat"),
+        "lng": geo.get("lng"),
+        "search_text": search,
+    }
+
+
+def duckdb_people(factory: sessionmaker[Session], bucket: str, included: list[str]) -> Any:
+    """The bucket's people in DuckDB, in typed columns (a benchmark-only reference)."""
+    import duckdb
+
+    connection = duckdb.connect()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "people.ndjson"
+        with path.open("w") as out, unit_of_work(factory) as session:
+            rows = session.execute(
+                select(Record.uid, Record.data, Record.search_text).where(
+                    Record.bucket == bucket,
+                    Record.resource_type == "person",
+                    Record.record_state == "active",
+                )
+            )
+            for uid, data, search in rows:
+                out.write(json.dumps(typed_row(uid, data, search)) + "\n")
+        columns = ", ".join(f"{name}: '{kind}'" for name, kind in DUCK_COLUMNS.items())
+        connection.execute(
+            f"CREATE TABLE people AS SELECT * FROM read_json(?, columns={{{columns}}})",
+            [str(path)],
+        )
+    connection.execute("CREATE TABLE included (uid VARCHAR)")
+    connection.executemany("INSERT INTO included VALUES (?)", [[u] for u in included])
+    return connection
+
+
+def measure_case(
+    factory: sessionmaker[Session],
+    caller: Caller,
+    segment: Segment,
+    case: Case,
+    runs: int,
+    client: httpx.Client,
+    base: str,
+    key: str,
+    duck: Any,
+) -> dict[str, Any]:
+    params = {"q": case.q} if case.q else {}
+    with unit_of_work(factory) as session:
+        row = session.get(Segment, (segment.bucket, segment.uid))
+        assert row is not None
+
+        def count() -> int:
+            if case.q:
+                return int(
+                    views.segment_records(session, caller, row, {**params, "page_size": 1})["total"]
+                )
+            return int(views.segment_count(session, caller, row)["count"])
+
+        def first_page() -> Any:
+            return views.segment_records(session, caller, row, {**params, "page_size": 25})
+
+        total = count()
+        counts = timed(count, runs)
+        pages = timed(first_page, max(3, runs // 2))
+        node = segment_filter(session, row)
+
+        def json_scan() -> Any:
+            stmt = base_query(row.bucket, row.resource_type).where(to_sql(node, bucket=row.bucket))
+            return session.scalar(select(func.count()).select_from(stmt.subquery()))
+
+        scans = timed(json_scan, max(3, runs // 2))
+    url = f"{base}/segments/v2/{segment.bucket}/segment/{segment.uid}"
+    headers = {"Authorization": f"Bearer {key}"}
+    http_path = f"{url}/all" if case.q else f"{url}/count"
+    http_counts = timed(
+        lambda: client.get(
+            http_path, params={**params, "page_size": 1}, headers=headers
+        ).raise_for_status(),
+        max(3, runs // 2),
+    )
+    http_pages = timed(
+        lambda: client.get(
+            f"{url}/all", params={**params, "page_size": 25}, headers=headers
+        ).raise_for_status(),
+        max(3, runs // 2),
+    )
+    query = f"SELECT count(*) FROM people WHERE {case.duckdb}"
+    duck_count = duck.execute(query).fetchone()[0]
+    ducks = timed(lambda: duck.execute(query).fetchone(), runs)
+    return {
+        "segment": case.name, "count": total, "duckdb_count": duck_count,
+        "count_p50_ms": p50(counts), "count_p95_ms": p95(counts), "first_page_p50_ms": p50(pages),
+        "http_count_p50_ms": p50(http_counts), "http_first_page_p50_ms": p50(http_pages),
+        "json_scan_p50_ms": p50(scans), "duckdb_p50_ms": p50(ducks),
+    }  # fmt: skip
+
+
+COLUMNS = (
+    ("count", "n", 9),
+    ("count_p50_ms", "count p50", 10),
+    ("count_p95_ms", "p95", 8),
+    ("first_page_p50_ms", "page p50", 9),
+    ("http_count_p50_ms", "http count", 11),
+    ("http_first_page_p50_ms", "http page", 10),
+    ("json_scan_p50_ms", "json-scan", 10),
+    ("duckdb_p50_ms", "duckdb", 8),
+)
+
+
+def header() -> str:
+    return f"{'segment (times in ms)':>30}" + "".join(
+        f"{title:>{width}}" for _, title, width in COLUMNS
+    )
+
+
+def line(measured: dict[str, Any]) -> str:
+    cells = []
+    for key, _, width in COLUMNS:
+        value = measured[key]
+        cells.append(f"{value:>{width},}" if isinstance(value, int) else f"{value:>{width}.1f}")
+    return f"{measured['segment']:>30}" + "".join(cells)
+
+
+def write_costs(factory: sessionmaker[Session], bucket: str, runs: int) -> dict[str, Any]:
+    caller = Caller(bucket=bucket, policy="admin", user_uri=USER)
+    stamp = time.time_ns()
+    creates, patches = [], []
+    for i in range(runs):
+        started = time.perf_counter()
+        with unit_of_work(factory) as session:
+            made = records.create(
+                session,
+                caller=caller,
+                resource_type="person",
+                body={
+                    "first_name": "Write",
+                    "last_name": f"Cost{i}",
+                    "email": f"write{stamp}-{i}@bench.test",
+                    "tags": ["bench"],
+                },
+            )
+        creates.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        with unit_of_work(factory) as session:
+            records.patch(
+                session,
+                caller=caller,
+                resource_type="person",
+                uid=made["uid"],
+                body={"tags": ["bench", "patched"]},
+            )
+        patches.append((time.perf_counter() - started) * 1000)
+    lines = [
+        json.dumps(
+            {
+                "email": f"import{stamp}-{i}@bench.test",
+                "first_name": "Imported",
+                "last_name": f"N{i}",
+                "tags": ["bench"],
+            }
+        )
+        for i in range(20_000)
+    ]
+    started = time.perf_counter()
+    with unit_of_work(factory) as session:
+        from fold.fields.service import schema_for
+
+        result = import_rows(
+            session,
+            bucket=bucket,
+            user_uri=USER,
+            schema=schema_for(session, bucket=bucket, resource_type="person"),
+            rows=ndjson_rows(lines),
+        )
+    seconds = time.perf_counter() - started
+    return {
+        "create_p50_ms": p50(creates), "patch_p50_ms": p50(patches),
+        "import_rows": result.rows, "import_records_per_second": round(result.rows / seconds),
+    }  # fmt: skip
+
+
+def database_bytes(engine: Engine) -> int:
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            return int(connection.scalar(text("SELECT pg_database_size(current_database())")) or 0)
+        pages = connection.scalar(text("PRAGMA page_count")) or 0
+        size = connection.scalar(text("PRAGMA page_size")) or 0
+        return int(pages * size)
+
+
+def run(
+    factory: sessionmaker[Session],
+    engine: Engine,
+    settings: Settings,
+    *,
+    people: int,
+    other_people: int,
+    runs: int,
+    seed: int,
+    say: Say,
+    bucket: str | None = None,
+) -> dict[str, Any]:
+    bucket = bucket or f"bench-{people}"
+    other = f"bench-other-{other_people}"
+    ensure_bucket(factory, bucket, people, seed, say)
+    ensure_bucket(factory, other, other_people, seed + 1, say)
+    made = make_segments(factory, bucket, say)
+    caller = Caller(bucket=bucket, policy="admin", user_uri=USER)
+    with unit_of_work(factory) as session:
+        key = create_key(session, bucket=bucket, policy="admin", name="fold bench").key
+        included = list(
+            session.scalars(
+                select(Record.uid)
+                .where(Record.bucket == bucket, Record.resource_type == "person")
+                .order_by(Record.uid.desc())
+                .limit(1000)
+            ).all()
+        )
+    say("loading the DuckDB reference")
+    duck = duckdb_people(factory, bucket, included)
+    results = []
+    say(header())
+    with http_server(settings, engine) as base, httpx.Client(timeout=120) as client:
+        for case in CASES:
+            measured = measure_case(
+                factory, caller, made[case.name], case, runs, client, base, key, duck
+            )
+            results.append(measured)
+            say(line(measured))
+
+    def geo(key: str) -> float:
+        logs = [math.log(max(r[key], 0.01)) for r in results]
+        return round(math.exp(statistics.mean(logs)), 2)
+
+    costs = write_costs(factory, bucket, runs=max(20, runs * 3))
+    summary = {
+        "count_p50_geomean_ms": geo("count_p50_ms"),
+        "duckdb_p50_geomean_ms": geo("duckdb_p50_ms"),
+        "json_scan_p50_geomean_ms": geo("json_scan_p50_ms"),
+        "ratio_to_duckdb": round(geo("count_p50_ms") / geo("duckdb_p50_ms"), 2),
+        "speedup_over_json_scan_min": round(
+            min(r["json_scan_p50_ms"] / max(r["count_p50_ms"], 0.01) for r in results), 2
+        ),
+        "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "database_bytes": database_bytes(engine),
+        **costs,
+    }
+    mismatched = [
+        r["segment"]
+        for r in results
+        if r["count"] != r["duckdb_count"] and not r["segment"].startswith(("hybrid", "q search"))
+    ]
+    return {
+        "database": engine.dialect.name, "people": people, "other_people": other_people,
+        "runs": runs, "cpu_count": os.cpu_count(), "results": results, "summary": summary,
+        "count_mismatches_with_duckdb": mismatched,
+    }  # fmt: skip
+
+
+__all__ = ["Paging", "run"]

@@ -1,0 +1,46 @@
+"""`fold bench` runs end to end on a small bucket, and Fold's counts equal DuckDB's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from fold.bench.suite import CASES
+from fold.cli.main import cli
+
+
+def test_bench_runs_and_agrees_with_duckdb(tmp_path: Path) -> None:
+    output = tmp_path / "results.json"
+    env = {
+        "FOLD_DATABASE_URL": f"sqlite:///{tmp_path / 'bench.db'}",
+        "FOLD_DATA_DIR": str(tmp_path),
+    }
+    args = [
+        "bench",
+        "--people",
+        "400",
+        "--other-people",
+        "100",
+        "--runs",
+        "3",
+        "--output",
+        str(output),
+    ]
+    result = CliRunner().invoke(cli, args, env=env)
+    assert result.exit_code == 0, result.output
+    report = json.loads(output.read_text())
+    assert [r["segment"] for r in report["results"]] == [c.name for c in CASES]
+    assert len(CASES) >= 14
+    assert report["count_mismatches_with_duckdb"] == []
+    summary = report["summary"]
+    assert summary["create_p50_ms"] > 0 and summary["import_records_per_second"] > 0
+    assert "summary:" in result.output
+
+
+def test_bench_jobs(tmp_path: Path) -> None:
+    env = {"FOLD_DATABASE_URL": f"sqlite:///{tmp_path / 'jobs.db'}", "FOLD_DATA_DIR": str(tmp_path)}
+    result = CliRunner().invoke(cli, ["bench", "jobs", "--people", "500"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "add_tag: 500 records" in result.output
