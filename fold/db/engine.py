@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger("fold.db")
 
 
 def normalise_url(url: str) -> str:
@@ -56,15 +59,34 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run `callback` once `session` commits; never if it rolls back. Jobs are sent to the
+    queue this way, so no worker sees a job whose transaction did not happen."""
+    session.info.setdefault("after_commit", []).append(callback)
+
+
+def _run_after_commit(session: Session) -> None:
+    for callback in session.info.pop("after_commit", []):
+        try:
+            callback()
+        except Exception:
+            # The work it announces is recorded; whoever reads it later (job recovery)
+            # picks it up.
+            log.exception("an after-commit step failed")
+
+
 @contextmanager
 def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A session that commits when the block succeeds and rolls back when it raises."""
+    """A session that commits when the block succeeds and rolls back when it raises.
+    Services never commit; this (or the request's session) does."""
     session = factory()
     try:
         yield session
         session.commit()
     except BaseException:
         session.rollback()
+        session.info.pop("after_commit", None)
         raise
     finally:
         session.close()
+    _run_after_commit(session)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from fold.fields.paths import MISSING, get_path
 from fold.fields.schema import TypeSchema
 
 CURRENCY_SIGNS = {"GBP": "£", "EUR": "€", "USD": "$", "AUD": "A$", "NZD": "NZ$", "CAD": "C$"}
@@ -12,12 +13,8 @@ CURRENCY_SIGNS = {"GBP": "£", "EUR": "€", "USD": "$", "AUD": "A$", "NZD": "NZ
 
 def value_at(data: dict[str, Any], path: str) -> Any:
     """The value at a dotted path, or None where any step is missing."""
-    current: Any = data
-    for part in path.split("."):
-        if not isinstance(current, dict):
-            return None
-        current = current.get(part)
-    return current
+    value = get_path(data, path)
+    return None if value is MISSING else value
 
 
 def _text(data: dict[str, Any], *paths: str) -> str:

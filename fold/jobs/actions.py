@@ -4,7 +4,6 @@ to undo it."""
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from fold.db.models import Bucket, Record
 from fold.errors import ValidationFailed
 from fold.fields.builtin import BUILTIN
 from fold.fields.display import value_at
+from fold.fields.paths import MISSING, get_path, set_path
 from fold.fields.schema import TypeSchema
 from fold.fields.types import read_value
 from fold.ids import make_uri, new_uid, parse_uri
@@ -72,40 +72,6 @@ class Run:
             rewrites=self.rewrites,
         )
         self.rewrites = []
-
-
-# --- reading paths in a record document ------------------------------------------------
-
-_MISSING = object()
-
-
-def get_path(data: dict[str, Any], path: str) -> Any:
-    node: Any = data
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return _MISSING
-        node = node[part]
-    return node
-
-
-def set_path(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    """A copy of `data` with `path` set (or removed when `value` is _MISSING or None)."""
-    out = copy.deepcopy(data)
-    parts = path.split(".")
-    node = out
-    for part in parts[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            if value is _MISSING or value is None:
-                return out
-            child = {}
-            node[part] = child
-        node = child
-    if value is _MISSING or value is None:
-        node.pop(parts[-1], None)
-    else:
-        node[parts[-1]] = value
-    return out
 
 
 # --- checking inputs --------------------------------------------------------------------
@@ -172,7 +138,7 @@ def _tags(run: Run, rows: list[Record | None], adding: bool) -> list[Outcome]:
             out.append(Outcome("skipped", "the record was deleted"))
             continue
         current = get_path(row.data, path)
-        if current is _MISSING or current is None:
+        if current is MISSING or current is None:
             current = []
         if not isinstance(current, list):
             out.append(Outcome("failed", f"{path} is not a list"))
@@ -208,8 +174,8 @@ def _set_on(run: Run, row: Record, path: str, value: Any) -> Outcome:
     before = get_path(row.data, path)
     undo = {
         "field": path,
-        "had": before is not _MISSING,
-        "prev": None if before is _MISSING else before,
+        "had": before is not MISSING,
+        "prev": None if before is MISSING else before,
     }
     run.rewrites.append(Rewrite(row, set_path(row.data, path, value), row.record_state))
     return Outcome("done", undo={"changed": True, "set": undo})
@@ -507,7 +473,7 @@ def _undo(run: Run, rows: list[Record | None]) -> list[Outcome]:
                     out.append(Outcome("failed", "the changed record no longer exists"))
                     continue
             change = note["set"]
-            value = change["prev"] if change["had"] else _MISSING
+            value = change["prev"] if change["had"] else MISSING
             run.rewrites.append(
                 Rewrite(target, set_path(target.data, change["field"], value), target.record_state)
             )

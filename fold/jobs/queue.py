@@ -12,10 +12,10 @@ from typing import Any
 
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
 from sqlalchemy import Engine, or_, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from fold.config import Settings
-from fold.db.engine import make_sessionmaker, unit_of_work
+from fold.db.engine import after_commit, make_sessionmaker, unit_of_work
 from fold.db.models import Job
 from fold.jobs.runner import LIVE, run_job
 from fold.timefmt import utcnow
@@ -53,8 +53,8 @@ class Queue:
         self._run(bucket, uid)
 
     def send_after_commit(self, session: Session, bucket: str, uid: str) -> None:
-        """Queue the job once `session` commits; a rollback drops it (see web.deps)."""
-        session.info.setdefault("after_commit", []).append(lambda: self.send(bucket, uid))
+        """Queue the job once `session` commits; a rollback drops it."""
+        after_commit(session, lambda: self.send(bucket, uid))
 
     def recover(self) -> int:
         """Send again every live job whose worker went away (lease ran out) or that was
@@ -78,14 +78,3 @@ class Queue:
     def consumer(self, workers: int = 2) -> Any:
         return self.huey.create_consumer(workers=workers, worker_type="thread", periodic=True)
 
-
-def run_after_commit(session: Session) -> None:
-    for callback in session.info.pop("after_commit", []):
-        try:
-            callback()
-        except Exception:
-            # The job is recorded; `recover` sends it when the queue is back.
-            log.exception("could not queue a job; it will be sent again by recovery")
-
-
-__all__ = ["Queue", "run_after_commit", "sessionmaker"]

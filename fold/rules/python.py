@@ -6,22 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from fold.fields.paths import MISSING, get_path
 from fold.rules.filter import SYSTEM_KINDS, Node
 from fold.rules.ops import OPS, kind_of
 from fold.rules.sql import TINY, near_factors
 
 Lists = Callable[[str, str], set[str]]  # (segment uid, "include"|"exclude") -> record uids
-
-_MISSING = object()
-
-
-def value_at(record: dict[str, Any], path: str) -> Any:
-    current: Any = record
-    for part in path.split("."):
-        if not isinstance(current, dict) or part not in current:
-            return _MISSING
-        current = current[part]
-    return current
 
 
 def _number(value: Any) -> float | None:
@@ -42,9 +32,9 @@ def matches(node: Node, record: dict[str, Any], lists: Lists) -> bool:
     if "near" in node:
         return _near(node["near"], record)
     if "exists" in node:
-        return value_at(record, node["exists"]) not in (_MISSING, None)
+        return get_path(record, node["exists"]) not in (MISSING, None)
     if "size" in node:
-        value = value_at(record, node["size"]["field"])
+        value = get_path(record, node["size"]["field"])
         return isinstance(value, list) and len(value) == node["size"]["n"]
     if "listed" in node:
         listed = node["listed"]
@@ -55,9 +45,9 @@ def matches(node: Node, record: dict[str, Any], lists: Lists) -> bool:
 def _leaf(node: Node, record: dict[str, Any]) -> bool:
     op = OPS[node["op"]]
     field, kind, arg = node["field"], node["kind"], node["value"]
-    value = value_at(record, field)
+    value = get_path(record, field)
     if field in SYSTEM_KINDS:
-        return value is not _MISSING and op.python(value, arg, kind)
+        return value is not MISSING and op.python(value, arg, kind)
     if node["any"]:
         candidates = (
             value if isinstance(value, list) else [] if isinstance(value, dict) else [value]
@@ -72,8 +62,8 @@ def _clamp(offset: float) -> float:
 
 
 def _near(near: dict[str, Any], record: dict[str, Any]) -> bool:
-    lat = _number(value_at(record, f"{near['field']}.lat"))
-    lng = _number(value_at(record, f"{near['field']}.lng"))
+    lat = _number(get_path(record, f"{near['field']}.lat"))
+    lng = _number(get_path(record, f"{near['field']}.lng"))
     if lat is None or lng is None:
         return False
     k_lat, k_lng = near_factors(near["lat"])

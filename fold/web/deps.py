@@ -12,26 +12,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fold.auth import service as auth
 from fold.auth.policies import Caller
+from fold.db.engine import unit_of_work
 from fold.errors import RateLimited, UnsupportedMediaType, ValidationFailed
-from fold.jobs.queue import run_after_commit
 from fold.web.ratelimit import RateLimiter
 
 
 def db_session(request: Request) -> Iterator[Session]:
     """Commits when the endpoint returns, rolls back when it raises; services never commit."""
     factory: sessionmaker[Session] = request.app.state.sessions
-    session = factory()
-    try:
+    with unit_of_work(factory) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        session.info.pop("after_commit", None)
-        raise
-    finally:
-        session.close()
-    # Jobs asked for in this request go to the queue only now that they exist.
-    run_after_commit(session)
 
 
 DbSession = Annotated[Session, Depends(db_session, scope="function")]

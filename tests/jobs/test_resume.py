@@ -26,7 +26,7 @@ from fold.db.models import AuditEntry, Job, Record
 from fold.fields.builtin import BUILTIN
 from fold.ids import new_uid
 from fold.jobs import service as jobs
-from fold.jobs.queue import Queue, run_after_commit
+from fold.jobs.queue import Queue
 from fold.records.bulk import insert_clean
 from fold.segments import service as segments
 from tests.conftest import DATABASES, Database
@@ -128,7 +128,6 @@ def test_killed_worker_is_resumed_exactly_once(
             queue=queue,
             settings=settings,
         )
-    run_after_commit(session)
     uid = receipt["sheep_event"].split("/")[-2]
 
     env = {
