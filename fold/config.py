@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_DATA_DIR = Path("var")
@@ -34,7 +34,6 @@ class Settings:
     job_lease_seconds: int = 60
     webhook_timeout: float = 10.0
     webhook_concurrency: int = 8
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls) -> Settings:

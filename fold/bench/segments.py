@@ -31,7 +31,6 @@ from fold.db.models import Record, Segment
 from fold.demo.generate import DemoPlan
 from fold.demo.load import load_demo, record_count
 from fold.ids import make_uri
-from fold.paging import Paging
 from fold.records import service as records
 from fold.records.bulk import import_rows, ndjson_rows
 from fold.rules.sql import to_sql
@@ -420,6 +419,3 @@ def run(
         "runs": runs, "cpu_count": os.cpu_count(), "results": results, "summary": summary,
         "count_mismatches_with_duckdb": mismatched,
     }  # fmt: skip
-
-
-__all__ = ["Paging", "run"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 FORM_TYPES = {
@@ -42,7 +42,6 @@ class TypeSchema:
     contact_field: str | None = None
     status_field: str | None = None
     search_placeholder: str = "Search"
-    extra: dict[str, str] = field(default_factory=dict)
 
     @cached_property
     def prefixes(self) -> frozenset[str]:
@@ -56,12 +55,6 @@ class TypeSchema:
     def field_type(self, path: str) -> str | None:
         found = self.fields.get(path)
         return found.type if found else None
-
-    @property
-    def statuses(self) -> tuple[str, ...]:
-        if self.status_field is None:
-            return ()
-        return self.fields[self.status_field].choices
 
     def with_custom(self, custom: list[FieldDef]) -> TypeSchema:
         if not custom:

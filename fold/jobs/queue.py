@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
+from huey.consumer import Consumer
 from sqlalchemy import Engine, or_, select
 from sqlalchemy.orm import Session
 
@@ -21,6 +22,17 @@ from fold.jobs.runner import LIVE, run_job
 from fold.timefmt import utcnow
 
 log = logging.getLogger("fold.jobs")
+
+
+class EmbeddedConsumer(Consumer):  # type: ignore[misc]
+    """Worker threads inside `fold serve`. Huey's consumer would install its own SIGINT and
+    SIGTERM handlers, taking shutdown away from the web server; here the server's lifespan
+    stops the workers instead."""
+
+    def _set_signal_handlers(self) -> None:
+        return None
+
+
 STALE_CREATED = timedelta(seconds=30)
 
 
@@ -75,6 +87,7 @@ class Queue:
             self.send(bucket, uid)
         return len(stale)
 
-    def consumer(self, workers: int = 2) -> Any:
-        return self.huey.create_consumer(workers=workers, worker_type="thread", periodic=True)
-
+    def consumer(self, workers: int = 2, *, embedded: bool = False) -> Any:
+        """Huey's consumer; embedded in a server, it leaves signals to the server."""
+        kind = EmbeddedConsumer if embedded else Consumer
+        return kind(self.huey, workers=workers, worker_type="thread", periodic=True)

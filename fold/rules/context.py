@@ -4,7 +4,7 @@ postcodes and the time. The service layer fills it from the database."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -33,4 +33,3 @@ class Context:
     segment: Callable[[str], SegmentDef | None] = lambda uid: None
     postcode: Callable[[str], tuple[float, float] | None] = lambda code: None
     self_uid: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)

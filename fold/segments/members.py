@@ -11,7 +11,6 @@ from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlalchemy.orm import Session
 
 from fold.db.models import Record, Segment
-from fold.fields.builtin import BUILTIN
 from fold.fields.schema import TypeSchema
 from fold.fields.service import schema_for
 from fold.paging import Paging
@@ -183,7 +182,3 @@ def lists_lookup(session: Session, bucket: str) -> Any:
         return cache[key]
 
     return lists
-
-
-def builtin_name(resource_type: str) -> str:
-    return "Contacts" if resource_type == "contact" else BUILTIN[resource_type].name

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from fold.audit.service import Change, record_writes
 from fold.auth.policies import Caller
-from fold.db.models import Record, Segment
+from fold.db.models import Segment
 from fold.errors import (
     Conflict,
     NotFound,
@@ -403,10 +403,3 @@ def restore(session: Session, *, caller: Caller, uid: str) -> dict[str, Any]:
 def get(session: Session, *, caller: Caller, uid: str) -> tuple[dict[str, Any], str]:
     row = load(session, caller, uid)
     return segment_out(session, caller, row), etag(row)
-
-
-def records_type_for(row: Segment) -> tuple[str, ...]:
-    return stored_types(row.resource_type)
-
-
-__all__ = ["Record", "create", "delete", "get", "restore", "update"]

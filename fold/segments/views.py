@@ -13,14 +13,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fold.auth.policies import Caller
 from fold.db.models import Fieldset, Record, Segment
-from fold.errors import NotFound, Problem, ValidationFailed
+from fold.errors import Problem, ValidationFailed
 from fold.fields.display import value_at
 from fold.fields.schema import TypeSchema
 from fold.ids import is_uid, make_uri
-from fold.paging import Paging, read_int
+from fold.paging import Paging
 from fold.records.service import record_out
 from fold.rules.compile import membership, rules_filter
-from fold.rules.context import SegmentDef
 from fold.rules.filter import Node
 from fold.rules.sentence import describe
 from fold.segments import repository, service
@@ -334,10 +333,3 @@ def unsaved_filter(
 def load_for_read(session: Session, caller: Caller, uid: str) -> Segment:
     caller.require("read")
     return service.load(session, caller, uid)
-
-
-def limit_param(params: dict[str, Any]) -> int:
-    return read_int(params.get("limit"), param="limit", default=10, low=1, high=100)
-
-
-__all__ = ["NotFound", "SegmentDef"]

@@ -42,7 +42,7 @@ def _lifespan(embedded_worker: bool) -> Any:
         consumer = None
         if embedded_worker:
             queue: Queue = app.state.queue
-            consumer = queue.consumer(workers=2)
+            consumer = queue.consumer(workers=2, embedded=True)
             consumer.start()
             queue.recover()
         try:

@@ -106,3 +106,29 @@ def test_other_buckets_cannot_see_jobs(
         "permission_denied",
     )
     assert_error(other_tenant.admin.get(f"/sheep_event/{uid}/"), 404, "not_found")
+
+
+def test_the_embedded_worker_runs_jobs_in_the_serving_process(database: Any, tmp_path: Any) -> None:
+    """`fold serve` without Redis: Huey on SQLite, worker threads started with the app."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from fold.web.app import create_app
+    from tests.conftest import make_tenant, settings_for
+
+    settings = settings_for(database, queue="auto", data_dir=str(tmp_path))
+    app = create_app(settings, database.engine, embedded_worker=True)
+    with TestClient(app) as client:
+        tenant = make_tenant(client, database)
+        api = tenant.admin
+        for n in range(3):
+            api.post("/person/", json={"first_name": f"E{n}"})
+        receipt = start(api, everyone(api)["uid"], action="add_tag", value="embedded")
+        assert (tmp_path / "queue.db").exists()
+        deadline = time.monotonic() + 30
+        while job(api, receipt["sheep_event"])["status"] != "completed":
+            assert time.monotonic() < deadline, job(api, receipt["sheep_event"])
+            time.sleep(0.05)
+        tagged = api.get("/person/", params={"tags": "embedded"}).json()["total"]
+        assert tagged == 3
