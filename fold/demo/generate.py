@@ -38,6 +38,11 @@ class Picker(Generic[T]):
         return self.values[bisect.bisect_right(self.cum, self.rng.random() * self.total)]
 
 
+def ranked(names: Sequence[str], offset: int) -> list[tuple[str, float]]:
+    """Zipf-like weights: the first names on the list are far more common than the last."""
+    return [(name, 1.0 / (i + offset)) for i, name in enumerate(names)]
+
+
 @dataclass
 class DemoPlan:
     people: int = 10_000
@@ -56,9 +61,19 @@ class Generator:
         self.rng = random.Random(plan.seed)
         rng = self.rng
         self.today = plan.today
-        self.first = Picker(rng, [(n, 1.0 / (i + 3)) for i, n in enumerate(vocab.FIRST_NAMES)])
-        self.last = Picker(rng, [(n, 1.0 / (i + 2)) for i, n in enumerate(vocab.LAST_NAMES)])
-        self.title = Picker(rng, vocab.TITLES)
+        self.first_names = {
+            "male": (Picker(rng, ranked(vocab.MALE_NAMES, 3)), Picker(rng, vocab.MALE_TITLES)),
+            "female": (
+                Picker(rng, ranked(vocab.FEMALE_NAMES, 3)),
+                Picker(rng, vocab.FEMALE_TITLES),
+            ),
+            "neutral": (
+                Picker(rng, ranked(vocab.NEUTRAL_NAMES, 1)),
+                Picker(rng, vocab.NEUTRAL_TITLES),
+            ),
+        }
+        self.gender = Picker(rng, [("female", 51.0), ("male", 47.0), ("neutral", 2.0)])
+        self.last = Picker(rng, ranked(vocab.LAST_NAMES, 2))
         self.city = Picker(rng, [(c, c[5]) for c in vocab.CITIES])
         self.domain = Picker(rng, vocab.EMAIL_DOMAINS)
         self.source = Picker(rng, vocab.SOURCES)
@@ -165,14 +180,15 @@ class Generator:
     def people(self) -> Iterator[Row]:
         rng = self.rng
         for _ in range(self.plan.people):
-            first, last = self.first(), self.last()
+            names, titles = self.first_names[self.gender()]
+            first, last = names(), self.last()
             joined = self.past(20 * 365)
             created = self.stamp(joined)
             uid = self.uid(created)
             uri = self.uri("person", uid)
             address, geo = self.address()
             data: dict[str, Any] = {"first_name": first, "last_name": last}
-            title = self.title()
+            title = titles()
             if title:
                 data["title"] = title
             if rng.random() < 0.93:

@@ -3,13 +3,13 @@ CRM data is: a few names, cities and tags are common and the rest are rare."""
 
 from __future__ import annotations
 
-FIRST_NAMES = [
+# First names by the titles that usually go with them, most common first.
+MALE_NAMES = (
     "Oliver",
     "George",
     "Harry",
     "Jack",
     "Noah",
-    "Charlie",
     "Jacob",
     "Alfie",
     "Freddie",
@@ -44,6 +44,15 @@ FIRST_NAMES = [
     "Neil",
     "Martin",
     "Graham",
+    "Mohammed",
+    "Omar",
+    "Yusuf",
+    "Amir",
+    "Rhys",
+    "Ciaran",
+    "Dylan",
+)
+FEMALE_NAMES = (
     "Olivia",
     "Amelia",
     "Isla",
@@ -87,28 +96,24 @@ FIRST_NAMES = [
     "Priya",
     "Aisha",
     "Fatima",
-    "Mohammed",
-    "Ali",
-    "Omar",
-    "Yusuf",
     "Zara",
-    "Amir",
     "Hannah",
     "Chloe",
     "Lucy",
     "Sophie",
     "Megan",
     "Eilidh",
-    "Rhys",
     "Siobhan",
     "Niamh",
-    "Ciaran",
     "Aoife",
-    "Dylan",
     "Cerys",
     "Bethan",
+)
+NEUTRAL_NAMES = (
+    "Charlie",
+    "Ali",
     "Morgan",
-]
+)
 
 LAST_NAMES = [
     "Smith",
@@ -225,7 +230,9 @@ LAST_NAMES = [
     "Nowak",
 ]
 
-TITLES = (("Mr", 30), ("Mrs", 18), ("Ms", 14), ("Miss", 5), ("Dr", 4), ("Mx", 1), ("", 28))
+MALE_TITLES = (("Mr", 62), ("Dr", 4), ("Rev", 1), ("", 33))
+FEMALE_TITLES = (("Mrs", 34), ("Ms", 22), ("Miss", 8), ("Dr", 4), ("Rev", 1), ("", 31))
+NEUTRAL_TITLES = (("Mx", 10), ("Dr", 4), ("", 86))
 
 # (city, region, postcode areas, lat, lng, weight by population)
 CITIES: tuple[tuple[str, str, tuple[str, ...], float, float, int], ...] = (
