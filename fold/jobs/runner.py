@@ -175,10 +175,12 @@ def run_job(factory: sessionmaker[Session], settings: Settings, bucket: str, uid
             job.total = freeze(session, job)
             job.status = "running"
             job.started = utcnow()
+        # Field schemas as they are when the job (re)starts, read once rather than per batch.
+        schemas = _schemas(session, bucket)
     client = httpx.Client(timeout=settings.webhook_timeout, follow_redirects=False)
     try:
         while True:
-            status = _batch(factory, settings, bucket, uid, me, client)
+            status = _batch(factory, settings, bucket, uid, me, client, schemas)
             if status != "running":
                 return status
     except Exception:
@@ -204,6 +206,7 @@ def _batch(
     uid: str,
     me: str,
     client: httpx.Client,
+    schemas: dict[str, Any],
 ) -> str:
     with unit_of_work(factory) as session:
         if not claim(session, bucket, uid, me, settings.job_lease_seconds):
@@ -232,7 +235,7 @@ def _batch(
             description=job.description,
             params=job.params,
             settings=settings,
-            schemas=_schemas(session, bucket),
+            schemas=schemas,
             job_uid=uid,
             http_client=client,
             undo_infos=[i.undo for i in items],
