@@ -20,3 +20,19 @@ def ensure_bucket(session: Session, name: str) -> bool:
     session.flush()
     create_system_segments(session, name)
     return True
+
+
+def set_webhook_secret(session: Session, name: str, secret: str | None) -> str:
+    """Set (or, with None, generate) the secret that signs the bucket's JSON webhooks."""
+    import secrets
+
+    from fold.errors import ValidationFailed
+
+    ensure_bucket(session, name)
+    value = secret if secret is not None else secrets.token_urlsafe(32)
+    if not 16 <= len(value) <= 200:
+        raise ValidationFailed("A webhook secret needs 16 to 200 characters.", param="secret")
+    bucket = session.get(Bucket, name)
+    assert bucket is not None
+    bucket.webhook_secret = value
+    return value

@@ -371,6 +371,23 @@ def bench_jobs(ctx: Context, people: int, batch_size: int, output: Path | None) 
         )
 
 
+@cli.command("webhook-secret")
+@click.argument("bucket")
+@click.option("--secret", help="Use this secret (16 to 200 characters); default: a new random one.")
+@pass_context
+@friendly_errors
+def webhook_secret(ctx: Context, bucket: str, secret: str | None) -> None:
+    """Set the secret that signs a bucket's JSON webhooks (X-Fold-Signature: sha256=HMAC).
+
+    The secret is alone on the last line; give it to the receiving system."""
+    from fold.buckets.service import set_webhook_secret
+
+    with unit_of_work(ctx.migrated()) as session:
+        value = set_webhook_secret(session, bucket, secret)
+    click.echo(f"JSON webhooks from bucket {bucket} are now signed with this secret:")
+    click.echo(value)
+
+
 @cli.group()
 def postcodes() -> None:
     """Postcode tables for `near` rules."""

@@ -141,3 +141,18 @@ class TestPostcodes:
         assert run(database, "postcodes", "load", "cli-pc", str(path)).exit_code == 0
         with unit_of_work(database.sessions) as session:
             assert postcode(session, bucket="cli-pc", code="SW1A 1AA") is None
+
+
+class TestWebhookSecret:
+    def test_sets_a_generated_or_given_secret(self, database: Database) -> None:
+        from fold.db.engine import unit_of_work
+        from fold.db.models import Bucket
+
+        made = run(database, "webhook-secret", "cli-hooks")
+        assert made.exit_code == 0, made.output
+        secret = made.output.strip().splitlines()[-1]
+        with unit_of_work(database.sessions) as session:
+            bucket = session.get(Bucket, "cli-hooks")
+            assert bucket is not None and bucket.webhook_secret == secret and len(secret) >= 32
+        short = run(database, "webhook-secret", "cli-hooks", "--secret", "short")
+        assert short.exit_code == 2 and "16 to 200" in short.output
