@@ -490,10 +490,6 @@ def _undo(run: Run, rows: list[Record | None]) -> list[Outcome]:
     return out
 
 
-def action_for_check(action: Action) -> Check:
-    return action.check
-
-
 ACTIONS: dict[str, Action] = {
     a.name: a
     for a in (
@@ -519,3 +515,8 @@ INTERNAL: dict[str, Action] = {
     "delete": Action("delete", _check_none, _delete),
     "undo": Action("undo", _check_none, _undo, undoable=False),
 }
+
+
+def action_for(name: str) -> Action:
+    """A job's action, whether started by `action` or by its own endpoint."""
+    return ACTIONS.get(name) or INTERNAL[name]

@@ -24,7 +24,7 @@ from fold.db.engine import unit_of_work
 from fold.db.models import Job, JobItem, Record, Segment
 from fold.fields.service import schema_for
 from fold.ids import STORED_TYPES, make_uri
-from fold.jobs.actions import ACTIONS, INTERNAL, Outcome, Run
+from fold.jobs.actions import Outcome, Run, action_for
 from fold.rules.compile import rules_filter
 from fold.rules.filter import all_of
 from fold.segments.members import make_context, segment_filter, selection, stream_keys
@@ -50,10 +50,6 @@ LIVE = ("created", "running", "cancelling")
 
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
-
-
-def action_for(name: str) -> Any:
-    return ACTIONS.get(name) or INTERNAL[name]
 
 
 def claim(session: Session, bucket: str, uid: str, me: str, lease_seconds: int) -> bool:

@@ -14,7 +14,7 @@ from fold.db.models import Job, Segment
 from fold.errors import Conflict, NotFound, ValidationFailed
 from fold.fields.types import read_boolean
 from fold.ids import is_uid, make_uri, new_uid
-from fold.jobs.actions import ACTIONS, CONTACT_TYPES, action_for_check
+from fold.jobs.actions import ACTIONS, CONTACT_TYPES, action_for
 from fold.jobs.queue import Queue
 from fold.paging import Paging, read_int
 from fold.rules.compile import normalise, rules_filter
@@ -36,7 +36,6 @@ def _when(value: datetime | None) -> str | None:
 
 
 def job_out(job: Job) -> dict[str, Any]:
-    when = _when
     return {
         "uid": job.uid,
         "uri": job_uri(job),
@@ -55,9 +54,9 @@ def job_out(job: Job) -> dict[str, Any]:
         "undo_of": make_uri(job.bucket, "sheep_event", job.undo_of) if job.undo_of else None,
         "user": job.user_uri,
         "params": job.params,
-        "created": when(job.created),
-        "started": when(job.started),
-        "finished": when(job.finished),
+        "created": _when(job.created),
+        "started": _when(job.started),
+        "finished": _when(job.finished),
         "record_state": "active",
     }
 
@@ -126,9 +125,7 @@ def start_action(
             f"{name} acts on contacts, not {row.resource_type} records.", param="action"
         )
     schema = make_context(session, bucket=caller.bucket, resource_type=row.resource_type).schema
-    checked = action_for_check(action)(
-        session, caller.bucket, row.resource_type, schema, params, settings
-    )
+    checked = action.check(session, caller.bucket, row.resource_type, schema, params, settings)
     checked["batch_size"] = _batch_size(params, default=200)
     job = _new_job(
         session, caller, action=name, description=description, params=checked, segment_uid=row.uid
@@ -245,7 +242,7 @@ def undo(session: Session, *, caller: Caller, uid: str, queue: Queue) -> dict[st
     caller.require("run_delete_action" if job.action == "delete" else "run_actions")
     if job.status != "completed":
         raise Conflict(f"The job is {job.status}; only a completed job can be undone.")
-    if not action_for_check_undoable(job.action):
+    if not action_for(job.action).undoable:
         raise Conflict(f"A {job.action} job cannot be undone.")
     earlier = session.scalar(
         select(func.count())
@@ -261,12 +258,6 @@ def undo(session: Session, *, caller: Caller, uid: str, queue: Queue) -> dict[st
     )  # fmt: skip
     queue.send_after_commit(session, caller.bucket, undo_job.uid)
     return job_out(undo_job)
-
-
-def action_for_check_undoable(name: str) -> bool:
-    from fold.jobs.runner import action_for
-
-    return bool(action_for(name).undoable)
 
 
 def list_jobs(session: Session, *, caller: Caller, params: dict[str, Any]) -> dict[str, Any]:

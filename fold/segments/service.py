@@ -21,26 +21,18 @@ from fold.ids import is_uid, make_uri, new_uid, parse_uri
 from fold.records import repository as records
 from fold.rules.compile import normalise, rules_object
 from fold.segments import repository
-from fold.segments.inputs import CONTACT_TYPES, DEFAULT_VIEW, Definition, read_definition
+from fold.segments.inputs import (
+    CONTACT_TYPES,
+    DEFAULT_VIEW,
+    FIELDS,
+    Definition,
+    read_definition,
+)
 from fold.segments.members import make_context, stored_types
 from fold.timefmt import format_datetime, utcnow
 
-AUDITED = (
-    "name",
-    "description",
-    "segment_type",
-    "resource_type",
-    "view_context",
-    "parent_segment",
-    "active",
-    "rules",
-    "uris_include",
-    "uris_exclude",
-    "system_segment",
-    "tags",
-    "mailchimp_sync",
-    "record_state",
-)
+# What a segment audit entry compares: every field a client sets, and the state.
+AUDITED = (*FIELDS, "record_state")
 
 
 def etag(row: Segment) -> str:
