@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_DATA_DIR = Path("var")
+OFF = ("0", "off", "false", "no")
 
 
 def _int(name: str, default: int) -> int:
@@ -34,6 +35,8 @@ class Settings:
     job_lease_seconds: int = 60
     webhook_timeout: float = 10.0
     webhook_concurrency: int = 8
+    columns: bool = True  # answer segment counts and pages from the in-memory column index
+    columns_max_records: int = 5_000_000  # records the column index holds, all buckets
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -51,4 +54,6 @@ class Settings:
             job_lease_seconds=_int("FOLD_JOB_LEASE_SECONDS", 60),
             webhook_timeout=float(_int("FOLD_WEBHOOK_TIMEOUT", 10)),
             webhook_concurrency=_int("FOLD_WEBHOOK_CONCURRENCY", 8),
+            columns=os.environ.get("FOLD_COLUMNS", "on").strip().lower() not in OFF,
+            columns_max_records=_int("FOLD_COLUMNS_MAX_RECORDS", 5_000_000),
         )

@@ -17,6 +17,7 @@ import click
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from fold.columns import index as columns
 from fold.config import Settings
 from fold.db import migrate as migrations
 from fold.db.engine import make_engine, make_sessionmaker, unit_of_work
@@ -45,6 +46,9 @@ class Context:
     def __init__(self) -> None:
         self.settings = Settings.from_env()
         self._engine: Engine | None = None
+        columns.configure(
+            enabled=self.settings.columns, max_records=self.settings.columns_max_records
+        )
 
     @property
     def engine(self) -> Engine:

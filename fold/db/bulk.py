@@ -32,6 +32,11 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     """Insert `rows` (all with the same keys) in the session's transaction."""
     if not rows:
         return
+    if table.name == "records":
+        # Every record write carries its transaction's change clock (fold.columns.clock).
+        from fold.columns.clock import stamp
+
+        rows = [{**row, "version": stamp(session, row["bucket"])} for row in rows]
     columns = list(rows[0])
     connection = session.connection()
     dialect = connection.dialect.name

@@ -9,7 +9,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, MetaData, String, Text, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -45,8 +57,11 @@ class Record(Base):
     display_value: Mapped[str] = mapped_column(Text())
     search_text: Mapped[str] = mapped_column(Text())
     unique_key: Mapped[str | None] = mapped_column(Text(), nullable=True)
+    # The bucket's change clock when this row was last written (fold.columns.clock).
+    version: Mapped[int] = mapped_column(BigInteger(), server_default="0", default=0)
 
     __table_args__ = (
+        Index("ix_records_version", "bucket", "resource_type", "version"),
         Index("ix_records_state", "bucket", "resource_type", "record_state", "last_updated"),
         Index(
             "uq_records_unique_key",
@@ -58,6 +73,14 @@ class Record(Base):
             postgresql_where=text("record_state = 'active' AND unique_key IS NOT NULL"),
         ),
     )
+
+
+class RecordClock(Base):
+    """Bumped once by each transaction that writes a bucket's records."""
+
+    __tablename__ = "record_clocks"
+    bucket: Mapped[str] = mapped_column(String(63), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger())
 
 
 class AuditEntry(Base):

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fold.audit.service import Change, entry_row, record_writes
+from fold.columns.clock import stamp
 from fold.db.bulk import insert_rows
 from fold.db.models import AuditEntry, Record
 from fold.errors import Problem
@@ -47,6 +48,7 @@ UPDATE_BY_KEY = (
         display_value=bindparam("display_value"),
         search_text=bindparam("search_text"),
         unique_key=bindparam("unique_key"),
+        version=bindparam("version"),
     )
 )
 UPDATE_WITH_STATE = UPDATE_BY_KEY.values(record_state=bindparam("record_state"))
@@ -293,12 +295,14 @@ class BatchWriter:
         if inserts:
             insert_rows(self.session, RECORDS, inserts)
         if updates:
-            self.session.execute(UPDATE_BY_KEY, [_keyed(u) for u in updates])
+            version = stamp(self.session, self.bucket)
+            self.session.execute(UPDATE_BY_KEY, [_keyed(u, version) for u in updates])
 
 
-def _keyed(row: dict[str, Any]) -> dict[str, Any]:
+def _keyed(row: dict[str, Any], version: int) -> dict[str, Any]:
     out = {k: v for k, v in row.items() if k not in ("bucket", "resource_type", "uid")}
     out.update(k_bucket=row["bucket"], k_type=row["resource_type"], k_uid=row["uid"])
+    out["version"] = version
     return out
 
 
@@ -398,6 +402,7 @@ def update_records(
     if not rewrites:
         return
     now = utcnow()
+    version = stamp(session, bucket)
     updates = []
     changes = []
     for item in rewrites:
@@ -412,7 +417,8 @@ def update_records(
                     "last_updated": now,
                     "record_state": item.state,
                     **derived(schemas[row.resource_type], item.data, row.uid),
-                }
+                },
+                version,
             )
         )
         changes.append(

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from fold.columns.clock import stamp
 from fold.db.jsonsql import json_number, json_text
 from fold.db.models import Record
 from fold.fields.schema import TypeSchema
@@ -27,6 +28,8 @@ def get(
         Record.bucket == bucket, Record.resource_type == resource_type, Record.uid == uid
     )
     if for_update:
+        # The bucket's change clock first, then the row: every writer locks in that order.
+        stamp(session, bucket)
         stmt = stmt.with_for_update()
     return session.scalar(stmt)
 

@@ -19,12 +19,10 @@ from fold.rules.python import matches
 from fold.rules.sentence import clause
 from fold.segments import repository
 from fold.segments.members import (
-    base_query,
-    count,
+    count_selected,
     definition,
     lists_lookup,
     make_context,
-    selection,
     stored_types,
 )
 from fold.timefmt import format_datetime, utcnow
@@ -68,16 +66,14 @@ def steps_of(session: Session, row: Segment) -> tuple[list[tuple[str, dict[str, 
 
 def funnel(session: Session, caller: Caller, row: Segment) -> dict[str, Any]:
     steps, _ = steps_of(session, row)
-    base = count(session, base_query(row.bucket, row.resource_type))
-    out_steps = []
-    for name, info, node in steps:
-        out_steps.append(
-            {
-                "step": name,
-                **info,
-                "count": count(session, selection(row.bucket, row.resource_type, node)),
-            }
+
+    def counted(node: Node) -> int:
+        return count_selected(
+            session, bucket=row.bucket, resource_type=row.resource_type, node=node
         )
+
+    base = counted({"const": True})
+    out_steps = [{"step": name, **info, "count": counted(node)} for name, info, node in steps]
     final = (
         out_steps[-1]["count"] if out_steps else (0 if row.segment_type == "auxiliary" else base)
     )

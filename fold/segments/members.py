@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlalchemy.orm import Session
 
+from fold.columns import index as columns
 from fold.db.models import Record, Segment
 from fold.fields.schema import TypeSchema
 from fold.fields.service import schema_for
@@ -168,6 +169,71 @@ def stream_keys(
         if len(rows) < batch:
             return
         after = rows[-1][1]
+
+
+def count_selected(
+    session: Session, *, bucket: str, resource_type: str, node: Node, q: str | None = None
+) -> int:
+    """How many active records `node` (and `q`) select: from the column index when it can
+    answer, else from SQL."""
+    with columns.matching(
+        session,
+        bucket=bucket,
+        stored=stored_types(resource_type),
+        node=node,
+        q=q,
+        lists=lists_lookup(session, bucket),
+    ) as found:
+        if found is not None:
+            return columns.count(found)
+    return count(session, selection(bucket, resource_type, node, q))
+
+
+def count_and_page(
+    session: Session,
+    *,
+    bucket: str,
+    resource_type: str,
+    node: Node,
+    q: str | None,
+    schema: TypeSchema,
+    sort: str | None,
+    paging: Paging,
+) -> tuple[int, list[Record]]:
+    """The count and one page of what `node` selects, in the order `sort` (or the type's
+    default) gives, uid breaking ties."""
+    keys = tuple([sort] if sort else schema.sort_by)
+    clauses = order_by(schema, sort)
+    with columns.matching(
+        session,
+        bucket=bucket,
+        stored=stored_types(resource_type),
+        node=node,
+        q=q,
+        lists=lists_lookup(session, bucket),
+        sort_paths=[k.lstrip("-") for k in keys],
+    ) as found:
+        if found is not None:
+            total = columns.count(found)
+            picked = columns.page_uids(
+                found,
+                sort=keys,
+                order_by=clauses,
+                offset=paging.offset,
+                limit=paging.page_size,
+            )
+    stmt = selection(bucket, resource_type, node, q)
+    if found is None:
+        return count(session, stmt), page(session, stmt, schema, sort, paging)
+    if picked is None:
+        return total, page(session, stmt, schema, sort, paging)
+    uids, in_order = picked
+    if in_order:
+        rows = records.by_uids(session, bucket=bucket, resource_type=resource_type, uids=uids)
+        return total, [rows[u] for u in uids if u in rows]
+    candidates = base_query(bucket, resource_type).where(Record.uid.in_(uids))
+    chosen = candidates.order_by(*clauses).offset(paging.offset).limit(paging.page_size)
+    return total, list(session.scalars(chosen).all())
 
 
 def lists_lookup(session: Session, bucket: str) -> Any:

@@ -25,9 +25,9 @@ from fold.rules.sentence import describe
 from fold.segments import repository, service
 from fold.segments.inputs import VIEW_CONTEXTS, Definition, read_definition
 from fold.segments.members import (
-    count,
+    count_and_page,
+    count_selected,
     make_context,
-    page,
     segment_filter,
     segment_schema,
     selection,
@@ -135,7 +135,12 @@ def sentence(session: Session, row: Segment, schema: TypeSchema) -> str:
 
 def segment_count(session: Session, caller: Caller, row: Segment) -> dict[str, Any]:
     schema = segment_schema(session, bucket=row.bucket, resource_type=row.resource_type)
-    total = count(session, selection(row.bucket, row.resource_type, segment_filter(session, row)))
+    total = count_selected(
+        session,
+        bucket=row.bucket,
+        resource_type=row.resource_type,
+        node=segment_filter(session, row),
+    )
     return {
         "count": total,
         "description": row.description or sentence(session, row, schema),
@@ -175,9 +180,16 @@ def results_page(
     q = params.get("q")
     if q is not None and not isinstance(q, str):
         raise ValidationFailed("q is a search term", param="q")
-    stmt = selection(row_bucket, resource_type, node, q)
-    total = count(session, stmt)
-    rows = page(session, stmt, schema, read_sort(params), paging)
+    total, rows = count_and_page(
+        session,
+        bucket=row_bucket,
+        resource_type=resource_type,
+        node=node,
+        q=q,
+        schema=schema,
+        sort=read_sort(params),
+        paging=paging,
+    )
     verbose = flag(params, "verbose")
     results = [record_out(r) if verbose else summary(r, schema) for r in rows]
     return {
@@ -196,8 +208,16 @@ def segment_records(
 
 def lookup(session: Session, row: Segment, q: str | None) -> list[dict[str, Any]]:
     schema = segment_schema(session, bucket=row.bucket, resource_type=row.resource_type)
-    stmt = selection(row.bucket, row.resource_type, segment_filter(session, row), q)
-    rows = page(session, stmt, schema, None, Paging(1, 10))
+    _, rows = count_and_page(
+        session,
+        bucket=row.bucket,
+        resource_type=row.resource_type,
+        node=segment_filter(session, row),
+        q=q,
+        schema=schema,
+        sort=None,
+        paging=Paging(1, 10),
+    )
     out = []
     for r in rows:
         uri = make_uri(r.bucket, r.resource_type, r.uid)

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, text
 from fold import __version__
 from fold.audit import endpoints as audit_endpoints
 from fold.auth import endpoints as auth_endpoints
+from fold.columns import index as columns
 from fold.config import Settings
 from fold.db.engine import make_engine, make_sessionmaker
 from fold.jobs import endpoints as job_endpoints
@@ -67,6 +68,7 @@ def create_app(
         lifespan=_lifespan(embedded_worker),
     )
     engine = engine or make_engine(settings.database_url)
+    columns.configure(enabled=settings.columns, max_records=settings.columns_max_records)
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = make_sessionmaker(engine)

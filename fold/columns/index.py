@@ -1,0 +1,175 @@
+"""Which stores this process keeps, and counting and paging through them."""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.orm import Session
+
+from fold.columns import clock
+from fold.columns.store import Mask, Rank, Store
+from fold.columns.vector import Lists, Unsupported, evaluate, paths
+from fold.db.models import Record
+from fold.rules.filter import SYSTEM_KINDS, Node
+
+# A page further in than this goes to SQL: the index hands the database the candidates.
+MAX_PAGE_END = 5_000
+# Fewer rows than this are searched one by one; more use the store's word index.
+FEW_ROWS = 20_000
+# Rows written since a sort's order was read, beyond which the order is read again.
+MAX_DIRTY = 5_000
+
+
+@dataclass
+class Options:
+    enabled: bool = True
+    max_records: int = 5_000_000
+
+
+OPTIONS = Options()
+_stores: weakref.WeakKeyDictionary[Engine, OrderedDict[tuple[str, str], Store]] = (
+    weakref.WeakKeyDictionary()
+)
+_registry = threading.Lock()
+
+
+def configure(*, enabled: bool, max_records: int) -> None:
+    OPTIONS.enabled = enabled
+    OPTIONS.max_records = max_records
+
+
+def forget(engine: Engine) -> None:
+    with _registry:
+        _stores.pop(engine, None)
+
+
+def _usable(session: Session, bucket: str, stored: Sequence[str]) -> Engine | None:
+    if not OPTIONS.enabled or len(stored) != 1 or clock.wrote(session, bucket):
+        return None
+    engine = session.get_bind()
+    if not isinstance(engine, Engine):
+        return None
+    if engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:"):
+        return None
+    return engine
+
+
+def _store(engine: Engine, bucket: str, resource_type: str) -> Store:
+    with _registry:
+        stores = _stores.setdefault(engine, OrderedDict())
+        key = (bucket, resource_type)
+        store = stores.get(key)
+        if store is None:
+            store = Store(bucket, resource_type, engine.dialect.name)
+            stores[key] = store
+        stores.move_to_end(key)
+        held = sum(s.n for s in stores.values())
+        for other in list(stores):
+            if held <= OPTIONS.max_records or other == key:
+                continue
+            held -= stores.pop(other).n
+        return store
+
+
+@dataclass
+class Found:
+    store: Store
+    mask: Mask
+    connection: Connection
+
+
+@contextmanager
+def matching(
+    session: Session,
+    *,
+    bucket: str,
+    stored: Sequence[str],
+    node: Node,
+    q: str | None,
+    lists: Lists,
+    sort_paths: Sequence[str] = (),
+) -> Iterator[Found | None]:
+    """The rows a filter selects (active ones, `q` applied), with the store locked; None
+    when the index does not answer this and the caller should ask SQL."""
+    engine = _usable(session, bucket, stored)
+    if engine is None:
+        yield None
+        return
+    store = _store(engine, bucket, stored[0])
+    with store.lock, engine.connect() as connection:
+        if not store.uids and store.seen == 0:
+            store.load(connection)
+        wanted = paths(node) | {p for p in sort_paths if p not in SYSTEM_KINDS}
+        store.ensure_columns(connection, wanted)
+        store.refresh(connection)
+        try:
+            mask = evaluate(store, node, lists) & store.active
+        except Unsupported:
+            yield None
+            return
+        yield Found(store, _search(store, mask, q), connection)
+
+
+def _search(store: Store, mask: Mask, q: str | None) -> Mask:
+    """Every word of `q` in the row's search text, as members.search_condition has it."""
+    if not q or not q.strip():
+        return mask
+    words = q.lower().split()[:8]
+    rows = np.flatnonzero(mask)
+    if len(rows) > FEW_ROWS:
+        for word in words:
+            mask = mask & store.word(word)
+        return mask
+    texts = store.search
+    keep = [i for i in rows.tolist() if all(w in texts[i] for w in words)]
+    out = np.zeros(store.n, dtype=bool)
+    out[keep] = True
+    return out
+
+
+def count(found: Found) -> int:
+    return int(np.count_nonzero(found.mask))
+
+
+def page_uids(
+    found: Found, *, sort: tuple[str, ...], order_by: list[Any], offset: int, limit: int
+) -> tuple[list[str], bool] | None:
+    """The uids that can be on the page, and whether they are already in page order (if
+    not, the database orders these few). None: too deep for the index."""
+    end = offset + limit
+    if end > MAX_PAGE_END:
+        return None
+    store, mask = found.store, found.mask
+    rank = store.ranks.get(sort)
+    if rank is None or rank.dirty_count > MAX_DIRTY:
+        rank = _read_rank(found.connection, store, order_by)
+        store.ranks[sort] = rank
+    clean = mask & ~rank.dirty
+    ordered = rank.order[clean[rank.order]][:end]
+    fresh = np.flatnonzero(mask & rank.dirty)
+    uids = store.uids
+    if not len(fresh):
+        return [uids[i] for i in ordered[offset:end].tolist()], True
+    return [uids[i] for i in (*ordered.tolist(), *fresh.tolist())], False
+
+
+def _read_rank(connection: Connection, store: Store, order_by: list[Any]) -> Rank:
+    """Every row of the store in the database's own order for this sort."""
+    stmt = (
+        select(Record.uid)
+        .where(Record.bucket == store.bucket, Record.resource_type == store.resource_type)
+        .order_by(*order_by)
+    )
+    row_of = store.row_of
+    order = [row_of[uid] for uid in connection.scalars(stmt) if uid in row_of]
+    dirty = np.ones(store.n, dtype=bool)
+    dirty[order] = False
+    return Rank(np.array(order, dtype=np.int64), dirty, int(np.count_nonzero(dirty)))
