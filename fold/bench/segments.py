@@ -8,12 +8,15 @@ import json
 import math
 import os
 import resource
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -111,25 +114,55 @@ def make_segments(factory: sessionmaker[Session], bucket: str, say: Say) -> dict
     return made
 
 
+@dataclass
+class Server:
+    base: str
+    pid: int
+
+
 @contextmanager
-def http_server(settings: Settings, engine: Engine) -> Any:
-    import uvicorn
-
-    from fold.web.app import create_app
-
-    app = create_app(settings, engine)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
+def server_process(settings: Settings) -> Iterator[Server]:
+    """`fold serve` in a process of its own, reached over real HTTP, so that its memory is
+    the server's alone (this process also holds DuckDB's copy of the records)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "FOLD_DATABASE_URL": settings.database_url,
+        "FOLD_RATE_LIMIT_PER_MINUTE": "1000000",
+    }
+    command = [sys.executable, "-m", "fold.cli.main", "serve", "--no-worker", "--port", str(port)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
     try:
-        yield f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 300
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"fold serve exited with {process.returncode}")
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("fold serve did not start")
+            time.sleep(0.2)
+        yield Server(base, process.pid)
     finally:
-        server.should_exit = True
-        thread.join(10)
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def peak_rss_mb(pid: int) -> int:
+    """The process's peak resident memory (Linux), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024)
+    return 0
 
 
 DUCK_COLUMNS = {
@@ -256,6 +289,8 @@ def measure_case(
         "count_p50_ms": p50(counts), "count_p95_ms": p95(counts), "first_page_p50_ms": p50(pages),
         "http_count_p50_ms": p50(http_counts), "http_first_page_p50_ms": p50(http_pages),
         "json_scan_p50_ms": p50(scans), "duckdb_p50_ms": p50(ducks),
+        "speedup_over_json_scan": round(p50(scans) / max(p50(counts), 0.01), 1),
+        "ratio_to_duckdb": round(p50(counts) / max(p50(ducks), 0.01), 2),
     }  # fmt: skip
 
 
@@ -268,6 +303,8 @@ COLUMNS = (
     ("http_first_page_p50_ms", "http page", 10),
     ("json_scan_p50_ms", "json-scan", 10),
     ("duckdb_p50_ms", "duckdb", 8),
+    ("speedup_over_json_scan", "x scan", 8),
+    ("ratio_to_duckdb", "/duckdb", 9),
 )
 
 
@@ -285,10 +322,14 @@ def line(measured: dict[str, Any]) -> str:
     return f"{measured['segment']:>30}" + "".join(cells)
 
 
-def write_costs(factory: sessionmaker[Session], bucket: str, runs: int) -> dict[str, Any]:
+def write_costs(
+    factory: sessionmaker[Session], bucket: str, runs: int, watched: Segment
+) -> dict[str, Any]:
+    """Create and patch p50, the next count after each patch (the index catching up with
+    the write), and the import rate into the big bucket."""
     caller = Caller(bucket=bucket, policy="admin", user_uri=USER)
     stamp = time.time_ns()
-    creates, patches = [], []
+    creates, patches, next_counts = [], [], []
     for i in range(runs):
         started = time.perf_counter()
         with unit_of_work(factory) as session:
@@ -314,6 +355,12 @@ def write_costs(factory: sessionmaker[Session], bucket: str, runs: int) -> dict[
                 body={"tags": ["bench", "patched"]},
             )
         patches.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        with unit_of_work(factory) as session:
+            row = session.get(Segment, (watched.bucket, watched.uid))
+            assert row is not None
+            views.segment_count(session, caller, row)
+        next_counts.append((time.perf_counter() - started) * 1000)
     lines = [
         json.dumps(
             {
@@ -339,6 +386,7 @@ def write_costs(factory: sessionmaker[Session], bucket: str, runs: int) -> dict[
     seconds = time.perf_counter() - started
     return {
         "create_p50_ms": p50(creates), "patch_p50_ms": p50(patches),
+        "count_after_write_p50_ms": p50(next_counts),
         "import_rows": result.rows, "import_records_per_second": round(result.rows / seconds),
     }  # fmt: skip
 
@@ -350,6 +398,20 @@ def database_bytes(engine: Engine) -> int:
         pages = connection.scalar(text("PRAGMA page_count")) or 0
         size = connection.scalar(text("PRAGMA page_size")) or 0
         return int(pages * size)
+
+
+def clock_index_bytes(engine: Engine) -> int | None:
+    """What the change clock adds on disk: the (bucket, type, version) index."""
+    query = (
+        "SELECT pg_relation_size('ix_records_version')"
+        if engine.dialect.name == "postgresql"
+        else "SELECT SUM(pgsize) FROM dbstat WHERE name = 'ix_records_version'"
+    )
+    try:
+        with engine.connect() as connection:
+            return int(connection.scalar(text(query)) or 0)
+    except Exception:  # SQLite built without the dbstat table
+        return None
 
 
 def run(
@@ -384,19 +446,20 @@ def run(
     duck = duckdb_people(factory, bucket, included)
     results = []
     say(header())
-    with http_server(settings, engine) as base, httpx.Client(timeout=120) as client:
+    with server_process(settings) as server, httpx.Client(timeout=600) as client:
         for case in CASES:
             measured = measure_case(
-                factory, caller, made[case.name], case, runs, client, base, key, duck
+                factory, caller, made[case.name], case, runs, client, server.base, key, duck
             )
             results.append(measured)
             say(line(measured))
+        server_rss = peak_rss_mb(server.pid)
 
     def geo(key: str) -> float:
         logs = [math.log(max(r[key], 0.01)) for r in results]
         return round(math.exp(statistics.mean(logs)), 2)
 
-    costs = write_costs(factory, bucket, runs=max(20, runs * 3))
+    costs = write_costs(factory, bucket, max(20, runs * 3), made[CASES[0].name])
     summary = {
         "count_p50_geomean_ms": geo("count_p50_ms"),
         "duckdb_p50_geomean_ms": geo("duckdb_p50_ms"),
@@ -405,8 +468,12 @@ def run(
         "speedup_over_json_scan_min": round(
             min(r["json_scan_p50_ms"] / max(r["count_p50_ms"], 0.01) for r in results), 2
         ),
-        "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "server_peak_rss_mb": server_rss,
+        "bench_process_peak_rss_mb": round(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        ),
         "database_bytes": database_bytes(engine),
+        "clock_index_bytes": clock_index_bytes(engine),
         **costs,
     }
     mismatched = [

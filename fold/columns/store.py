@@ -237,7 +237,10 @@ class Store:
     def _select(self, connection: Connection, columns: str, where: str, params: list[Any]) -> Any:
         p = self._placeholder()
         sql = f"SELECT {columns} FROM records WHERE bucket = {p} AND resource_type = {p}{where}"
-        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        raw: Any = connection.connection.dbapi_connection
+        # PostgreSQL: a server-side cursor, so a million rows stream instead of arriving at
+        # once in the client's memory.
+        cursor = raw.cursor("fold_columns") if self.dialect == "postgresql" else raw.cursor()
         cursor.execute(sql, [self.bucket, self.resource_type, *params])
         return cursor
 
