@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -19,6 +21,8 @@ from fold.columns.store import Mask, Rank, Store
 from fold.columns.vector import Lists, Unsupported, evaluate, paths
 from fold.db.models import Record
 from fold.rules.filter import SYSTEM_KINDS, Node
+
+log = logging.getLogger("fold.columns")
 
 # A page further in than this goes to SQL: the index hands the database the candidates.
 MAX_PAGE_END = 5_000
@@ -106,9 +110,21 @@ def matching(
     store = _store(engine, bucket, stored[0])
     with store.lock, engine.connect() as connection:
         if not store.uids and store.seen == 0:
+            started = time.perf_counter()
             store.load(connection)
+            log.info(
+                "column index: %s records of %s/%s read in %.1f s",
+                f"{store.n:,}", bucket, store.resource_type, time.perf_counter() - started,
+            )  # fmt: skip
         wanted = paths(node) | {p for p in sort_paths if p not in SYSTEM_KINDS}
-        store.ensure_columns(connection, wanted)
+        missing = sorted(p for p in wanted if p not in store.columns)
+        if missing:
+            started = time.perf_counter()
+            store.ensure_columns(connection, missing)
+            log.info(
+                "column index: %s of %s/%s built in %.1f s",
+                ", ".join(missing), bucket, store.resource_type, time.perf_counter() - started,
+            )  # fmt: skip
         store.refresh(connection)
         try:
             mask = evaluate(store, node, lists) & store.active
@@ -150,8 +166,13 @@ def page_uids(
     store, mask = found.store, found.mask
     rank = store.ranks.get(sort)
     if rank is None or rank.dirty_count > MAX_DIRTY:
+        started = time.perf_counter()
         rank = _read_rank(found.connection, store, order_by)
         store.ranks[sort] = rank
+        log.info(
+            "column index: order by %s of %s/%s read in %.1f s",
+            ", ".join(sort), store.bucket, store.resource_type, time.perf_counter() - started,
+        )  # fmt: skip
     clean = mask & ~rank.dirty
     ordered = rank.order[clean[rank.order]][:end]
     fresh = np.flatnonzero(mask & rank.dirty)

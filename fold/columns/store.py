@@ -258,7 +258,7 @@ class Store:
         cursor = self._select(
             connection,
             "uid, record_state, created, last_updated, display_value, search_text",
-            " ORDER BY uid",
+            "",
             [],
         )
         display = Column("display_value", 0)
