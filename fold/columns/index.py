@@ -108,30 +108,49 @@ def matching(
         yield None
         return
     store = _store(engine, bucket, stored[0])
-    with store.lock, engine.connect() as connection:
-        if not store.uids and store.seen == 0:
-            started = time.perf_counter()
-            store.load(connection)
-            log.info(
-                "column index: %s records of %s/%s read in %.1f s",
-                f"{store.n:,}", bucket, store.resource_type, time.perf_counter() - started,
-            )  # fmt: skip
-        wanted = paths(node) | {p for p in sort_paths if p not in SYSTEM_KINDS}
-        missing = sorted(p for p in wanted if p not in store.columns)
-        if missing:
-            started = time.perf_counter()
-            store.ensure_columns(connection, missing)
-            log.info(
-                "column index: %s of %s/%s built in %.1f s",
-                ", ".join(missing), bucket, store.resource_type, time.perf_counter() - started,
-            )  # fmt: skip
-        store.refresh(connection)
+    # The request's own connection: a second one per request could run the pool dry while
+    # requests wait for this store's lock.
+    connection = session.connection()
+    with store.lock:
+        try:
+            _catch_up(store, connection, paths(node) | set(sort_paths) - set(SYSTEM_KINDS))
+        except BaseException:
+            # Half-read is not a state to answer from: the next use starts again.
+            _drop(engine, store)
+            raise
         try:
             mask = evaluate(store, node, lists) & store.active
         except Unsupported:
             yield None
             return
         yield Found(store, _search(store, mask, q), connection)
+
+
+def _catch_up(store: Store, connection: Connection, wanted: set[str]) -> None:
+    """Load the store if new, build the columns `wanted` needs, apply what was written."""
+    if not store.loaded:
+        started = time.perf_counter()
+        store.load(connection)
+        log.info(
+            "column index: %s records of %s/%s read in %.1f s",
+            f"{store.n:,}", store.bucket, store.resource_type, time.perf_counter() - started,
+        )  # fmt: skip
+    missing = sorted(p for p in wanted if p not in store.columns)
+    if missing:
+        started = time.perf_counter()
+        store.ensure_columns(connection, missing)
+        log.info(
+            "column index: %s of %s/%s built in %.1f s",
+            ", ".join(missing), store.bucket, store.resource_type, time.perf_counter() - started,
+        )  # fmt: skip
+    store.refresh(connection)
+
+
+def _drop(engine: Engine, store: Store) -> None:
+    with _registry:
+        stores = _stores.get(engine, OrderedDict())
+        if stores.get((store.bucket, store.resource_type)) is store:
+            del stores[(store.bucket, store.resource_type)]
 
 
 def _search(store: Store, mask: Mask, q: str | None) -> Mask:
@@ -173,13 +192,31 @@ def page_uids(
             "column index: order by %s of %s/%s read in %.1f s",
             ", ".join(sort), store.bucket, store.resource_type, time.perf_counter() - started,
         )  # fmt: skip
-    clean = mask & ~rank.dirty
-    ordered = rank.order[clean[rank.order]][:end]
-    fresh = np.flatnonzero(mask & rank.dirty)
+    if rank.dirty_count:
+        clean = mask & ~rank.dirty
+        fresh = np.flatnonzero(mask & rank.dirty)
+    else:
+        clean, fresh = mask, np.zeros(0, dtype=np.int64)
+    ordered = _first_in_order(rank.order, clean, end)
     uids = store.uids
     if not len(fresh):
         return [uids[i] for i in ordered[offset:end].tolist()], True
     return [uids[i] for i in (*ordered.tolist(), *fresh.tolist())], False
+
+
+def _first_in_order(order: Any, mask: Mask, wanted: int) -> Any:
+    """The first `wanted` rows of `order` that `mask` holds, reading as little of the order
+    as it takes (a growing window: a common match stops after a few thousand rows)."""
+    found: list[Any] = []
+    have, start, window = 0, 0, 4096
+    while have < wanted and start < len(order):
+        part = order[start : start + window]
+        hits = part[mask[part]]
+        found.append(hits)
+        have += len(hits)
+        start += window
+        window *= 4
+    return np.concatenate([np.zeros(0, dtype=np.int64), *found])[:wanted]
 
 
 def _read_rank(connection: Connection, store: Store, order_by: list[Any]) -> Rank:

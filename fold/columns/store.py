@@ -100,6 +100,7 @@ class Column:
         self.elements: list[int] = []
         self._derived: dict[str, Any] = {}
         self._derived_at = -1
+        self._numbers: Any = None
 
     def entry(self, key: str, value: Any) -> int:
         code = self.keys.get(key)
@@ -139,8 +140,18 @@ class Column:
             return 0
         return self.entry(json_key(value), value)
 
-    def grow(self, size: int) -> None:
-        self.codes = np.resize(self.codes, size) if size > len(self.codes) else self.codes
+    def numbers(self) -> np.ndarray[Any, np.dtype[np.float64]]:
+        """Each row's value as a float where it is a number, NaN otherwise (for `near`);
+        kept until a row's code changes."""
+        if self._numbers is None or len(self._numbers) != len(self.codes):
+            self._numbers = self.derived()["as_number"][self.codes]
+        numbers: np.ndarray[Any, np.dtype[np.float64]] = self._numbers
+        return numbers
+
+    def set_code(self, row: int, code: int) -> None:
+        if self.codes[row] != code:
+            self.codes[row] = code
+            self._numbers = None
 
     def derived(self) -> dict[str, Any]:
         """Per-kind arrays of the entries, rebuilt when entries have been added."""
@@ -226,6 +237,7 @@ class Store:
     columns: dict[str, Column] = field(default_factory=dict)
     ranks: dict[tuple[str, ...], Rank] = field(default_factory=dict)
     words: OrderedDict[str, Mask] = field(default_factory=OrderedDict)
+    loaded: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
     _uid_column: Column | None = None
 
@@ -278,6 +290,7 @@ class Store:
         self.last_updated = np.concatenate([np.zeros(0, dtype=np.int64), *updated])
         display.codes = np.concatenate([np.zeros(0, dtype=np.int32), *codes])
         self.columns = {"display_value": display}
+        self.loaded = True
 
     def ensure_columns(self, connection: Connection, paths: Iterable[str]) -> None:
         missing = [p for p in dict.fromkeys(paths) if p not in self.columns]
@@ -347,7 +360,7 @@ class Store:
                     code = column.encode_string(display)
                 else:
                     code = column.encode_value(get_path(document, path))
-                column.codes[index] = code
+                column.set_code(index, code)
                 if path in sort_paths and old != code:
                     resorted = resorted or json_key(column.values[old]) != json_key(
                         column.values[code]

@@ -5,6 +5,7 @@ SQLAlchemy would do for each parameter is done here once, in the cheapest form."
 from __future__ import annotations
 
 import json
+import operator
 from datetime import datetime
 from typing import Any
 
@@ -15,16 +16,30 @@ SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's own storage format for 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-def _converters(table: Table, columns: list[str], dialect: str) -> list[Any]:
-    out: list[Any] = []
-    for name in columns:
+def _sqlite_datetime() -> Any:
+    # A batch shares one or two datetimes (its "now"): format each once.
+    seen: dict[datetime, str] = {}
+
+    def convert(value: Any) -> Any:
+        if not isinstance(value, datetime):
+            return value
+        text = seen.get(value)
+        if text is None:
+            text = seen[value] = value.strftime(SQLITE_DATETIME)
+        return text
+
+    return convert
+
+
+def _converters(table: Table, columns: list[str], dialect: str) -> list[tuple[int, Any]]:
+    """(position, function) for each column whose values need converting."""
+    out: list[tuple[int, Any]] = []
+    for position, name in enumerate(columns):
         column_type = table.c[name].type
         if isinstance(column_type, JSON):
-            out.append(_dumps)
+            out.append((position, _dumps))
         elif isinstance(column_type, DateTime) and dialect == "sqlite":
-            out.append(lambda v: v.strftime(SQLITE_DATETIME) if isinstance(v, datetime) else v)
-        else:
-            out.append(None)
+            out.append((position, _sqlite_datetime()))
     return out
 
 
@@ -32,22 +47,25 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     """Insert `rows` (all with the same keys) in the session's transaction."""
     if not rows:
         return
-    if table.name == "records":
-        # Every record write carries its transaction's change clock (fold.columns.clock).
-        from fold.columns.clock import stamp
-
-        rows = [{**row, "version": stamp(session, row["bucket"])} for row in rows]
     columns = list(rows[0])
     connection = session.connection()
     dialect = connection.dialect.name
     convert = _converters(table, columns, dialect)
-    tuples = [
-        tuple(
-            f(row[c]) if f is not None and row[c] is not None else row[c]
-            for c, f in zip(columns, convert, strict=True)
-        )
-        for row in rows
-    ]
+    take = operator.itemgetter(*columns)
+    tuples: list[list[Any]] = []
+    for row in rows:
+        values = list(take(row)) if len(columns) > 1 else [take(row)]
+        for position, function in convert:
+            if values[position] is not None:
+                values[position] = function(values[position])
+        tuples.append(values)
+    if table.name == "records" and "version" not in columns:
+        # Every record write carries its transaction's change clock (fold.columns.clock).
+        from fold.columns.clock import stamp
+
+        columns.append("version")
+        for row, values in zip(rows, tuples, strict=True):
+            values.append(stamp(session, row["bucket"]))
     raw: Any = connection.connection.dbapi_connection
     names = ", ".join(columns)
     if dialect == "postgresql":

@@ -18,8 +18,14 @@ def value_at(data: dict[str, Any], path: str) -> Any:
 
 
 def _text(data: dict[str, Any], *paths: str) -> str:
-    parts = [str(value_at(data, p)).strip() for p in paths if value_at(data, p) not in (None, "")]
-    return " ".join(p for p in parts if p)
+    parts = []
+    for path in paths:
+        value = get_path(data, path)
+        if value is not MISSING and value is not None and value != "":
+            text = str(value).strip()
+            if text:
+                parts.append(text)
+    return " ".join(parts)
 
 
 def _person(data: dict[str, Any]) -> str:
