@@ -19,8 +19,15 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def clean_diff(prev: dict[str, Any] | None, new: dict[str, Any] | None) -> list[dict[str, Any]]:
     """`[{field, prev, value, verb}]` with verb `add`, `drop` or `change`, by field name."""
-    before = flatten(prev or {})
-    after = flatten(new or {})
+    if not prev or not new:  # a creation or a removal: every field added or dropped
+        verb, side = ("add", new) if new else ("drop", prev)
+        return [
+            {"field": f, "prev": None if verb == "add" else v,
+             "value": v if verb == "add" else None, "verb": verb}
+            for f, v in sorted(flatten(side or {}).items())
+        ]  # fmt: skip
+    before = flatten(prev)
+    after = flatten(new)
     changes: list[dict[str, Any]] = []
     for field in sorted(before.keys() | after.keys()):
         if field not in before:

@@ -257,7 +257,9 @@ def measure_case(
         def first_page() -> Any:
             return views.segment_records(session, caller, row, {**params, "page_size": 25})
 
-        total = count()
+        started = time.perf_counter()
+        total = count()  # the first: builds what this segment needs (store, columns)
+        first = (time.perf_counter() - started) * 1000
         counts = timed(count, runs)
         pages = timed(first_page, max(3, runs // 2))
         node = segment_filter(session, row)
@@ -287,6 +289,7 @@ def measure_case(
     ducks = timed(lambda: duck.execute(query).fetchone(), runs)
     return {
         "segment": case.name, "count": total, "duckdb_count": duck_count,
+        "first_count_ms": round(first, 1),
         "count_p50_ms": p50(counts), "count_p95_ms": p95(counts), "first_page_p50_ms": p50(pages),
         "http_count_p50_ms": p50(http_counts), "http_first_page_p50_ms": p50(http_pages),
         "json_scan_p50_ms": p50(scans), "duckdb_p50_ms": p50(ducks),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 from fold.columns import clock
 from fold.columns.store import Mask, Rank, Store
 from fold.columns.vector import Lists, Unsupported, evaluate, paths
+from fold.db.bulk import no_cycle_collection
 from fold.db.models import Record
 from fold.rules.filter import SYSTEM_KINDS, Node
 
@@ -130,19 +132,23 @@ def _catch_up(store: Store, connection: Connection, wanted: set[str]) -> None:
     """Load the store if new, build the columns `wanted` needs, apply what was written."""
     if not store.loaded:
         started = time.perf_counter()
-        store.load(connection)
+        with no_cycle_collection():
+            store.load(connection)
         log.info(
             "column index: %s records of %s/%s read in %.1f s",
             f"{store.n:,}", store.bucket, store.resource_type, time.perf_counter() - started,
         )  # fmt: skip
+        gc.freeze()  # long-lived and cycle-free: later collections need not walk them
     missing = sorted(p for p in wanted if p not in store.columns)
     if missing:
         started = time.perf_counter()
-        store.ensure_columns(connection, missing)
+        with no_cycle_collection():
+            store.ensure_columns(connection, missing)
         log.info(
             "column index: %s of %s/%s built in %.1f s",
             ", ".join(missing), store.bucket, store.resource_type, time.perf_counter() - started,
         )  # fmt: skip
+        gc.freeze()
     store.refresh(connection)
 
 

@@ -4,8 +4,11 @@ SQLAlchemy would do for each parameter is done here once, in the cheapest form."
 
 from __future__ import annotations
 
+import gc
 import json
 import operator
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +17,19 @@ from sqlalchemy.orm import Session
 
 SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's own storage format for SQLite
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+@contextmanager
+def no_cycle_collection() -> Iterator[None]:
+    """Bulk work makes many objects and no reference cycles: the cyclic collector would
+    only walk them (and everything else in the process) again and again."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _sqlite_datetime() -> Any:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from fold.audit.service import Change, entry_row, record_writes
 from fold.columns.clock import stamp
-from fold.db.bulk import insert_rows
+from fold.db.bulk import insert_rows, no_cycle_collection
 from fold.db.models import AuditEntry, Record
 from fold.errors import Problem
 from fold.fields.display import unique_key
@@ -163,7 +163,7 @@ class BatchWriter:
     def _write(self, batch: list[Row]) -> tuple[int, int, list[tuple[int, list[Problem]]]]:
         schema, bucket = self.schema, self.bucket
         failures: list[tuple[int, list[Problem]]] = []
-        cleaned: list[tuple[int, str | None, dict[str, Any]]] = []
+        cleaned: list[tuple[int, str | None, dict[str, Any], str | None]] = []
         for line, raw in batch:
             if isinstance(raw, Problem):
                 failures.append((line, [raw]))
@@ -179,23 +179,22 @@ class BatchWriter:
             if problems:
                 failures.append((line, problems))
                 continue
-            cleaned.append((line, given_uid, data))
+            cleaned.append((line, given_uid, data, _key(schema, data)))
 
         by_uid = repository.by_uids(
             self.session,
             bucket=bucket,
             resource_type=schema.resource_type,
-            uids=[u for _, u, _ in cleaned if u],
+            uids=[u for _, u, _, _ in cleaned if u],
         )
-        keys = [derived_key for _, _, d in cleaned if (derived_key := _key(schema, d))]
+        keys = [k for _, _, _, k in cleaned if k is not None]
         by_key = repository.active_by_unique_keys(
             self.session, bucket=bucket, resource_type=schema.resource_type, keys=keys
         )
         targets: dict[str, _Target] = {}
         key_owner: dict[str, str] = {k: r.uid for k, r in by_key.items()}
         originals: dict[str, dict[str, Any] | None] = {}
-        for line, given_uid, data in cleaned:
-            key = _key(schema, data)
+        for line, given_uid, data, key in cleaned:
             target = self._match(given_uid, key, targets, key_owner, by_uid, by_key)
             if target is None:
                 uid = given_uid or new_uid()
@@ -279,7 +278,7 @@ class BatchWriter:
         now = utcnow()
         inserts, updates = [], []
         for t in targets.values():
-            extra = derived(self.schema, t.data, t.uid)
+            extra = derived(self.schema, t.data, t.uid, key=t.key)
             row = {
                 "bucket": self.bucket,
                 "resource_type": self.schema.resource_type,
@@ -325,17 +324,18 @@ def import_rows(
     writer = BatchWriter(session, bucket=bucket, user_uri=user_uri, schema=schema, message=message)
     result = ImportResult()
     batch: list[Row] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= batch_size:
+    with no_cycle_collection():
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= batch_size:
+                writer.write(batch, result)
+                batch = []
+                if after_batch is not None:
+                    after_batch(result)
+        if batch:
             writer.write(batch, result)
-            batch = []
             if after_batch is not None:
                 after_batch(result)
-    if batch:
-        writer.write(batch, result)
-        if after_batch is not None:
-            after_batch(result)
     return result
 
 

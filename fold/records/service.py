@@ -17,6 +17,7 @@ from fold.db.models import Record
 from fold.errors import Conflict, NotFound, Problem, ValidationFailed
 from fold.fields.builtin import BUILTIN
 from fold.fields.display import display_value, search_text, unique_key
+from fold.fields.paths import MISSING
 from fold.fields.schema import TypeSchema
 from fold.fields.service import check_resource_type, schema_for
 from fold.ids import STORED_TYPES, is_uid, make_uri, new_uid
@@ -46,12 +47,15 @@ def record_out(row: Record) -> dict[str, Any]:
     }
 
 
-def derived(schema: TypeSchema, data: dict[str, Any], uid: str) -> dict[str, Any]:
+def derived(
+    schema: TypeSchema, data: dict[str, Any], uid: str, *, key: Any = MISSING
+) -> dict[str, Any]:
+    """Display value, search text and unique key (`key`: already worked out)."""
     shown = display_value(schema, data, uid)
     return {
         "display_value": shown,
         "search_text": search_text(schema, data, shown),
-        "unique_key": unique_key(schema, data),
+        "unique_key": unique_key(schema, data) if key is MISSING else key,
     }
 
 
