@@ -7,5 +7,5 @@ clock says was written since it last looked, so a write is in the very next coun
 any process. The database stays the reference: what this cannot answer exactly (contact
 segments, a transaction that has written the bucket itself, deep pages) goes to SQL.
 
-Public entry points: `configure`, `count`, `page_uids`.
+Entry points (`fold.columns.index`): `configure`, `matching`, `count`, `page_uids`.
 """

@@ -29,8 +29,8 @@ from fold.db.jsonsql import pg_path, sqlite_path
 from fold.fields.paths import MISSING, get_path
 
 STRINGS = np.dtypes.StringDType()
-EXACT_INT = 2**53
-MAX_WORDS = 32  # beyond this numpy's float64 would round what Python compares exactly
+EXACT_INT = 2**53  # beyond this numpy's float64 would round what Python compares exactly
+MAX_WORDS = 32  # search words whose row sets a store keeps
 
 Mask = np.ndarray[Any, np.dtype[np.bool_]]
 Codes = np.ndarray[Any, np.dtype[np.int32]]
@@ -416,6 +416,3 @@ class Store:
         mask = np.zeros(self.n, dtype=bool)
         mask[self.rows_of(uids)] = True
         return mask
-
-    def memory_rows(self) -> int:
-        return self.n
