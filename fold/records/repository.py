@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from fold.columns.clock import stamp
-from fold.db.jsonsql import json_number, json_text
+from fold.db.jsonsql import json_number, json_text, one_of
 from fold.db.models import Record
 from fold.fields.schema import TypeSchema
 
@@ -40,11 +40,12 @@ def by_uids(
     wanted = list(set(uids))
     if not wanted:
         return {}
+    dialect = session.get_bind().dialect.name
     rows = session.scalars(
         select(Record).where(
             Record.bucket == bucket,
             Record.resource_type == resource_type,
-            Record.uid.in_(wanted),
+            one_of(Record.uid, wanted, dialect),
         )
     ).all()
     return {r.uid: r for r in rows}
@@ -61,7 +62,7 @@ def active_by_unique_keys(
             Record.bucket == bucket,
             Record.resource_type == resource_type,
             Record.record_state == "active",
-            Record.unique_key.in_(wanted),
+            one_of(Record.unique_key, wanted, session.get_bind().dialect.name),
         )
     ).all()
     return {r.unique_key: r for r in rows if r.unique_key is not None}
