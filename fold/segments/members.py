@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlalchemy.orm import Session
 
 from fold.columns import index as columns
+from fold.db.jsonsql import one_of
 from fold.db.models import Record, Segment
 from fold.fields.schema import TypeSchema
 from fold.fields.service import schema_for
@@ -231,7 +232,8 @@ def count_and_page(
     if in_order:
         rows = records.by_uids(session, bucket=bucket, resource_type=resource_type, uids=uids)
         return total, [rows[u] for u in uids if u in rows]
-    candidates = base_query(bucket, resource_type).where(Record.uid.in_(uids))
+    dialect = session.get_bind().dialect.name
+    candidates = base_query(bucket, resource_type).where(one_of(Record.uid, uids, dialect))
     chosen = candidates.order_by(*clauses).offset(paging.offset).limit(paging.page_size)
     return total, list(session.scalars(chosen).all())
 
