@@ -328,9 +328,11 @@ class Store:
             f" AND version > {self._placeholder()}",
             [self.seen],
         )
-        rows = cursor.fetchall()
+        # A batch at a time: after a job that rewrote every record, the change is all of
+        # them, documents included.
+        while rows := cursor.fetchmany(10_000):
+            self.apply(rows)
         cursor.close()
-        self.apply(rows)
         self.seen = now
 
     def apply(self, rows: Sequence[Any]) -> None:

@@ -4,6 +4,7 @@ write — from every write path, from other processes — in the very next count
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -166,6 +167,32 @@ class TestWritesAreInTheNextCount:
             assert mine == 1
             session.rollback()
         assert by_index(database, crowd.bucket, node)[0] == 0
+
+    def test_counts_while_others_write(self, crowd: Tenant, database: Database) -> None:
+        node = node_for(database, crowd.bucket, [rule("tags", "equals", "donor")])
+        failures: list[BaseException] = []
+        done = threading.Event()
+
+        def count_until_done() -> None:
+            try:
+                while not done.is_set():
+                    by_index(database, crowd.bucket, node)
+            except BaseException as exc:  # reported below
+                failures.append(exc)
+
+        threads = [threading.Thread(target=count_until_done) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        try:
+            for i in range(12):
+                crowd.admin.post("/person/", json=person(500 + i, tags=["donor"]))
+        finally:
+            done.set()
+            for thread in threads:
+                thread.join(30)
+        assert failures == []
+        assert by_index(database, crowd.bucket, node) == by_sql(database, crowd.bucket, node)
+        assert by_index(database, crowd.bucket, node)[0] == 14 + 12
 
     def test_clock_stamps_each_transaction_once(self, crowd: Tenant, database: Database) -> None:
         with unit_of_work(database.sessions) as session:
