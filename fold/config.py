@@ -37,6 +37,7 @@ class Settings:
     webhook_concurrency: int = 8
     columns: bool = True  # answer segment counts and pages from the in-memory column index
     columns_max_records: int = 5_000_000  # records the column index holds, all buckets
+    import_workers: int = 1  # processes that make import rows ready beside the writer
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -56,4 +57,5 @@ class Settings:
             webhook_concurrency=_int("FOLD_WEBHOOK_CONCURRENCY", 8),
             columns=os.environ.get("FOLD_COLUMNS", "on").strip().lower() not in OFF,
             columns_max_records=_int("FOLD_COLUMNS_MAX_RECORDS", 5_000_000),
+            import_workers=_int("FOLD_IMPORT_WORKERS", 1),
         )

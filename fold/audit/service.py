@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fold.audit.diff import clean_diff
-from fold.db.bulk import insert_rows
+from fold.db.bulk import Encoded, insert_rows
 from fold.db.models import AuditEntry
 from fold.ids import make_uri, new_uid
 from fold.timefmt import format_datetime, utcnow
@@ -24,6 +24,7 @@ class Change:
     uid: str
     prev: dict[str, Any] | None
     new: dict[str, Any] | None
+    encoded_diff: str | None = None  # clean_diff(prev, new) already encoded as JSON
 
 
 def entry_row(
@@ -37,7 +38,11 @@ def entry_row(
         "record_uid": change.uid,
         "user_uri": user_uri,
         "message": message,
-        "diff": clean_diff(change.prev, change.new),
+        "diff": (
+            clean_diff(change.prev, change.new)
+            if change.encoded_diff is None
+            else Encoded(change.encoded_diff)
+        ),
     }
 
 
@@ -53,10 +58,7 @@ def record_writes(
         for c in changes
     ]
     table: Any = AuditEntry.__table__
-    if len(rows) == 1:
-        session.execute(table.insert(), rows)
-    else:
-        insert_rows(session, table, rows)
+    insert_rows(session, table, rows)
 
 
 def entry_out(entry: AuditEntry) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from fold.config import Settings
 from fold.db import migrate as migrations
 from fold.db.engine import make_engine, make_sessionmaker, unit_of_work
 from fold.errors import FoldError
+from fold.records import prepare
 
 F = TypeVar("F", bound=Callable[..., Any])
 CLI_USER = "/system/user/cli/"
@@ -49,6 +50,7 @@ class Context:
         columns.configure(
             enabled=self.settings.columns, max_records=self.settings.columns_max_records
         )
+        prepare.configure(workers=self.settings.import_workers)
 
     @property
     def engine(self) -> Engine:

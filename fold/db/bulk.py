@@ -16,7 +16,15 @@ from sqlalchemy import JSON, DateTime, Table, text
 from sqlalchemy.orm import Session
 
 SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's own storage format for SQLite
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+class Encoded(str):
+    """A JSON column's value already encoded (by `dumps`), written as it is."""
+
+
+def _json_value(value: Any) -> str:
+    return value if isinstance(value, Encoded) else dumps(value)
 
 
 @contextmanager
@@ -53,7 +61,7 @@ def _converters(table: Table, columns: list[str], dialect: str) -> list[tuple[in
     for position, name in enumerate(columns):
         column_type = table.c[name].type
         if isinstance(column_type, JSON):
-            out.append((position, _dumps))
+            out.append((position, _json_value))
         elif isinstance(column_type, DateTime) and dialect == "sqlite":
             out.append((position, _sqlite_datetime()))
     return out

@@ -21,14 +21,14 @@ from sqlalchemy.orm import Session
 
 from fold.audit.service import Change, entry_row, record_writes
 from fold.columns.clock import stamp
-from fold.db.bulk import insert_rows, no_cycle_collection
+from fold.db.bulk import Encoded, insert_rows, no_cycle_collection
 from fold.db.models import AuditEntry, Record
 from fold.errors import Problem
 from fold.fields.display import unique_key
 from fold.fields.schema import TypeSchema
-from fold.ids import is_uid, new_uid
 from fold.records import repository
-from fold.records.document import clean_document, merge_patch
+from fold.records.document import merge_patch
+from fold.records.prepare import Ready, as_stored, preparer
 from fold.records.service import derived
 from fold.timefmt import utcnow
 
@@ -128,6 +128,11 @@ class _Target:
     key: str | None
     state: str
     is_new: bool
+    ready: Ready | None = None  # what was made ready for it, if it is new
+
+    def as_ready(self) -> bool:
+        """Whether the record is still exactly what was made ready (not merged since)."""
+        return self.ready is not None and self.ready.data is self.data and self.is_new
 
 
 class BatchWriter:
@@ -142,14 +147,16 @@ class BatchWriter:
         self.schema = schema
         self.message = message
 
-    def write(self, batch: list[Row], result: ImportResult) -> None:
+    def write(self, batch: list[Ready], result: ImportResult) -> None:
         result.rows += len(batch)
         try:
             with self.session.begin_nested():
                 created, updated, failures = self._write(batch)
         except IntegrityError:
             if len(batch) == 1:
-                result.fail(batch[0][0], [Problem("conflicts with another record's unique field")])
+                result.fail(
+                    batch[0].line, [Problem("conflicts with another record's unique field")]
+                )
                 return
             result.rows -= len(batch)
             for row in batch:
@@ -160,44 +167,29 @@ class BatchWriter:
         for line, problems in failures:
             result.fail(line, problems)
 
-    def _write(self, batch: list[Row]) -> tuple[int, int, list[tuple[int, list[Problem]]]]:
+    def _write(self, batch: list[Ready]) -> tuple[int, int, list[tuple[int, list[Problem]]]]:
         schema, bucket = self.schema, self.bucket
-        failures: list[tuple[int, list[Problem]]] = []
-        cleaned: list[tuple[int, str | None, dict[str, Any], str | None]] = []
-        for line, raw in batch:
-            if isinstance(raw, Problem):
-                failures.append((line, [raw]))
-                continue
-            if not isinstance(raw, dict):
-                failures.append((line, [Problem("a row must be a JSON object")]))
-                continue
-            given_uid = raw.get("uid")
-            if given_uid is not None and not (isinstance(given_uid, str) and is_uid(given_uid)):
-                failures.append((line, [Problem("uid must be 24 hex characters", "uid")]))
-                continue
-            data, problems = clean_document(raw, schema, bucket)
-            if problems:
-                failures.append((line, problems))
-                continue
-            cleaned.append((line, given_uid, data, _key(schema, data)))
-
+        failures = [(r.line, r.problems) for r in batch if r.problems]
+        cleaned = [r for r in batch if not r.problems]
         by_uid = repository.by_uids(
             self.session,
             bucket=bucket,
             resource_type=schema.resource_type,
-            uids=[u for _, u, _, _ in cleaned if u],
+            uids=[r.given_uid for r in cleaned if r.given_uid],
         )
-        keys = [k for _, _, _, k in cleaned if k is not None]
+        keys = [r.key for r in cleaned if r.key is not None]
         by_key = repository.active_by_unique_keys(
             self.session, bucket=bucket, resource_type=schema.resource_type, keys=keys
         )
         targets: dict[str, _Target] = {}
         key_owner: dict[str, str] = {k: r.uid for k, r in by_key.items()}
         originals: dict[str, dict[str, Any] | None] = {}
-        for line, given_uid, data, key in cleaned:
+        for ready in cleaned:
+            line, given_uid, key = ready.line, ready.given_uid, ready.key
+            data: dict[str, Any] = ready.data  # type: ignore[assignment]
             target = self._match(given_uid, key, targets, key_owner, by_uid, by_key)
             if target is None:
-                uid = given_uid or new_uid()
+                uid = ready.uid
                 if key is not None and key in key_owner:
                     failures.append(
                         (
@@ -210,7 +202,7 @@ class BatchWriter:
                         )
                     )
                     continue
-                target = _Target(uid, data, key, "active", True)
+                target = _Target(uid, data, key, "active", True, ready)
                 originals[uid] = None
             else:
                 merged = merge_patch(target.data, data)
@@ -238,8 +230,12 @@ class BatchWriter:
                 key_owner[target.key] = target.uid
         self._flush(targets)
         changes = [
-            Change(schema.resource_type, t.uid, originals[t.uid], t.data) for t in targets.values()
-        ]
+            Change(
+                schema.resource_type, t.uid, originals[t.uid], t.data,
+                encoded_diff=t.ready.diff_json if t.ready and t.as_ready() else None,
+            )
+            for t in targets.values()
+        ]  # fmt: skip
         record_writes(
             self.session,
             bucket=bucket,
@@ -278,14 +274,18 @@ class BatchWriter:
         now = utcnow()
         inserts, updates = [], []
         for t in targets.values():
-            extra = derived(self.schema, t.data, t.uid, key=t.key)
+            ready = t.ready if t.as_ready() else None
             row = {
                 "bucket": self.bucket,
                 "resource_type": self.schema.resource_type,
                 "uid": t.uid,
-                "data": t.data,
+                "data": t.data if ready is None else Encoded(ready.data_json),
                 "last_updated": now,
-                **extra,
+                **(
+                    derived(self.schema, t.data, t.uid, key=t.key)
+                    if ready is None
+                    else as_stored(ready)
+                ),
             }
             if t.is_new:
                 inserts.append({**row, "created": now, "record_state": "active"})
@@ -319,24 +319,38 @@ def import_rows(
     message: str = "Imported",
     batch_size: int = BATCH_SIZE,
     after_batch: Callable[[ImportResult], None] | None = None,
+    parallel: bool = True,
 ) -> ImportResult:
     """Upsert every row; `after_batch` may commit and report progress."""
     writer = BatchWriter(session, bucket=bucket, user_uri=user_uri, schema=schema, message=message)
     result = ImportResult()
-    batch: list[Row] = []
+    prepare = preparer(schema, bucket, in_process=not parallel)
+    ahead: Callable[[], list[Ready]] | None = None
     with no_cycle_collection():
-        for row in rows:
-            batch.append(row)
-            if len(batch) >= batch_size:
-                writer.write(batch, result)
-                batch = []
+        # The next batch is made ready (in the worker process) while this one is written.
+        for batch in _batches(rows, batch_size):
+            submitted = prepare(batch)
+            if ahead is not None:
+                writer.write(ahead(), result)
                 if after_batch is not None:
                     after_batch(result)
-        if batch:
-            writer.write(batch, result)
+            ahead = submitted
+        if ahead is not None:
+            writer.write(ahead(), result)
             if after_batch is not None:
                 after_batch(result)
     return result
+
+
+def _batches(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
+    batch: list[Row] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def insert_clean(

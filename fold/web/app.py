@@ -23,6 +23,7 @@ from fold.db.engine import make_engine, make_sessionmaker
 from fold.jobs import endpoints as job_endpoints
 from fold.jobs.queue import Queue
 from fold.records import endpoints as record_endpoints
+from fold.records import prepare
 from fold.segments import endpoints as segment_endpoints
 from fold.web import errors
 from fold.web.middleware import RequestContext
@@ -69,6 +70,7 @@ def create_app(
     )
     engine = engine or make_engine(settings.database_url)
     columns.configure(enabled=settings.columns, max_records=settings.columns_max_records)
+    prepare.configure(workers=settings.import_workers)
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = make_sessionmaker(engine)
