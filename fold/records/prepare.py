@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fold.audit.diff import clean_diff
-from fold.db.bulk import Encoded, dumps
+from fold.db.bulk import dumps
 from fold.errors import Problem
 from fold.fields.display import display_value, search_text, unique_key
 from fold.fields.schema import TypeSchema
@@ -152,6 +152,3 @@ def preparer(
 def as_stored(ready: Ready) -> dict[str, Any]:
     """Derived fields of a new record from its Ready row."""
     return {"display_value": ready.display, "search_text": ready.search, "unique_key": ready.key}
-
-
-__all__ = ["Encoded", "Ready", "as_stored", "configure", "preparer", "ready_rows"]
