@@ -15,11 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from fold.columns.store import Column, Mask, Store, Typed, _micros
+from fold.columns.store import EXACT_INT, Column, Mask, Store, Typed, _micros
 from fold.rules.filter import SYSTEM_KINDS, Node
 from fold.rules.ops import OPS, fold, lower_ascii
 from fold.rules.sql import TINY, near_factors
 from fold.timefmt import parse_datetime
+
+_ORDERED = ("gt", "gte", "lt", "lte")
 
 # Below this many entries of a kind, testing each in Python costs less than numpy's setup.
 VECTOR_MIN = 64
@@ -156,14 +158,11 @@ def _vectorisable(typed: Typed, op_name: str, kind: str, arg: Any) -> bool:
         return False
     if kind == "number":
         args = arg if isinstance(arg, list) else [arg]
-        exact = all(isinstance(a, float) or abs(a) <= 2**53 for a in args)
+        exact = all(isinstance(a, float) or abs(a) <= EXACT_INT for a in args)
         return typed.exact and exact and op_name in ("eq", "eq_fold", "in", "in_fold", *_ORDERED)
     if kind == "boolean":
         return op_name in ("eq", "eq_fold", "in", "in_fold")
     return kind == "string"
-
-
-_ORDERED = ("gt", "gte", "lt", "lte")
 
 
 def _ordered(values: Any, op_name: str, arg: Any) -> Any:

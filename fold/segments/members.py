@@ -4,6 +4,7 @@ paging and searching the records it selects."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any
 
@@ -172,19 +173,31 @@ def stream_keys(
         after = rows[-1][1]
 
 
-def count_selected(
-    session: Session, *, bucket: str, resource_type: str, node: Node, q: str | None = None
-) -> int:
-    """How many active records `node` (and `q`) select: from the column index when it can
-    answer, else from SQL."""
-    with columns.matching(
+def _from_columns(
+    session: Session,
+    bucket: str,
+    resource_type: str,
+    node: Node,
+    q: str | None,
+    sort_paths: list[str] | None = None,
+) -> AbstractContextManager[columns.Found | None]:
+    return columns.matching(
         session,
         bucket=bucket,
         stored=stored_types(resource_type),
         node=node,
         q=q,
         lists=lists_lookup(session, bucket),
-    ) as found:
+        sort_paths=sort_paths or (),
+    )
+
+
+def count_selected(
+    session: Session, *, bucket: str, resource_type: str, node: Node, q: str | None = None
+) -> int:
+    """How many active records `node` (and `q`) select: from the column index when it can
+    answer, else from SQL."""
+    with _from_columns(session, bucket, resource_type, node, q) as found:
         if found is not None:
             return columns.count(found)
     return count(session, selection(bucket, resource_type, node, q))
@@ -205,15 +218,8 @@ def count_and_page(
     default) gives, uid breaking ties."""
     keys = tuple([sort] if sort else schema.sort_by)
     clauses = order_by(schema, sort)
-    with columns.matching(
-        session,
-        bucket=bucket,
-        stored=stored_types(resource_type),
-        node=node,
-        q=q,
-        lists=lists_lookup(session, bucket),
-        sort_paths=[k.lstrip("-") for k in keys],
-    ) as found:
+    sort_paths = [k.lstrip("-") for k in keys]
+    with _from_columns(session, bucket, resource_type, node, q, sort_paths) as found:
         if found is not None:
             total = columns.count(found)
             picked = columns.page_uids(
