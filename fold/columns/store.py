@@ -189,7 +189,7 @@ class Column:
         return out
 
 
-def _micros(value: Any) -> int:
+def micros(value: Any) -> int:
     """A datetime (or the text SQLite keeps it as) as microseconds since 1970, naive UTC."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
@@ -199,12 +199,12 @@ def _micros(value: Any) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def _micros_array(values: list[Any]) -> np.ndarray[Any, np.dtype[np.int64]]:
-    """As `_micros`, for naive datetimes or SQLite's text for them, at numpy's speed."""
+def micros_array(values: list[Any]) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """As `micros`, for naive datetimes or SQLite's text for them, at numpy's speed."""
     try:
         return np.array(values, dtype="datetime64[us]").astype(np.int64)
     except (ValueError, TypeError):
-        return np.array([_micros(v) for v in values], dtype=np.int64)
+        return np.array([micros(v) for v in values], dtype=np.int64)
 
 
 @dataclass
@@ -279,8 +279,8 @@ class Store:
             self.uids.extend(r[0] for r in batch)
             self.search.extend(r[5] for r in batch)
             active.append(np.array([r[1] == "active" for r in batch], dtype=bool))
-            created.append(_micros_array([r[2] for r in batch]))
-            updated.append(_micros_array([r[3] for r in batch]))
+            created.append(micros_array([r[2] for r in batch]))
+            updated.append(micros_array([r[3] for r in batch]))
             codes.append(np.array([display.encode_string(r[4]) for r in batch], dtype=np.int32))
         cursor.close()
         self.n = len(self.uids)
@@ -350,8 +350,8 @@ class Store:
             index = self.row_of[uid]
             document = json.loads(data) if isinstance(data, str) else data
             self.active[index] = state == "active"
-            self.created[index] = _micros(created)
-            self.last_updated[index] = _micros(updated)
+            self.created[index] = micros(created)
+            self.last_updated[index] = micros(updated)
             self.search[index] = search
             for word, holders in self.words.items():
                 holders[index] = word in search

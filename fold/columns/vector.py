@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from fold.columns.store import EXACT_INT, Column, Mask, Store, Typed, _micros
+from fold.columns.store import EXACT_INT, Column, Mask, Store, Typed, micros
 from fold.rules.filter import SYSTEM_KINDS, Node
 from fold.rules.ops import OPS, fold, lower_ascii
 from fold.rules.sql import TINY, near_factors
@@ -180,8 +180,8 @@ def _ordered(values: Any, op_name: str, arg: Any) -> Any:
 def _datetime(column: np.ndarray[Any, Any], op_name: str, value: Any) -> Mask:
     """created / last_updated, compared as the database compares its datetime columns."""
     if op_name in ("in", "in_fold"):
-        return np.isin(column, np.array([_micros(parse_datetime(v)) for v in value]))
-    when = _micros(parse_datetime(value))
+        return np.isin(column, np.array([micros(parse_datetime(v)) for v in value]))
+    when = micros(parse_datetime(value))
     if op_name in ("eq", "eq_fold"):
         return column == when  # type: ignore[no-any-return]
     if op_name in _ORDERED:
