@@ -16,10 +16,12 @@ def read_int(raw: Any, *, param: str, default: int, low: int, high: int | None =
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
-        if isinstance(raw, float) and raw != value:
+        # The reference types paging as `number`: a whole decimal such as 25.0 is accepted.
+        number = float(raw.strip()) if isinstance(raw, str) and "." in raw else raw
+        if isinstance(raw, bool) or (isinstance(number, float) and not number.is_integer()):
             raise ValueError
-    except (TypeError, ValueError):
+        value = int(number)
+    except (TypeError, ValueError, OverflowError):
         raise ValidationFailed(f"'{param}' must be a whole number.", param=param) from None
     if value < low or (high is not None and value > high):
         bound = f"from {low} to {high}" if high is not None else f"at least {low}"

@@ -186,3 +186,20 @@ def assert_error(
     if param is not None:
         assert body.get("param") == param, body
     return body
+
+
+def api_routes(app: Any) -> list[Any]:
+    """Every APIRoute of an application, inside included routers too."""
+    from fastapi.routing import APIRoute
+
+    out: list[Any] = []
+    pending = list(app.routes)
+    while pending:
+        item = pending.pop(0)
+        if isinstance(item, APIRoute):
+            out.append(item)
+        elif hasattr(item, "original_router"):
+            pending.extend(item.original_router.routes)
+        elif hasattr(item, "routes") and not hasattr(item, "app"):
+            pending.extend(item.routes)
+    return out

@@ -18,6 +18,9 @@ from fold.web.deps import CallerDep, DbSession
 from fold.web.routing import route
 
 router = APIRouter(prefix="/audit/v2/{bucket}", tags=["audit"])
+# Besides records, segments and fieldsets leave audit entries.
+AUDITED_KINDS = ("segment", "fieldset")
+QUERY_PARAMS = ("limit", "skip", "from", "to", "format")
 
 
 def _when(params: dict[str, str], name: str) -> datetime | None:
@@ -37,7 +40,7 @@ def _query(params: dict[str, str], **fixed: Any) -> tuple[AuditQuery, str]:
     if fmt not in ("json", "list"):
         raise ValidationFailed("'format' must be json or list.", param="format")
     resource = params.get("resource")
-    if resource:
+    if resource and resource not in AUDITED_KINDS:
         check_resource_type(resource, param="resource")
     query = AuditQuery(
         limit=read_int(params.get("limit"), param="limit", default=100, low=1, high=1000),
@@ -56,7 +59,7 @@ def _answer(entries: list[dict[str, Any]], total: int, query: AuditQuery, fmt: s
     return {"audit": entries, "total": total, "limit": query.limit, "skip": query.skip}
 
 
-@route(router, ["GET"], "/audit")
+@route(router, ["GET"], "/audit", accepts=(*QUERY_PARAMS, "resource"))
 def bucket_audit(request: Request, caller: CallerDep, session: DbSession) -> Any:
     """Every audit entry of the bucket, newest first; `format=list` answers a bare array."""
     caller.require("read")
@@ -65,13 +68,13 @@ def bucket_audit(request: Request, caller: CallerDep, session: DbSession) -> Any
     return _answer(entries, total, query, fmt)
 
 
-@route(router, ["GET"], "/{resource_type}/{uid}/audit")
+@route(router, ["GET"], "/{resource_type}/{uid}/audit", accepts=QUERY_PARAMS)
 def record_audit(
     request: Request, caller: CallerDep, session: DbSession, resource_type: str, uid: str
 ) -> Any:
     """The audit entries of one record, newest first."""
     caller.require("read")
-    if resource_type not in ("segment", "fieldset"):
+    if resource_type not in AUDITED_KINDS:
         check_resource_type(resource_type, stored=False)
     if not is_uid(uid):
         raise ValidationFailed("A uid is 24 hex characters.", param="uid")

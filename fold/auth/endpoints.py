@@ -14,7 +14,13 @@ from fold.web.routing import error_responses, route
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
 
-@route(router, ["POST"], "/auth/", responses=error_responses(400, 403, 415))
+@route(
+    router,
+    ["POST"],
+    "/auth/",
+    accepts=("username", "password"),
+    responses=error_responses(400, 403, 415),
+)
 def login(session: DbSession, params: Params) -> dict[str, Any]:
     """Exchange `username` and `password` (JSON or form) for an API key."""
     username, password = params.get("username"), params.get("password")

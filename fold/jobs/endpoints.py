@@ -13,10 +13,18 @@ from fold.web.routing import OBJECT_BODY, error_responses, route
 
 actions = APIRouter(prefix="/segments/v2/{bucket}/segment/{uid}", tags=["jobs"])
 jobs = APIRouter(prefix="/api/v2/{bucket}/sheep_event", tags=["jobs"])
+action_records = APIRouter(prefix="/api/v2/{bucket}/action", tags=["jobs"])
 ERRORS = error_responses(400, 401, 403, 404, 409, 415, 429)
 
 
-@route(actions, ["POST"], "/action", responses=ERRORS, openapi_extra=OBJECT_BODY)
+@route(
+    actions,
+    ["POST"],
+    "/action",
+    accepts=service.ACTION_PARAMS,
+    responses=ERRORS,
+    openapi_extra=OBJECT_BODY,
+)
 def start_action(
     request: Request, caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> dict[str, Any]:
@@ -27,7 +35,14 @@ def start_action(
     )
 
 
-@route(actions, ["POST"], "/action/replace", responses=ERRORS, openapi_extra=OBJECT_BODY)
+@route(
+    actions,
+    ["POST"],
+    "/action/replace",
+    accepts=service.BULK_PARAMS,
+    responses=ERRORS,
+    openapi_extra=OBJECT_BODY,
+)
 def replace_all(
     request: Request, caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> dict[str, Any]:
@@ -42,7 +57,14 @@ def replace_all(
     )
 
 
-@route(actions, ["POST"], "/action/delete", responses=ERRORS, openapi_extra=OBJECT_BODY)
+@route(
+    actions,
+    ["POST"],
+    "/action/delete",
+    accepts=service.BULK_PARAMS,
+    responses=ERRORS,
+    openapi_extra=OBJECT_BODY,
+)
 def delete_all(
     request: Request, caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> dict[str, Any]:
@@ -52,7 +74,7 @@ def delete_all(
     )
 
 
-@route(jobs, ["GET"], "/")
+@route(jobs, ["GET"], "/", accepts=service.LIST_PARAMS)
 def list_jobs(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
     """The bucket's jobs, newest first."""
     return service.list_jobs(session, caller=caller, params=params)
@@ -77,3 +99,10 @@ def undo_job(
 ) -> dict[str, Any]:
     """Revert a completed job's field changes, tags and deletes (as a new job)."""
     return service.undo(session, caller=caller, uid=job_uid, queue=request.app.state.queue)
+
+
+@route(action_records, ["GET"], "/{action_uid}/")
+def read_action(caller: CallerDep, session: DbSession, action_uid: str) -> dict[str, Any]:
+    """The action a receipt's `action` URI names: action, field, value, status and its job."""
+    caller.require("read")
+    return service.action_out(service.load_job(session, caller, action_uid))

@@ -44,7 +44,14 @@ def list_fields(caller: CallerDep, session: DbSession, resource_type: str) -> di
     )
 
 
-@route(router, ["POST"], "/{resource_type}/fields", status_code=201, openapi_extra=OBJECT_BODY)
+@route(
+    router,
+    ["POST"],
+    "/{resource_type}/fields",
+    data_body=True,
+    status_code=201,
+    openapi_extra=OBJECT_BODY,
+)
 def add_field(
     caller: CallerDep, session: DbSession, resource_type: str, body: JsonBody
 ) -> dict[str, Any]:
@@ -59,7 +66,7 @@ def add_field(
     return fields.field_out(created)
 
 
-@route(router, ["POST"], "/{resource_type}/import")
+@route(router, ["POST"], "/{resource_type}/import", accepts=("format",), data_body=True)
 async def import_records(
     request: Request, caller: CallerDep, session: DbSession, resource_type: str
 ) -> dict[str, Any]:
@@ -97,7 +104,14 @@ async def import_records(
     return result.as_dict()
 
 
-@route(router, ["POST"], "/{resource_type}/", status_code=201, openapi_extra=OBJECT_BODY)
+@route(
+    router,
+    ["POST"],
+    "/{resource_type}/",
+    data_body=True,
+    status_code=201,
+    openapi_extra=OBJECT_BODY,
+)
 def create_record(
     caller: CallerDep, session: DbSession, resource_type: str, body: JsonBody
 ) -> dict[str, Any]:
@@ -105,7 +119,7 @@ def create_record(
     return service.create(session, caller=caller, resource_type=resource_type, body=body)
 
 
-@route(router, ["GET"], "/{resource_type}/")
+@route(router, ["GET"], "/{resource_type}/", accepts=service.is_list_param)
 def list_records(
     request: Request, caller: CallerDep, session: DbSession, resource_type: str
 ) -> dict[str, Any]:
@@ -129,7 +143,7 @@ def read_record(
     return service.get(session, caller=caller, resource_type=resource_type, uid=uid)
 
 
-@route(router, ["PUT"], "/{resource_type}/{uid}/", openapi_extra=OBJECT_BODY)
+@route(router, ["PUT"], "/{resource_type}/{uid}/", data_body=True, openapi_extra=OBJECT_BODY)
 def replace_record(
     caller: CallerDep, session: DbSession, resource_type: str, uid: str, body: JsonBody
 ) -> dict[str, Any]:
@@ -137,7 +151,7 @@ def replace_record(
     return service.replace(session, caller=caller, resource_type=resource_type, uid=uid, body=body)
 
 
-@route(router, ["PATCH"], "/{resource_type}/{uid}/", openapi_extra=OBJECT_BODY)
+@route(router, ["PATCH"], "/{resource_type}/{uid}/", data_body=True, openapi_extra=OBJECT_BODY)
 def patch_record(
     caller: CallerDep, session: DbSession, resource_type: str, uid: str, body: JsonBody
 ) -> dict[str, Any]:

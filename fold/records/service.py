@@ -22,6 +22,7 @@ from fold.fields.schema import TypeSchema
 from fold.fields.service import check_resource_type, schema_for
 from fold.ids import STORED_TYPES, is_uid, make_uri, new_uid
 from fold.paging import Paging
+from fold.params import read_flag
 from fold.records import repository
 from fold.records.document import clean_document, expand_dotted, merge_patch
 from fold.rules.compile import normalise, rules_filter
@@ -31,6 +32,11 @@ from fold.timefmt import format_datetime, utcnow
 
 FILTER_PATH_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}(\.[A-Za-z0-9_-]{1,100}){0,4}$")
 RESERVED_PARAMS = frozenset({"page", "page_size", "mode", "sort", "include_deleted"})
+
+
+def is_list_param(name: str) -> bool:
+    """A record list reads its own parameters and takes any other name as a field filter."""
+    return name in RESERVED_PARAMS or bool(FILTER_PATH_RE.match(name))
 
 
 def record_out(row: Record) -> dict[str, Any]:
@@ -260,7 +266,7 @@ def read_list_query(params: dict[str, Any]) -> ListQuery:
     sort = params.get("sort")
     if sort is not None and not FILTER_PATH_RE.match(str(sort).lstrip("-")):
         raise ValidationFailed(f"{sort!r} is not a field to sort by.", param="sort")
-    include_deleted = str(params.get("include_deleted", "false")).lower() == "true"
+    include_deleted = read_flag(params, "include_deleted")
     return ListQuery(filters, mode == "OR", str(sort) if sort else None, include_deleted)
 
 

@@ -7,43 +7,56 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from fold.params import read_flag
 from fold.rules.jsonschema import rules_schema
 from fold.segments import explain, fieldsets, service, views
+from fold.segments.inputs import ANSWERED_FIELDS, FIELDS
 from fold.web.deps import CallerDep, DbSession, Params
 from fold.web.routing import OBJECT_BODY, error_responses, route
 
 schema_router = APIRouter(tags=["segments"])
 router = APIRouter(prefix="/segments/v2/{bucket}", tags=["segments"])
 WRITE_ERRORS = error_responses(400, 401, 403, 404, 409, 412, 413, 415, 429)
+PAGING = ("page", "page_size")
+# A definition's fields, and those of the segment Fold answers, so one posted back round-trips.
+DEFINITION = (*FIELDS, *ANSWERED_FIELDS)
+RECORDS_PAGE = (*PAGING, "q", "verbose", "sort")
+PREVIEW = (*DEFINITION, *RECORDS_PAGE)
 
 
 def with_etag(body: dict[str, Any], tag: str, status: int = 200) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers={"ETag": tag})
 
 
-@schema_router.get("/segments/v2/schema/rules.json")
+@route(schema_router, ["GET"], "/segments/v2/schema/rules.json")
 def rules_json_schema() -> dict[str, Any]:
     """The rule language as a JSON Schema. Needs no key."""
     return rules_schema()
 
 
-@route(router, ["GET"], "")
+@route(router, ["GET"], "", accepts=PAGING)
 def active_segments(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
     """Active, non-deleted segments."""
     caller.require("read")
     return views.listing(session, caller, params, active_only=True)
 
 
-@route(router, ["GET"], "/all")
+@route(router, ["GET"], "/all", accepts=(*PAGING, "include_deleted"))
 def all_segments(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
     """Every non-deleted segment, inactive too; `include_deleted=true` adds deleted ones."""
     caller.require("read")
-    deleted = views.flag(params, "include_deleted")
+    deleted = read_flag(params, "include_deleted")
     return views.listing(session, caller, params, active_only=False, include_deleted=deleted)
 
 
 @route(
-    router, ["POST"], "/create", status_code=201, responses=WRITE_ERRORS, openapi_extra=OBJECT_BODY
+    router,
+    ["POST"],
+    "/create",
+    accepts=DEFINITION,
+    status_code=201,
+    responses=WRITE_ERRORS,
+    openapi_extra=OBJECT_BODY,
 )
 def create_segment(caller: CallerDep, session: DbSession, params: Params) -> JSONResponse:
     """Create a segment from a JSON body, a form or the query string."""
@@ -51,7 +64,7 @@ def create_segment(caller: CallerDep, session: DbSession, params: Params) -> JSO
     return with_etag(body, tag, 201)
 
 
-@route(router, ["GET"], "/find")
+@route(router, ["GET"], "/find", accepts=(*PAGING, "name"))
 def find_segments(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
     """Active segments whose name contains `name`, ignoring case."""
     caller.require("read")
@@ -66,32 +79,39 @@ def segment_trees(caller: CallerDep, session: DbSession) -> dict[str, Any]:
     return views.trees(session, caller)
 
 
-@route(router, ["POST"], "/preview", openapi_extra=OBJECT_BODY)
+@route(router, ["POST"], "/preview", accepts=PREVIEW, openapi_extra=OBJECT_BODY)
 def preview(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
     """Count, first page and sentence of an unsaved definition; nothing is saved."""
     caller.require("read")
     return views.preview(session, caller, params)
 
 
-@route(router, ["POST"], "/validate", openapi_extra=OBJECT_BODY)
+@route(router, ["POST"], "/validate", accepts=DEFINITION, openapi_extra=OBJECT_BODY)
 def validate(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
     """Every problem of a definition, each with its param; nothing is saved."""
     caller.require("read")
     return views.validate(session, caller, params)
 
 
-@route(router, ["GET"], "/fieldset")
+@route(router, ["GET"], "/fieldset", accepts=(*PAGING, "resource"))
 def list_fieldsets(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
     return fieldsets.list_fieldsets(session, caller, params)
 
 
-@route(router, ["POST"], "/fieldset", status_code=201, openapi_extra=OBJECT_BODY)
+@route(
+    router,
+    ["POST"],
+    "/fieldset",
+    accepts=fieldsets.ACCEPTS,
+    status_code=201,
+    openapi_extra=OBJECT_BODY,
+)
 def create_fieldset(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
     """Create a fieldset; `resource=person` without `fields` takes every person field."""
     return fieldsets.create_fieldset(session, caller, params)
 
 
-@route(router, ["DELETE"], "/fieldset")
+@route(router, ["DELETE"], "/fieldset", accepts=("uid",))
 def delete_fieldset(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
     """Delete the fieldset named by `uid`; a locked one is refused (403)."""
     return fieldsets.delete_fieldset(session, caller, params.get("uid"))
@@ -123,7 +143,14 @@ def _update(
     return with_etag(body, tag)
 
 
-@route(router, ["PUT"], "/segment/{uid}", responses=WRITE_ERRORS, openapi_extra=OBJECT_BODY)
+@route(
+    router,
+    ["PUT"],
+    "/segment/{uid}",
+    accepts=DEFINITION,
+    responses=WRITE_ERRORS,
+    openapi_extra=OBJECT_BODY,
+)
 def replace_segment(
     caller: CallerDep,
     session: DbSession,
@@ -135,7 +162,14 @@ def replace_segment(
     return _update(caller, session, uid, params, False, if_match)
 
 
-@route(router, ["PATCH"], "/segment/{uid}", responses=WRITE_ERRORS, openapi_extra=OBJECT_BODY)
+@route(
+    router,
+    ["PATCH"],
+    "/segment/{uid}",
+    accepts=DEFINITION,
+    responses=WRITE_ERRORS,
+    openapi_extra=OBJECT_BODY,
+)
 def patch_segment(
     caller: CallerDep,
     session: DbSession,
@@ -147,17 +181,20 @@ def patch_segment(
     return _update(caller, session, uid, params, True, if_match)
 
 
-@route(router, ["DELETE"], "/segment/{uid}", responses=WRITE_ERRORS)
+@route(router, ["DELETE"], "/segment/{uid}", accepts=("cascade",), responses=WRITE_ERRORS)
 def delete_segment(
     caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> dict[str, Any]:
     """Soft delete; `cascade=true` deletes live children too (409 without it)."""
-    return service.delete(session, caller=caller, uid=uid, cascade=views.flag(params, "cascade"))
+    return service.delete(session, caller=caller, uid=uid, cascade=read_flag(params, "cascade"))
 
 
-@route(router, ["POST"], "/segment/{uid}/restore", responses=WRITE_ERRORS)
-def restore_segment(caller: CallerDep, session: DbSession, uid: str) -> dict[str, Any]:
-    return service.restore(session, caller=caller, uid=uid)
+@route(router, ["POST"], "/segment/{uid}/restore", accepts=("cascade",), responses=WRITE_ERRORS)
+def restore_segment(
+    caller: CallerDep, session: DbSession, uid: str, params: Params
+) -> dict[str, Any]:
+    """Undo a delete; `cascade=true` also restores the children that delete took."""
+    return service.restore(session, caller=caller, uid=uid, cascade=read_flag(params, "cascade"))
 
 
 @route(router, ["GET"], "/segment/{uid}/config")
@@ -172,7 +209,7 @@ def segment_count(caller: CallerDep, session: DbSession, uid: str) -> dict[str, 
     return views.segment_count(session, caller, views.load_for_read(session, caller, uid))
 
 
-@route(router, ["GET"], "/segment/{uid}/lookup")
+@route(router, ["GET"], "/segment/{uid}/lookup", accepts=("q",))
 def segment_lookup(
     caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> list[dict[str, Any]]:
@@ -182,7 +219,7 @@ def segment_lookup(
     return views.lookup(session, row, q if isinstance(q, str) else None)
 
 
-@route(router, ["GET"], "/segment/{uid}/all")
+@route(router, ["GET"], "/segment/{uid}/all", accepts=RECORDS_PAGE)
 def segment_records(
     caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> dict[str, Any]:
@@ -191,7 +228,7 @@ def segment_records(
     return views.segment_records(session, caller, row, params)
 
 
-@route(router, ["GET"], "/segment/{uid}/all/csv")
+@route(router, ["GET"], "/segment/{uid}/all/csv", accepts=("template",))
 def segment_csv(
     request: Request, caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> StreamingResponse:
@@ -209,7 +246,7 @@ def segment_csv(
     )
 
 
-@route(router, ["GET"], "/segment/{uid}/explain")
+@route(router, ["GET"], "/segment/{uid}/explain", accepts=("uri",))
 def explain_segment(
     caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> dict[str, Any]:
@@ -221,7 +258,7 @@ def explain_segment(
     return explain.funnel(session, caller, row)
 
 
-@route(router, ["GET"], "/{view_context}")
+@route(router, ["GET"], "/{view_context}", accepts=PAGING)
 def view_context_segments(
     caller: CallerDep, session: DbSession, view_context: str, params: Params
 ) -> dict[str, Any]:

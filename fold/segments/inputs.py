@@ -55,6 +55,17 @@ FIELDS = (
     "tags",
     "mailchimp_sync",
 )
+# What Fold adds to a segment it answers; read back in, they are known and left alone.
+ANSWERED_FIELDS = (
+    "uid",
+    "uri",
+    "created",
+    "last_updated",
+    "record_state",
+    "display_value",
+    "legacy_uid",
+    "user_interface",
+)
 MAX_URIS = 100_000
 
 
@@ -103,7 +114,9 @@ def read_definition(
     def fail(description: str, param: str) -> None:
         problems.append(Problem(description, param))
 
-    if "name" in params:
+    if "name" in params and params["name"] is None:
+        out.name = ""  # named by default in service.check
+    elif "name" in params:
         name = params["name"]
         if not isinstance(name, str) or not name.strip() or len(name) > 200:
             fail("name is text of 1 to 200 characters", "name")

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from fold.auth import service as auth
 from fold.errors import (
     FoldError,
     MethodNotAllowed,
@@ -55,9 +58,27 @@ async def on_validation(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# Paths under a bucket: an unserved one still needs a key first (401 before 404).
+BUCKET_PATH = re.compile(r"^/(?:segments/v2|api/v2|audit/v2)/([^/]+)(?:/|$)")
+
+
+def _bucket_access(request: Request, bucket: str) -> None:
+    """Raises the 401 or 403 that a served path under this bucket would answer."""
+    factory = request.app.state.sessions
+    with factory() as session:
+        key = auth.authenticate(session, request.headers.get("authorization"))
+        auth.caller_for(session, key, bucket)
+
+
 async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     error: FoldError
+    found = BUCKET_PATH.match(request.url.path)
+    if exc.status_code in (404, 405) and found and found.group(1) != "schema":
+        try:
+            await run_in_threadpool(_bucket_access, request, found.group(1))
+        except FoldError as refused:
+            return error_response(request, refused)
     if exc.status_code == 404:
         error = NotFound(f"Nothing is served at {request.url.path}. See /docs for the API.")
     elif exc.status_code == 405:

@@ -1,15 +1,20 @@
-"""Routes that answer with and without their trailing slash, as SPEC 1's URIs do."""
+"""Routes that answer with and without their trailing slash, as SPEC 1's URIs do, and that
+refuse every input parameter they do not know (SPEC 9): nothing sent is silently ignored."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Request
 
-from fold.errors import ALL_ERRORS
+from fold.auth.policies import Caller
+from fold.errors import ALL_ERRORS, Problem, ValidationFailed
+from fold.web.deps import bucket_caller, request_params
 
 Endpoint = Callable[..., Any]
+# The names an endpoint reads, or a test for names it reads by pattern (record filters).
+Accepts = Collection[str] | Callable[[str], bool]
 
 OBJECT_BODY = {
     "requestBody": {
@@ -41,14 +46,77 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+def knows(accepts: Accepts) -> Callable[[str], bool]:
+    return accepts if callable(accepts) else frozenset(accepts).__contains__
+
+
+def unknown_params(names: Collection[str], accepts: Accepts) -> list[Problem]:
+    """A problem for each name the endpoint does not read, listing those it does."""
+    known = knows(accepts)
+    unknown = [n for n in names if not known(n)]
+    if not unknown:
+        return []
+    if callable(accepts):
+        hint = "See /docs for this endpoint's parameters."
+    elif accepts:
+        hint = f"This endpoint takes: {', '.join(sorted(accepts))}."
+    else:
+        hint = "This endpoint takes no parameters."
+    return [Problem(f"'{n}' is not a parameter of this endpoint. {hint}", n) for n in unknown]
+
+
+def _checker(accepts: Accepts, *, data_body: bool, authenticated: bool) -> Endpoint:
+    """A dependency that refuses unknown inputs, after the caller is authenticated."""
+    known = knows(accepts)
+
+    async def names(request: Request) -> list[str]:
+        if data_body:
+            # The body is the record itself; only the query string holds parameters.
+            return list(dict.fromkeys(request.query_params.keys()))
+        return list(await request_params(request))
+
+    def refuse(found: list[str]) -> None:
+        problems = unknown_params(found, accepts)
+        if problems:
+            raise ValidationFailed.collect(problems)
+
+    if authenticated:
+
+        async def check_for_caller(
+            request: Request, caller: Caller = Depends(bucket_caller)
+        ) -> None:
+            refuse(await names(request))
+
+        check_for_caller.accepts = known  # type: ignore[attr-defined]
+        return check_for_caller
+
+    async def check(request: Request) -> None:
+        refuse(await names(request))
+
+    check.accepts = known  # type: ignore[attr-defined]
+    return check
+
+
 def route(
-    router: APIRouter, methods: list[str], path: str, **kwargs: Any
+    router: APIRouter,
+    methods: list[str],
+    path: str,
+    *,
+    accepts: Accepts = (),
+    data_body: bool = False,
+    **kwargs: Any,
 ) -> Callable[[Endpoint], Endpoint]:
-    """Register `path` and its twin with or without the trailing slash (the twin hidden)."""
+    """Register `path` and its twin with or without the trailing slash (the twin hidden).
+
+    `accepts` names every query or body parameter the endpoint reads; anything else sent is a
+    400 naming it. With `data_body` the body is data (a record), not parameters."""
     twin = path[:-1] if path.endswith("/") else path + "/"
     if path == "":
         twin = "/"
     kwargs.setdefault("responses", error_responses(400, 401, 403, 404, 429))
+    authenticated = "{bucket}" in (router.prefix + path)
+    check = _checker(accepts, data_body=data_body, authenticated=authenticated)
+    kwargs["dependencies"] = [*kwargs.get("dependencies", []), Depends(check)]
 
     def register(func: Endpoint) -> Endpoint:
         router.api_route(path, methods=methods, **kwargs)(func)
