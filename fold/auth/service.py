@@ -15,7 +15,7 @@ from fold.buckets.service import ensure_bucket
 from fold.db.models import ApiKey, KeyGrant, User, UserGrant
 from fold.errors import AuthenticationFailed, NotFound, PermissionDenied, ValidationFailed
 from fold.ids import make_uri, new_uid
-from fold.timefmt import utcnow
+from fold.timefmt import format_datetime, utcnow
 
 KEY_PREFIX = "fold_"
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
@@ -165,3 +165,45 @@ def caller_for(session: Session, key: ApiKey, bucket: str) -> Caller:
     else:
         user_uri = make_uri(bucket, "api_key", key.id)
     return Caller(bucket=bucket, policy=policy, user_uri=user_uri, key_id=key.id)
+
+
+@dataclass(frozen=True)
+class KeyListing:
+    id: str
+    name: str
+    username: str | None
+    created: str
+    revoked: str | None
+    grants: tuple[tuple[str, str], ...]  # (bucket, policy)
+
+
+def list_keys(session: Session, *, bucket: str | None = None) -> list[KeyListing]:
+    """Every key with its grants (never the key itself); only those on `bucket` if given."""
+    grants: dict[str, list[tuple[str, str]]] = {}
+    for grant in session.scalars(select(KeyGrant).order_by(KeyGrant.bucket)):
+        grants.setdefault(grant.key_id, []).append((grant.bucket, grant.policy))
+    out = []
+    for key in session.scalars(select(ApiKey).order_by(ApiKey.created, ApiKey.id)):
+        held = grants.get(key.id, [])
+        if bucket is not None and not any(b == bucket for b, _ in held):
+            continue
+        out.append(
+            KeyListing(
+                key.id,
+                key.name,
+                key.username,
+                format_datetime(key.created),
+                format_datetime(key.revoked) if key.revoked else None,
+                tuple(held),
+            )
+        )
+    return out
+
+
+def live_policy(session: Session, *, key: str, bucket: str) -> str | None:
+    """The policy a live key holds on `bucket`, or None (unknown, revoked or no grant)."""
+    try:
+        found = authenticate(session, f"Bearer {key}")
+    except AuthenticationFailed:
+        return None
+    return policy_for(session, found, bucket)

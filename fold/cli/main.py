@@ -168,16 +168,60 @@ def keys() -> None:
 @click.option("--name", default="", help="A note to recognise the key by.")
 @pass_context
 @friendly_errors
-def keys_create(ctx: Context, bucket: str, policy: str, name: str) -> None:
-    """Create a key; it is shown once, alone on the last line."""
-    from fold.auth.service import create_key
+@click.option(
+    "--save",
+    "save",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Keep the key in this file (mode 600) and reuse it while it is live.",
+)
+def keys_create(ctx: Context, bucket: str, policy: str, name: str, save: Path | None) -> None:
+    """Create a key; it is shown once, alone on the last line.
+
+    With --save, a live key already in the file for this bucket and policy is shown again
+    instead of making a new one (what `make run` does)."""
+    from fold.auth.service import create_key, live_policy
+
+    sessions = ctx.migrated()
+    if save is not None and save.is_file():
+        kept = save.read_text().strip()
+        with unit_of_work(sessions) as session:
+            if live_policy(session, key=kept, bucket=bucket) == policy:
+                click.echo(f"reusing the {policy} key on bucket {bucket} kept in {save}")
+                click.echo(kept)
+                return
+    with unit_of_work(sessions) as session:
+        new = create_key(session, bucket=bucket, policy=policy, name=name)
+    if save is not None:
+        save.parent.mkdir(parents=True, exist_ok=True)
+        save.touch(mode=0o600)
+        save.chmod(0o600)
+        save.write_text(new.key + "\n")
+        click.echo(f"key id {new.id}: {policy} on bucket {bucket}, kept in {save}.")
+    else:
+        click.echo(
+            f"key id {new.id}: {policy} on bucket {bucket}. Keep the key; it is not shown again."
+        )
+    click.echo(new.key)
+
+
+@keys.command("list")
+@click.option("--bucket", help="Only keys with access to this bucket.")
+@pass_context
+@friendly_errors
+def keys_list(ctx: Context, bucket: str | None) -> None:
+    """List keys: id, name, grants, created and revoked (never the key itself)."""
+    from fold.auth.service import list_keys
 
     with unit_of_work(ctx.migrated()) as session:
-        new = create_key(session, bucket=bucket, policy=policy, name=name)
-    click.echo(
-        f"key id {new.id}: {policy} on bucket {bucket}. Keep the key; it is not shown again."
-    )
-    click.echo(new.key)
+        found = list_keys(session, bucket=bucket)
+    if not found:
+        click.echo("no keys")
+        return
+    for key in found:
+        grants = ", ".join(f"{b}:{p}" for b, p in key.grants) or "no buckets"
+        owner = f" user {key.username}" if key.username else ""
+        state = f"revoked {key.revoked}" if key.revoked else "live"
+        click.echo(f"{key.id}  {key.name or '-'}{owner}  {grants}  created {key.created}  {state}")
 
 
 @keys.command("revoke")

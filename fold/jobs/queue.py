@@ -90,4 +90,7 @@ class Queue:
     def consumer(self, workers: int = 2, *, embedded: bool = False) -> Any:
         """Huey's consumer; embedded in a server, it leaves signals to the server."""
         kind = EmbeddedConsumer if embedded else Consumer
-        return kind(self.huey, workers=workers, worker_type="thread", periodic=True)
+        # Redis hands a task over at once (a blocking pop); the SQLite queue is polled, so
+        # poll it often enough that a queued job starts within a fraction of a second.
+        polling = {} if self.settings.redis_url else {"initial_delay": 0.05, "max_delay": 0.2}
+        return kind(self.huey, workers=workers, worker_type="thread", periodic=True, **polling)

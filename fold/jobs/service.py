@@ -12,12 +12,12 @@ from fold.auth.policies import Caller
 from fold.config import Settings
 from fold.db.models import Job, Segment
 from fold.errors import Conflict, NotFound, ValidationFailed
-from fold.fields.types import read_boolean
 from fold.ids import is_uid, make_uri, new_uid
 from fold.jobs.actions import ACTIONS, CONTACT_TYPES, action_for
 from fold.jobs.queue import Queue
 from fold.paging import Paging, read_int
-from fold.rules.compile import normalise, rules_filter
+from fold.params import read_flag
+from fold.rules.compile import normalise, rules_filter, rules_object
 from fold.rules.filter import all_of
 from fold.segments import service as segments
 from fold.segments.members import base_query, count, make_context, segment_filter, selection
@@ -25,6 +25,10 @@ from fold.timefmt import format_datetime, utcnow
 
 SAFE_LIMIT = 10_000
 MAX_BATCH = 2500
+# The parameters each endpoint reads (anything else sent is a 400, SPEC 9).
+ACTION_PARAMS = ("action", "value", "field", "description", "verbose", "batch_size")
+BULK_PARAMS = ("rules", "safe_mode", "batch_size", "verbose", "confirm_count", "description")
+LIST_PARAMS = ("page", "page_size")
 
 
 def job_uri(job: Job) -> str:
@@ -140,7 +144,7 @@ def start_action(
         "description": description,
         "field": checked.get("field"),
         "value": checked.get("value"),
-        "verbose": params.get("verbose", False),
+        "verbose": read_flag(params, "verbose"),
     }
 
 
@@ -157,10 +161,7 @@ def start_bulk(
     caller.require("run_delete_action" if kind == "delete" else "run_actions")
     row = _data_segment(session, caller, uid)
     batch_size = _batch_size(params)
-    try:
-        safe_mode = read_boolean(params.get("safe_mode", True))
-    except ValueError:
-        raise ValidationFailed("safe_mode is true or false.", param="safe_mode") from None
+    safe_mode = read_flag(params, "safe_mode", default=True)
     ctx = make_context(session, bucket=caller.bucket, resource_type=row.resource_type)
     rules, problems = normalise(params.get("rules"), ctx)
     if problems:
@@ -184,7 +185,7 @@ def start_bulk(
         "notification_uri": job_uri(job),
         "lambda_params": {
             "uri": make_uri(caller.bucket, "segment", row.uid),
-            "rules": rules,
+            "rules": rules_object(rules),
             "safe_mode": safe_mode,
             "batch_size": batch_size,
         },
@@ -217,6 +218,28 @@ def _check_safe_delete(
             )
 
 
+def action_out(job: Job) -> dict[str, Any]:
+    """The action record a receipt's `action` URI names: what was asked, and its job."""
+    return {
+        "uid": job.uid,
+        "uri": make_uri(job.bucket, "action", job.uid),
+        "resource_type": "action",
+        "display_value": job.description,
+        "action": job.action,
+        "field": job.params.get("field"),
+        "value": job.params.get("value"),
+        "description": job.description,
+        "status": job.status,
+        "sheep_event": job_uri(job),
+        "segment_uri": make_uri(job.bucket, "segment", job.segment_uid)
+        if job.segment_uid
+        else None,
+        "user_uri": job.user_uri,
+        "created": _when(job.created),
+        "record_state": "active",
+    }
+
+
 def load_job(session: Session, caller: Caller, uid: str) -> Job:
     job = session.get(Job, (caller.bucket, uid)) if is_uid(uid) else None
     if job is None:
@@ -240,8 +263,9 @@ def cancel(session: Session, *, caller: Caller, uid: str) -> dict[str, Any]:
 def undo(session: Session, *, caller: Caller, uid: str, queue: Queue) -> dict[str, Any]:
     job = load_job(session, caller, uid)
     caller.require("run_delete_action" if job.action == "delete" else "run_actions")
-    if job.status != "completed":
-        raise Conflict(f"The job is {job.status}; only a completed job can be undone.")
+    # A cancelled job is undone as far as it went: undo reverts the items it did.
+    if job.status not in ("completed", "cancelled"):
+        raise Conflict(f"The job is {job.status}; only a completed or cancelled job can be undone.")
     if not action_for(job.action).undoable:
         raise Conflict(f"A {job.action} job cannot be undone.")
     earlier = session.scalar(

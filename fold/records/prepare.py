@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -106,8 +107,34 @@ def _executor() -> Executor | None:
         if _pool is None:
             # "spawn": a fresh interpreter, never a fork of a threaded server.
             context = multiprocessing.get_context("spawn")
-            _pool = ProcessPoolExecutor(max_workers=OPTIONS.workers, mp_context=context)
+            _pool = ProcessPoolExecutor(
+                max_workers=OPTIONS.workers,
+                mp_context=context,
+                initializer=_watch_parent,
+                initargs=(os.getpid(),),
+            )
         return _pool
+
+
+def shutdown() -> None:
+    """Stop the worker processes; the server calls this when it stops."""
+    global _pool
+    with _pool_lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _watch_parent(parent: int) -> None:
+    """In a worker process: exit when the server that started it is gone, however it went
+    (a SIGKILL leaves no chance to shut the pool down)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="fold-parent-watch", daemon=True).start()
 
 
 def _forget_pool(broken: Executor) -> None:

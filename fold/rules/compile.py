@@ -69,6 +69,17 @@ def read_rules(raw: Any) -> tuple[list[Any], list[Problem]]:
         except json.JSONDecodeError:
             return [], [Problem("rules must be a JSON array of {field, operator, value}", "rules")]
     if isinstance(raw, dict):
+        if "field" in raw or "operator" in raw:
+            # One rule object, as a client sending rules one by one does: never dropped.
+            return [raw], []
+        if not ("conditions" in raw or "match" in raw) or set(raw) - {"match", "conditions"}:
+            return [], [
+                Problem(
+                    "rules is an array of {field, operator, value}, one such rule object, "
+                    "or {match: 'all', conditions: [...]}",
+                    "rules",
+                )
+            ]
         if raw.get("match", "all") != "all":
             return [], [
                 Problem("rules match 'all'; use or_list, raw or segments for OR", "rules.match")
@@ -113,10 +124,15 @@ def read_typed(value: Any, ftype: str, ctx: Context) -> Any:
         return read_number(value)
     if ftype == "boolean":
         return read_boolean(value)
-    if ftype == "date":
-        return read_date(value)
-    if ftype == "datetime":
-        return read_datetime(value)
+    if ftype in ("date", "datetime"):
+        try:
+            return read_date(value) if ftype == "date" else read_datetime(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a date; use an ISO 8601 date (2026-01-31) or date-time "
+                "(2026-01-31T09:30:00), or a relative date: today, now, or either with "
+                "+/- a number of d, wk, m or y (today-30d, now+2wk, today-1y)"
+            ) from None
     if ftype == "uri":
         uri = read_uri(value)
         parsed = parse_uri(uri)

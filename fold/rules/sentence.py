@@ -1,40 +1,124 @@
-"""The human-readable sentence a segment's rules make, for `count` and previews."""
+"""The human-readable sentence a segment's rules make, for `count` and previews.
+
+Phrases follow the field's type: dates read as time ("joined date is in the last year"),
+numbers as amounts ("amount is at least 100"), text alphabetically."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fold.fields.schema import TypeSchema, label_for
+from fold.rules.values import RELATIVE_RE
 
-PHRASES = {
+EQUALITY = {
     "equals": "is {v}",
     "exact": "is exactly {v}",
     "not_equal_to": "is not {v}",
-    "greater_than": "is after/above {v}",
-    "greater_than_or_equals": "is {v} or after/above",
-    "less_than": "is before/below {v}",
-    "less_than_or_equals": "is {v} or before/below",
     "starts_with": "starts with {v}",
     "starts_with_case_insensitive": "starts with {v} (any case)",
     "or_list": "is any of {v}",
     "and_list": "includes all of {v}",
     "none_of": "is none of {v}",
 }
+# A list field (tags) holds values, so it "includes" them.
+LIST_EQUALITY = {
+    "equals": "include {v}",
+    "exact": "include exactly {v}",
+    "not_equal_to": "do not include {v}",
+    "or_list": "include any of {v}",
+    "and_list": "include all of {v}",
+    "none_of": "include none of {v}",
+}
+ORDER = {
+    "number": {
+        "greater_than": "is more than {v}",
+        "greater_than_or_equals": "is at least {v}",
+        "less_than": "is less than {v}",
+        "less_than_or_equals": "is at most {v}",
+    },
+    "date": {
+        "greater_than": "is after {v}",
+        "greater_than_or_equals": "is on or after {v}",
+        "less_than": "is before {v}",
+        "less_than_or_equals": "is on or before {v}",
+    },
+    "string": {
+        "greater_than": "comes after {v} alphabetically",
+        "greater_than_or_equals": "is {v} or comes after it alphabetically",
+        "less_than": "comes before {v} alphabetically",
+        "less_than_or_equals": "is {v} or comes before it alphabetically",
+    },
+}
+UNITS = {"d": "day", "wk": "week", "m": "month", "y": "year"}
+SYSTEM_LABELS = {
+    "uid": "uid",
+    "uri": "URI",
+    "created": "creation date",
+    "last_updated": "last update",
+    "display_value": "name",
+}
 
 
 def _show(value: Any) -> str:
     if isinstance(value, list):
-        return ", ".join(_show(v) for v in value)
+        shown = [_show(v) for v in value]
+        return ", ".join(shown[:-1]) + " or " + shown[-1] if len(shown) > 1 else "".join(shown)
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, str):
         return f"'{value}'"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     return str(value)
 
 
+def _span(amount: int, unit: str) -> str:
+    name = UNITS[unit]
+    return f"a {name}" if amount == 1 else f"{amount} {name}s"
+
+
+def _relative(operator: str, value: str) -> str | None:
+    """Relative dates in words: 'in the last year', 'more than 30 days ago'."""
+    match = RELATIVE_RE.match(value.strip().lower())
+    if match is None:
+        return None
+    base, sign, amount, unit = match.groups()
+    after = operator in ("greater_than", "greater_than_or_equals")
+    if not amount or int(amount) == 0:
+        moment = "today" if base == "today" else "now"
+        if operator in ("equals", "exact"):
+            return f"is {moment}"
+        return f"is {'after' if after else 'before'} {moment}"
+    span = _span(int(amount), unit)
+    last = f"the last {UNITS[unit]}" if int(amount) == 1 else f"the last {span}"
+    if sign == "-":
+        return f"is in {last}" if after else f"is more than {span} ago"
+    return f"is more than {span} from now" if after else f"is less than {span} from now"
+
+
+def _kind(schema: TypeSchema, field: str, value: Any) -> str:
+    if field in ("created", "last_updated"):
+        return "date"
+    declared = schema.field_type(field)
+    if declared in ("date", "datetime"):
+        return "date"
+    if declared == "list":
+        return "list"
+    if declared == "number" or (declared is None and isinstance(value, int | float)):
+        return "number"
+    if declared is None and isinstance(value, str) and RELATIVE_RE.match(value.strip().lower()):
+        return "date"
+    return "string"
+
+
 def _label(schema: TypeSchema, field: str) -> str:
+    if field in SYSTEM_LABELS:
+        return SYSTEM_LABELS[field]
     found = schema.fields.get(field)
-    return (found.label if found else label_for(field)).lower()
+    label = (found.label if found else label_for(field)).lower()
+    if found and found.type in ("date", "datetime") and "date" not in label:
+        label += " date"
+    return label
 
 
 def clause(schema: TypeSchema, rule: dict[str, Any], segment_names: dict[str, str]) -> str:
@@ -48,12 +132,21 @@ def clause(schema: TypeSchema, rule: dict[str, Any], segment_names: dict[str, st
             "and_list": "are in all of",
             "none_of": "are in none of",
         }
-        return f"{verb[operator]} the segments {names}"
+        plural = "segments" if len(value) > 1 else "segment"
+        return f"{verb[operator]} the {plural} {names}"
     if operator == "near":
         where = value.get("postcode") or f"{value['lat']},{value['lng']}"
         distance = f"{value['distance']:g} {value['unit']}"
         return f"whose {_label(schema, field)} is within {distance} of {where}"
-    return f"whose {_label(schema, field)} {PHRASES[operator].format(v=_show(value))}"
+    kind = _kind(schema, field, value)
+    phrase = None
+    if kind == "date" and isinstance(value, str):
+        phrase = _relative(operator, value)
+    if phrase is None:
+        table = LIST_EQUALITY if kind == "list" else ORDER.get(kind, {})
+        template = table.get(operator) or EQUALITY[operator]
+        phrase = template.format(v=_show(value))
+    return f"whose {_label(schema, field)} {phrase}"
 
 
 def describe(
@@ -64,3 +157,33 @@ def describe(
         return f"All {schema.name.lower()}"
     clauses = [clause(schema, r, segment_names or {}) for r in rules]
     return f"{schema.name} " + " and ".join(clauses)
+
+
+def _count(n: int, schema: TypeSchema) -> str:
+    return f"1 {schema.name_singular.lower()}" if n == 1 else f"{n:,} {schema.name.lower()}"
+
+
+def describe_segment(
+    schema: TypeSchema,
+    *,
+    segment_type: str,
+    rules: list[dict[str, Any]],
+    include: int,
+    exclude: int,
+    parent: str | None = None,
+    segment_names: dict[str, str] | None = None,
+) -> str:
+    """The sentence for a whole segment: its type, rules, lists and parent."""
+    if segment_type == "auxiliary":
+        return "A folder of segments; it holds no records itself"
+    if segment_type == "static":
+        text = f"A list of {_count(include, schema)}"
+    else:
+        text = describe(schema, rules, segment_names)
+        if segment_type == "hybrid" and include:
+            text += f", plus a list of {_count(include, schema)}"
+    if exclude and segment_type != "dynamic":
+        text += f", leaving out {_count(exclude, schema)}"
+    if parent:
+        text += f", within '{parent}'"
+    return text

@@ -18,8 +18,38 @@ from fold.records.service import FILTER_PATH_RE
 from fold.segments.inputs import _string_list
 from fold.timefmt import format_datetime, utcnow
 
+# What a client may send to create one, and the fields of the fieldset Fold answers.
+INPUTS = ("name", "description", "fields", "resource", "applicable_resources", "locked")
+ACCEPTS = (
+    *INPUTS,
+    "uid",
+    "uri",
+    "display_value",
+    "created",
+    "last_updated",
+    "active",
+    "record_state",
+    "field_display",
+)
+DEFAULT_NAME = "Untitled fieldset"
 
-def fieldset_out(row: Fieldset) -> dict[str, Any]:
+
+def field_display(session: Session, row: Fieldset) -> list[dict[str, str]]:
+    """Each field with its type, from the schema of the first type the fieldset applies to."""
+    types: dict[str, str] = {}
+    if row.applicable_resources:
+        try:
+            schema = schema_for(
+                session, bucket=row.bucket, resource_type=row.applicable_resources[0]
+            )
+            types = {name: f.type for name, f in schema.fields.items()}
+        except ValidationFailed:
+            types = {}
+    return [{"field": f, "type": types.get(f, "string")} for f in row.fields]
+
+
+def fieldset_out(session: Session, row: Fieldset) -> dict[str, Any]:
+    # Deleting a fieldset removes it, so every fieldset answered is active.
     return {
         "uid": row.uid,
         "uri": make_uri(row.bucket, "fieldset", row.uid),
@@ -28,7 +58,10 @@ def fieldset_out(row: Fieldset) -> dict[str, Any]:
         "description": row.description,
         "fields": row.fields,
         "applicable_resources": row.applicable_resources,
+        "field_display": field_display(session, row),
         "locked": row.locked,
+        "active": True,
+        "record_state": "active",
         "created": format_datetime(row.created),
         "last_updated": format_datetime(row.last_updated),
     }
@@ -45,14 +78,19 @@ def list_fieldsets(session: Session, caller: Caller, params: dict[str, Any]) -> 
     rows = list(session.scalars(stmt).all())
     resource = params.get("resource")
     if resource:
+        check_resource_type(str(resource), param="resource")
         rows = [r for r in rows if not r.applicable_resources or resource in r.applicable_resources]
     chosen = rows[paging.offset : paging.offset + paging.page_size]
-    return {"fieldsets": [fieldset_out(r) for r in chosen], **paging.envelope(len(rows))}
+    return {
+        "fieldsets": [fieldset_out(session, r) for r in chosen],
+        "errors": [],
+        **paging.envelope(len(rows)),
+    }
 
 
 def get_fieldset(session: Session, caller: Caller, uid: str) -> dict[str, Any]:
     caller.require("read")
-    return fieldset_out(_load(session, caller, uid))
+    return fieldset_out(session, _load(session, caller, uid))
 
 
 def _load(session: Session, caller: Caller, uid: Any) -> Fieldset:
@@ -70,8 +108,10 @@ def create_fieldset(session: Session, caller: Caller, params: dict[str, Any]) ->
     caller.require("edit_segment")
     problems: list[Problem] = []
     name = params.get("name")
-    if not isinstance(name, str) or not name.strip():
-        problems.append(Problem("a fieldset needs a name", "name"))
+    if name is None or name == "":
+        name = DEFAULT_NAME
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        problems.append(Problem("name is text of 1 to 200 characters", "name"))
     resource = params.get("resource")
     resources = _string_list(params.get("applicable_resources", resource or []))
     if resources is None:
@@ -120,7 +160,7 @@ def create_fieldset(session: Session, caller: Caller, params: dict[str, Any]) ->
     )
     session.add(row)
     session.flush()
-    return fieldset_out(row)
+    return fieldset_out(session, row)
 
 
 def delete_fieldset(session: Session, caller: Caller, uid: Any) -> dict[str, Any]:
@@ -128,7 +168,7 @@ def delete_fieldset(session: Session, caller: Caller, uid: Any) -> dict[str, Any
     row = _load(session, caller, uid)
     if row.locked:
         raise PermissionDenied("This fieldset is locked and cannot be deleted.")
-    out = fieldset_out(row)
+    out = fieldset_out(session, row)
     session.delete(row)
     session.flush()
     return out

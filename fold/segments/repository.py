@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -29,6 +30,20 @@ def live_children(session: Session, *, bucket: str, uid: str) -> Sequence[Segmen
             Segment.bucket == bucket,
             Segment.parent_uid == uid,
             Segment.record_state == "active",
+        )
+    ).all()
+
+
+def children_deleted_at(
+    session: Session, *, bucket: str, uid: str, at: datetime
+) -> Sequence[Segment]:
+    """The deleted children of a segment whose delete was stamped `at` (one cascade)."""
+    return session.scalars(
+        select(Segment).where(
+            Segment.bucket == bucket,
+            Segment.parent_uid == uid,
+            Segment.record_state == "deleted",
+            Segment.last_updated == at,
         )
     ).all()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -20,6 +21,7 @@ from fold.errors import (
 from fold.ids import is_uid, make_uri, new_uid, parse_uri
 from fold.records import repository as records
 from fold.rules.compile import normalise, rules_object
+from fold.rules.sentence import describe
 from fold.segments import repository
 from fold.segments.inputs import (
     CONTACT_TYPES,
@@ -28,11 +30,14 @@ from fold.segments.inputs import (
     Definition,
     read_definition,
 )
-from fold.segments.members import make_context, stored_types
+from fold.segments.members import make_context, segment_schema, stored_types
 from fold.timefmt import format_datetime, utcnow
 
 # What a segment audit entry compares: every field a client sets, and the state.
 AUDITED = (*FIELDS, "record_state")
+
+
+UNTITLED = "Untitled segment"
 
 
 def etag(row: Segment) -> str:
@@ -153,8 +158,6 @@ def check(
     def fail(description: str, param: str) -> None:
         problems.append(Problem(description, param))
 
-    if not d.name:
-        fail("a segment needs a name", "name")
     if not d.resource_type:
         fail("a segment needs a resource_type", "resource_type")
     kind = d.segment_type
@@ -192,7 +195,18 @@ def check(
             rules, rule_problems = normalise(d.rules, ctx)
             problems.extend(rule_problems)
         parent_uid = check_parent(session, caller, d, problems, self_uid)
+        if not d.name:
+            d.name = default_name(session, caller.bucket, d.resource_type, rules)
     return Checked(d, rules, include, exclude, parent_uid)
+
+
+def default_name(session: Session, bucket: str, resource_type: str, rules: list[Any]) -> str:
+    """A segment sent without a name is named by its rules' sentence (SPEC leaves it open)."""
+    if not rules:
+        return UNTITLED
+    schema = segment_schema(session, bucket=bucket, resource_type=resource_type)
+    text = describe(schema, rules)
+    return text if len(text) <= 200 else text[:199] + "…"
 
 
 def check_parent(
@@ -349,8 +363,13 @@ def update(
     return out, etag(row)
 
 
-def delete(session: Session, *, caller: Caller, uid: str, cascade: bool) -> dict[str, Any]:
+def delete(
+    session: Session, *, caller: Caller, uid: str, cascade: bool, at: datetime | None = None
+) -> dict[str, Any]:
+    """Soft delete; a cascade stamps every segment it takes with one time, `at`, so that a
+    cascading restore brings back exactly those."""
     caller.require("delete_segment")
+    at = at or utcnow()
     row = load(session, caller, uid)
     if row.system_segment:
         raise SystemSegmentProtected("System segments cannot be deleted through the API.")
@@ -363,24 +382,25 @@ def delete(session: Session, *, caller: Caller, uid: str, cascade: bool) -> dict
             param="cascade",
         )
     for child in children:
-        delete(session, caller=caller, uid=child.uid, cascade=True)
-    return _set_state(session, caller, row, "deleted", "Segment deleted")
+        delete(session, caller=caller, uid=child.uid, cascade=True, at=at)
+    return _set_state(session, caller, row, "deleted", "Segment deleted", at)
 
 
 def _set_state(
-    session: Session, caller: Caller, row: Segment, state: str, message: str
+    session: Session, caller: Caller, row: Segment, state: str, message: str, at: datetime
 ) -> dict[str, Any]:
     before = segment_out(session, caller, row)
     row.record_state = state
     row.version += 1
-    row.last_updated = utcnow()
+    row.last_updated = at
     session.flush()
     out = segment_out(session, caller, row)
     _audit(session, caller, row, before, out, message)
     return out
 
 
-def restore(session: Session, *, caller: Caller, uid: str) -> dict[str, Any]:
+def restore(session: Session, *, caller: Caller, uid: str, cascade: bool = False) -> dict[str, Any]:
+    """Undo a delete; `cascade` also brings back the children that the same delete took."""
     caller.require("restore_segment")
     row = load(session, caller, uid, deleted_ok=True)
     if row.record_state == "active":
@@ -389,7 +409,15 @@ def restore(session: Session, *, caller: Caller, uid: str) -> dict[str, Any]:
         parent = repository.get(session, bucket=caller.bucket, uid=row.parent_uid)
         if parent is None or parent.record_state != "active":
             raise Conflict("Restore the parent segment first.", param="parent_segment")
-    return _set_state(session, caller, row, "active", "Segment restored")
+    deleted_at = row.last_updated
+    out = _set_state(session, caller, row, "active", "Segment restored", utcnow())
+    if cascade:
+        taken = repository.children_deleted_at(
+            session, bucket=caller.bucket, uid=row.uid, at=deleted_at
+        )
+        for child in taken:
+            restore(session, caller=caller, uid=child.uid, cascade=True)
+    return out
 
 
 def get(session: Session, *, caller: Caller, uid: str) -> tuple[dict[str, Any], str]:

@@ -18,10 +18,11 @@ from fold.fields.display import value_at
 from fold.fields.schema import TypeSchema
 from fold.ids import is_uid, make_uri
 from fold.paging import Paging
+from fold.params import read_flag
 from fold.records.service import record_out
 from fold.rules.compile import membership, rules_filter
-from fold.rules.filter import Node
-from fold.rules.sentence import describe
+from fold.rules.filter import SYSTEM_KINDS, Node
+from fold.rules.sentence import describe_segment
 from fold.segments import repository, service
 from fold.segments.inputs import VIEW_CONTEXTS, Definition, read_definition
 from fold.segments.members import (
@@ -34,12 +35,6 @@ from fold.segments.members import (
     stream,
 )
 from fold.timefmt import format_datetime, utcnow
-
-FALSE_VALUES = ("false", "0", "no", "")
-
-
-def flag(params: dict[str, Any], name: str) -> bool:
-    return str(params.get(name, "false")).strip().lower() not in FALSE_VALUES
 
 
 def listing(
@@ -90,7 +85,8 @@ def trees(session: Session, caller: Caller) -> dict[str, Any]:
 
 def config(session: Session, caller: Caller, row: Segment) -> dict[str, Any]:
     schema = segment_schema(session, bucket=row.bucket, resource_type=row.resource_type)
-    ui = {**service.user_interface(caller, row), "can_bypass_gdpr": caller.can("gdpr_bypass")}
+    # The reference types can_bypass_gdpr as an array of booleans (docs/decisions.md).
+    ui = {**service.user_interface(caller, row), "can_bypass_gdpr": [caller.can("gdpr_bypass")]}
     return {
         "mapping": {
             "collection": row.resource_type,
@@ -110,6 +106,7 @@ def config(session: Session, caller: Caller, row: Segment) -> dict[str, Any]:
             "contact_search_fields": ["first_name", "last_name", "name", "email"],
             "join_people": row.resource_type in ("organisation", "contact"),
             "join_orgs": row.resource_type in ("person", "contact"),
+            "use_mapreduce": False,
         },
         "resource_type": row.resource_type,
         "segment": make_uri(row.bucket, "segment", row.uid),
@@ -121,16 +118,30 @@ def config(session: Session, caller: Caller, row: Segment) -> dict[str, Any]:
     }
 
 
-def sentence(session: Session, row: Segment, schema: TypeSchema) -> str:
+def _segment_names(session: Session, bucket: str, rules: list[dict[str, Any]]) -> dict[str, str]:
     names = {}
-    for rule in row.rules:
+    for rule in rules:
         if rule["field"] == "segment":
             for uri in rule["value"]:
-                other = repository.get(
-                    session, bucket=row.bucket, uid=uri.rstrip("/").split("/")[-1]
-                )
+                other = repository.get(session, bucket=bucket, uid=uri.rstrip("/").split("/")[-1])
                 names[uri] = other.name if other else uri
-    return describe(schema, row.rules, names)
+    return names
+
+
+def sentence(session: Session, row: Segment, schema: TypeSchema) -> str:
+    """What the segment holds, in words: its type, rules, lists and parent."""
+    parent = (
+        repository.get(session, bucket=row.bucket, uid=row.parent_uid) if row.parent_uid else None
+    )
+    return describe_segment(
+        schema,
+        segment_type=row.segment_type,
+        rules=row.rules,
+        include=len(repository.list_uids(session, bucket=row.bucket, uid=row.uid, kind="include")),
+        exclude=len(repository.list_uids(session, bucket=row.bucket, uid=row.uid, kind="exclude")),
+        parent=parent.name if parent else None,
+        segment_names=_segment_names(session, row.bucket, row.rules),
+    )
 
 
 def segment_count(session: Session, caller: Caller, row: Segment) -> dict[str, Any]:
@@ -161,15 +172,21 @@ def summary(record: Record, schema: TypeSchema) -> dict[str, Any]:
     return out
 
 
-def read_sort(params: dict[str, Any]) -> str | None:
+def read_sort(params: dict[str, Any], schema: TypeSchema) -> str | None:
+    """`sort=field` or `-field`: a field of the type's schema (custom fields included) or a
+    system field; a name that is neither would sort by nothing, so it is refused."""
     sort = params.get("sort")
     if sort in (None, ""):
         return None
-    from fold.records.service import FILTER_PATH_RE
-
-    if not isinstance(sort, str) or not FILTER_PATH_RE.match(sort.lstrip("-")):
-        raise ValidationFailed(f"{sort!r} is not a field to sort by.", param="sort")
-    return sort
+    path = sort.strip().lstrip("-") if isinstance(sort, str) else ""
+    if path not in schema.fields and path not in SYSTEM_KINDS:
+        sortable = ", ".join([*SYSTEM_KINDS, *schema.fields][:40])
+        raise ValidationFailed(
+            f"{sort!r} is not a field to sort by; use one of {sortable} (prefix - for "
+            "descending). Declare a custom field to sort by a field no schema has.",
+            param="sort",
+        )
+    return ("-" if sort.strip().startswith("-") else "") + path
 
 
 def results_page(
@@ -187,10 +204,10 @@ def results_page(
         node=node,
         q=q,
         schema=schema,
-        sort=read_sort(params),
+        sort=read_sort(params, schema),
         paging=paging,
     )
-    verbose = flag(params, "verbose")
+    verbose = read_flag(params, "verbose")
     results = [record_out(r) if verbose else summary(r, schema) for r in rows]
     return {
         "results": results,
@@ -322,9 +339,28 @@ def preview(session: Session, caller: Caller, params: dict[str, Any]) -> dict[st
     out = results_page(session, caller.bucket, d.resource_type, node, params)
     return {
         "count": out["total"],
-        "description": d.description or describe(schema, checked.rules),
+        "description": d.description or preview_sentence(session, caller, d, checked, schema),
         **out,
     }
+
+
+def preview_sentence(
+    session: Session, caller: Caller, d: Definition, checked: service.Checked, schema: TypeSchema
+) -> str:
+    parent = (
+        repository.get(session, bucket=caller.bucket, uid=checked.parent_uid)
+        if checked.parent_uid
+        else None
+    )
+    return describe_segment(
+        schema,
+        segment_type=d.segment_type,
+        rules=checked.rules,
+        include=len(checked.include),
+        exclude=len(checked.exclude),
+        parent=parent.name if parent else None,
+        segment_names=_segment_names(session, caller.bucket, checked.rules),
+    )
 
 
 def unsaved_filter(

@@ -52,6 +52,7 @@ def _lifespan(embedded_worker: bool) -> Any:
         finally:
             if consumer is not None:
                 consumer.stop(graceful=True)
+            prepare.shutdown()
 
     return lifespan
 
@@ -87,6 +88,7 @@ def create_app(
     app.include_router(audit_endpoints.router)
     app.include_router(job_endpoints.jobs)
     app.include_router(job_endpoints.actions)
+    app.include_router(job_endpoints.action_records)
     app.include_router(record_endpoints.router)
     app.include_router(segment_endpoints.schema_router)
     app.include_router(segment_endpoints.router)

@@ -57,6 +57,13 @@ class TestRecordAudit:
         assert entries(api, **{"from": "2999-01-01"}) == []
         assert len(entries(api, skip=1)) == 1
 
+    def test_segment_entries_filter_by_resource(self, api: Api) -> None:
+        made = api.post(
+            f"/segments/v2/{api.bucket}/create", json={"name": "S", "resource_type": "person"}
+        ).json()
+        found = entries(api, resource="segment")
+        assert [(e["resource"], e["uri"]) for e in found] == [("segment", made["uri"])]
+
     def test_bad_parameters(self, tenant: Tenant) -> None:
         api = tenant.viewer
         base = f"/audit/v2/{api.bucket}/audit"

@@ -156,3 +156,27 @@ class TestWebhookSecret:
             assert bucket is not None and bucket.webhook_secret == secret and len(secret) >= 32
         short = run(database, "webhook-secret", "cli-hooks", "--secret", "short")
         assert short.exit_code == 2 and "16 to 200" in short.output
+
+
+class TestKeyReuseAndList:
+    def test_save_reuses_a_live_key_and_list_shows_keys_without_secrets(
+        self, database: Database, tmp_path: Path
+    ) -> None:
+        kept = tmp_path / "var" / "make-run.key"
+        args = ["keys", "create", "--bucket", "cli-reuse", "--policy", "admin", "--name", "run"]
+        first = run(database, *args, "--save", str(kept))
+        assert first.exit_code == 0, first.output
+        key = first.output.strip().splitlines()[-1]
+        assert kept.read_text().strip() == key and (kept.stat().st_mode & 0o777) == 0o600
+        again = run(database, *args, "--save", str(kept))
+        assert again.exit_code == 0 and again.output.strip().splitlines()[-1] == key
+        listed = run(database, "keys", "list", "--bucket", "cli-reuse")
+        assert listed.exit_code == 0, listed.output
+        lines = listed.output.strip().splitlines()
+        assert len(lines) == 1 and "cli-reuse:admin" in lines[0] and "live" in lines[0]
+        assert key not in listed.output
+        assert run(database, "keys", "revoke", key).exit_code == 0
+        fresh = run(database, *args, "--save", str(kept))
+        new_key = fresh.output.strip().splitlines()[-1]
+        assert new_key != key and kept.read_text().strip() == new_key
+        assert "revoked" in run(database, "keys", "list", "--bucket", "cli-reuse").output

@@ -334,7 +334,7 @@ class TestDebugReplaceDelete:
         )
         rules = [{"field": "tags", "operator": "equals", "value": "volunteer"}]
         body = api.post(url, json={"rules": rules}).json()
-        assert body["lambda_params"]["rules"] == rules
+        assert body["lambda_params"]["rules"] == {"match": "all", "conditions": rules}
         result = job(api, body["notification_uri"])
         assert (result["status"], result["succeeded"]) == ("completed", 2)
         assert record(api, people["Bob"])["record_state"] == "deleted"

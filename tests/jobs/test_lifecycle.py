@@ -45,7 +45,13 @@ def test_cancel_stops_between_batches(
     )
     assert result["finished"]
     assert_error(api.post(f"/sheep_event/{uid}/cancel"), 409, "conflict")
-    assert_error(api.post(f"/sheep_event/{uid}/undo"), 409, "conflict")
+    # Undo reverts what the cancelled job did do: the one record it tagged.
+    assert api.get("/person/", params={"tags": "x"}).json()["total"] == 1
+    undone = api.post(f"/sheep_event/{uid}/undo")
+    assert undone.status_code == 200, undone.text
+    assert runner.run_job(queue.sessions, queue.settings, api.bucket, undone.json()["uid"])
+    assert job(api, undone.json()["uri"])["status"] == "completed"
+    assert api.get("/person/", params={"tags": "x"}).json()["total"] == 0
 
 
 def test_cancel_before_start(
@@ -132,3 +138,15 @@ def test_the_embedded_worker_runs_jobs_in_the_serving_process(database: Any, tmp
             time.sleep(0.05)
         tagged = api.get("/person/", params={"tags": "embedded"}).json()["total"]
         assert tagged == 3
+
+
+def test_the_embedded_queue_is_polled_often(tmp_path: Any) -> None:
+    """A job queued on the SQLite queue starts within a fraction of a second: the consumer
+    looks for work at least every 0.2 s (Huey's default backs off to 10 s)."""
+    from sqlalchemy import create_engine
+
+    from fold.config import Settings
+
+    settings = Settings(database_url="sqlite://", queue="auto", data_dir=str(tmp_path))
+    consumer = Queue(settings, create_engine("sqlite://")).consumer(workers=1, embedded=True)
+    assert consumer.max_delay <= 0.2 and consumer.default_delay <= 0.2

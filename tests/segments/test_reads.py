@@ -136,7 +136,8 @@ class TestCsvAndConfig:
         } in mapping["fields"]
         assert config["segment"] == seg["uri"] and config["segment_type"] == "dynamic"
         assert config["user_interface"]["policy_name"] == "viewer"
-        assert config["user_interface"]["can_bypass_gdpr"] is False
+        assert config["user_interface"]["can_bypass_gdpr"] == [False]
+        assert mapping["use_mapreduce"] is False
 
 
 class TestFieldsets:
@@ -155,7 +156,10 @@ class TestFieldsets:
     def test_refusals(self, tenant: Tenant) -> None:
         base = f"/segments/v2/{tenant.bucket}/fieldset"
         assert_error(
-            tenant.admin.post(base, json={"fields": ["email"]}), 400, "validation_error", "name"
+            tenant.admin.post(base, json={"name": 7, "fields": ["email"]}),
+            400,
+            "validation_error",
+            "name",
         )
         assert_error(tenant.admin.post(base, json={"name": "x"}), 400, "validation_error", "fields")
         assert_error(
@@ -269,7 +273,7 @@ class TestPreviewValidateSchema:
         assert response.status_code == 200, response.text
         preview = response.json()
         assert preview["count"] == 2 and len(preview["results"]) == 1
-        assert preview["description"] == "People whose tags is 'volunteer'"
+        assert preview["description"] == "People whose tags include 'volunteer'"
         static = api.post(
             f"/segments/v2/{api.bucket}/preview",
             json={
@@ -304,11 +308,9 @@ class TestPreviewValidateSchema:
         }
         result = api.post(f"/segments/v2/{api.bucket}/validate", json=body).json()
         assert result["valid"] is False
-        assert {e["param"] for e in result["errors"]} == {
-            "name",
-            "rules[0].operator",
-            "rules[1].value",
-        }
+        assert {e["param"] for e in result["errors"]} == {"rules[0].operator", "rules[1].value"}
+        soon = next(e for e in result["errors"] if e["param"] == "rules[1].value")
+        assert "today-30d" in soon["description"] and "2026-01-31" in soon["description"]
         ok = api.post(
             f"/segments/v2/{api.bucket}/validate", json={"name": "n", "resource_type": "person"}
         ).json()
