@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlalchemy.orm import Session
 
@@ -242,6 +243,21 @@ def count_and_page(
     candidates = base_query(bucket, resource_type).where(one_of(Record.uid, uids, dialect))
     chosen = candidates.order_by(*clauses).offset(paging.offset).limit(paging.page_size)
     return total, list(session.scalars(chosen).all())
+
+
+def member_keys(session: Session, row: Segment) -> list[tuple[str, list[str]]]:
+    """The uids of the segment's records now, by resource type (for snapshots): from the
+    column index when it can answer, else from SQL."""
+    node = segment_filter(session, row)
+    with _from_columns(session, row.bucket, row.resource_type, node, None) as found:
+        if found is not None:
+            uids = found.store.uids
+            rows = np.flatnonzero(found.mask).tolist()
+            return [(found.store.resource_type, [uids[i] for i in rows])]
+    groups: dict[str, list[str]] = {t: [] for t in stored_types(row.resource_type)}
+    for resource_type, uid in stream_keys(session, selection(row.bucket, row.resource_type, node)):
+        groups[resource_type].append(uid)
+    return list(groups.items())
 
 
 def lists_lookup(session: Session, bucket: str) -> Any:
