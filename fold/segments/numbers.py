@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, event, select, text
 from sqlalchemy.orm import Session, SessionTransaction
 
 from fold.db.bulk import insert_rows
+from fold.db.engine import after_commit
 from fold.db.models import RecordNumber
 from fold.ids import RESOURCE_TYPES
 
@@ -63,7 +64,16 @@ class Numbering:
             return
         numbers = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         types = np.fromiter((TYPE_CODE[r[1]] for r in rows), dtype=np.int16, count=len(rows))
-        uids = uid_array([r[2] for r in rows])
+        self._extend(numbers, types, uid_array([r[2] for r in rows]))
+
+    def learn(self, start: int, numbers: Numbers, types: Any, uids: Any) -> None:
+        """Numbers this process gave, once committed: kept unless another read got there
+        first (numbers commit in order, so `start` says whether these come next)."""
+        with self.lock:
+            if self.known == start and len(numbers):
+                self._extend(numbers, types, uids)
+
+    def _extend(self, numbers: Numbers, types: Any, uids: Any) -> None:
         size = int(numbers[-1]) + 1
         uid_by_n = np.zeros(size, dtype=UIDS)
         type_by_n = np.full(size, -1, dtype=np.int16)
@@ -134,6 +144,7 @@ def assign(session: Session, bucket: str, groups: Sequence[tuple[str, Sequence[s
         raise RuntimeError(f"record numbers of {bucket} end at {known.known}, counter {start}")
     parts: list[Numbers] = []
     rows: list[dict[str, Any]] = []
+    given: list[tuple[Numbers, Any, Any]] = []
     next_number = start
     for resource_type, uids in groups:
         as_array = uid_array(uids)
@@ -148,11 +159,17 @@ def assign(session: Session, bucket: str, groups: Sequence[tuple[str, Sequence[s
                 {"bucket": bucket, "number": n, "resource_type": resource_type, "uid": u}
                 for n, u in zip(fresh.tolist(), (uids[i] for i in missing.tolist()), strict=True)
             )
+            codes = np.full(len(missing), TYPE_CODE[resource_type], dtype=np.int16)
+            given.append((fresh, codes, as_array[missing]))
         parts.append(numbers)
     if rows:
         table: Any = RecordNumber.__table__
         insert_rows(session, table, rows)
         session.execute(_ADVANCE, {"bucket": bucket, "next": next_number})
+        fresh_all = np.concatenate([g[0] for g in given])
+        codes_all = np.concatenate([g[1] for g in given])
+        uids_all = np.concatenate([g[2] for g in given])
+        after_commit(session, lambda: known.learn(start, fresh_all, codes_all, uids_all))
     return np.concatenate([np.zeros(0, dtype=np.int64), *parts])
 
 

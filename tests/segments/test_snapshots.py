@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from fold.db.engine import unit_of_work
+from fold.db.engine import make_engine, make_sessionmaker, unit_of_work
 from fold.db.models import Record, SegmentSnapshot
 from fold.ids import make_uri
 from fold.jobs.queue import Queue
 from fold.records.service import record_out
 from fold.rules.python import matches
-from fold.segments import repository
+from fold.segments import numbers, repository, snapshots
 from fold.segments.members import lists_lookup, segment_filter, stored_types
 from fold.segments.tasks import run_snapshots
 from fold.timefmt import format_datetime, parse_datetime
@@ -317,3 +317,35 @@ class TestSchedule:
         left = [s["uid"] for s in api.get(seg_url(api, uid, "/snapshots")).json()["snapshots"]]
         # The ten-day-old one goes by age; of the rest, the newest two stay.
         assert left == [taken[2], taken[1]]
+
+
+class TestNumbers:
+    def test_numbers_given_by_another_process_are_read(
+        self, tenant: Tenant, database: Database, people: dict[str, Any]
+    ) -> None:
+        """A second engine stands for another process: each numbers new members in turn,
+        and each reads what the other gave before numbering more."""
+        api = tenant.admin
+        uid = make_segment(api)["uid"]
+        s1 = snapshot(api, uid)
+        other_engine = make_engine(database.url)
+        try:
+            newcomer = person(api, first_name="Lee")
+            with unit_of_work(make_sessionmaker(other_engine)) as session:
+                row = repository.get(session, bucket=tenant.bucket, uid=uid)
+                assert row is not None
+                s2 = snapshots.take(session, row=row, trigger="manual", user_uri="/x/")
+                s2_uid = s2.uid
+            later = person(api, first_name="May")
+            s3 = snapshot(api, uid)  # this process must read Lee's number before giving May's
+            assert s3["count"] == 6
+            entered, left, _ = changes(api, uid, since=s1["uid"], until=s3["uid"])
+            assert (entered, left) == ({newcomer, later}, set())
+            entered, _, _ = changes(api, uid, since=s2_uid, until=s3["uid"])
+            assert entered == {later}
+            with unit_of_work(make_sessionmaker(other_engine)) as session:
+                known = numbers.numbering(session, tenant.bucket)
+                assert known.known == 6
+                assert len(set(known.uid_by_n.tolist())) == 6
+        finally:
+            other_engine.dispose()
