@@ -4,8 +4,8 @@ Records are keyed by 24-hex uids, far too wide for a compact set; so the first s
 that holds a record gives it the bucket's next number (`record_numbers`), kept for good.
 Numbers are dense from 0 and handed out under the bucket's counter row lock, so they
 commit in order: a process that has read every number below N learns the new ones by
-reading `number >= N`. Each process keeps what it has read in numpy arrays (uid -> number
-by binary search, number -> record by index), about 40 bytes a record.
+reading `number >= N`. Each process keeps what it has read: uid -> number in a dict
+per type, number -> record in a list.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from fold.db.engine import after_commit
 from fold.db.models import RecordNumber
 from fold.ids import RESOURCE_TYPES
 
-UIDS = np.dtype("S24")
 Numbers = np.ndarray[Any, np.dtype[np.int64]]
 TYPE_CODE = {t: i for i, t in enumerate(RESOURCE_TYPES)}
 _ALLOCATED = "fold_numbers_allocated"
@@ -38,21 +37,21 @@ _LOCK = text(
 _ADVANCE = text("UPDATE record_number_counters SET next = :next WHERE bucket = :bucket")
 
 
-def uid_array(uids: Sequence[str]) -> np.ndarray[Any, Any]:
-    return np.array(uids, dtype=UIDS)
-
-
 class Numbering:
     """The numbers of one bucket this process has read."""
 
     def __init__(self, bucket: str) -> None:
         self.bucket = bucket
         self.lock = threading.Lock()
-        self.known = 0
-        self.uid_by_n = np.zeros(0, dtype=UIDS)
-        self.type_by_n = np.zeros(0, dtype=np.int16)
-        # Per resource type: uids sorted, and the number of each.
-        self.index: dict[str, tuple[np.ndarray[Any, Any], Numbers]] = {}
+        self.uid_by_n: list[str] = []
+        self.type_by_n = bytearray()  # index into RESOURCE_TYPES
+        # Per resource type: uid -> number (a dict: numpy's binary search over 24-byte
+        # strings is several times slower at a million).
+        self.index: dict[str, dict[str, int]] = {}
+
+    @property
+    def known(self) -> int:
+        return len(self.uid_by_n)
 
     def catch_up(self, connection: Connection) -> None:
         rows = connection.execute(
@@ -60,56 +59,43 @@ class Numbering:
             .where(RecordNumber.bucket == self.bucket, RecordNumber.number >= self.known)
             .order_by(RecordNumber.number)
         ).all()
-        if not rows:
-            return
-        numbers = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        types = np.fromiter((TYPE_CODE[r[1]] for r in rows), dtype=np.int16, count=len(rows))
-        self._extend(numbers, types, uid_array([r[2] for r in rows]))
+        if rows:
+            self._extend([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
 
-    def learn(self, start: int, numbers: Numbers, types: Any, uids: Any) -> None:
+    def learn(self, start: int, numbers: list[int], types: list[str], uids: list[str]) -> None:
         """Numbers this process gave, once committed: kept unless another read got there
         first (numbers commit in order, so `start` says whether these come next)."""
         with self.lock:
-            if self.known == start and len(numbers):
+            if self.known == start and numbers:
                 self._extend(numbers, types, uids)
 
-    def _extend(self, numbers: Numbers, types: Any, uids: Any) -> None:
-        size = int(numbers[-1]) + 1
-        uid_by_n = np.zeros(size, dtype=UIDS)
-        type_by_n = np.full(size, -1, dtype=np.int16)
-        uid_by_n[: self.known] = self.uid_by_n
-        type_by_n[: self.known] = self.type_by_n
-        uid_by_n[numbers] = uids
-        type_by_n[numbers] = types
-        self.uid_by_n, self.type_by_n, self.known = uid_by_n, type_by_n, size
-        for code in np.unique(types).tolist():
-            chosen = types == code
-            self._add(RESOURCE_TYPES[code], uids[chosen], numbers[chosen])
+    def _extend(self, numbers: list[int], types: list[str], uids: list[str]) -> None:
+        if numbers[0] == self.known and numbers[-1] == self.known + len(numbers) - 1:
+            self.uid_by_n.extend(uids)
+            self.type_by_n.extend(TYPE_CODE[t] for t in types)
+        else:  # not dense: cannot happen while the counter and rows commit together
+            for n, resource_type, uid in zip(numbers, types, uids, strict=True):
+                while self.known < n:
+                    self.uid_by_n.append("")
+                    self.type_by_n.append(TYPE_CODE["contact"])
+                self.uid_by_n.append(uid)
+                self.type_by_n.append(TYPE_CODE[resource_type])
+        for resource_type in set(types):
+            self.index.setdefault(resource_type, {})
+        if len(set(types)) == 1:
+            self.index[types[0]].update(zip(uids, numbers, strict=True))
+            return
+        for n, resource_type, uid in zip(numbers, types, uids, strict=True):
+            self.index[resource_type][uid] = n
 
-    def _add(self, resource_type: str, uids: np.ndarray[Any, Any], numbers: Numbers) -> None:
-        old_uids, old_numbers = self.index.get(
-            resource_type, (np.zeros(0, dtype=UIDS), np.zeros(0, dtype=np.int64))
-        )
-        all_uids = np.concatenate([old_uids, uids])
-        all_numbers = np.concatenate([old_numbers, numbers])
-        order = np.argsort(all_uids, kind="stable")
-        self.index[resource_type] = (all_uids[order], all_numbers[order])
-
-    def find(self, resource_type: str, uids: np.ndarray[Any, Any]) -> Numbers:
+    def find(self, resource_type: str, uids: Sequence[str]) -> Numbers:
         """The number of each uid, -1 where it has none."""
-        known = self.index.get(resource_type)
-        if known is None or not len(known[0]) or not len(uids):
-            return np.full(len(uids), -1, dtype=np.int64)
-        sorted_uids, numbers = known
-        at = np.minimum(np.searchsorted(sorted_uids, uids), len(sorted_uids) - 1)
-        return np.where(sorted_uids[at] == uids, numbers[at], -1)
+        get = self.index.get(resource_type, {}).get
+        return np.fromiter((get(u, -1) for u in uids), dtype=np.int64, count=len(uids))
 
     def records(self, numbers: Sequence[int]) -> list[tuple[str, str]]:
         """(resource type, uid) of each number."""
-        picked = np.asarray(numbers, dtype=np.int64)
-        uids = self.uid_by_n[picked].tolist()
-        types = self.type_by_n[picked].tolist()
-        return [(RESOURCE_TYPES[t], u.decode()) for t, u in zip(types, uids, strict=True)]
+        return [(RESOURCE_TYPES[self.type_by_n[n]], self.uid_by_n[n]) for n in numbers]
 
 
 _numberings: weakref.WeakKeyDictionary[Engine, dict[str, Numbering]] = weakref.WeakKeyDictionary()
@@ -143,33 +129,31 @@ def assign(session: Session, bucket: str, groups: Sequence[tuple[str, Sequence[s
         # The counter and the rows committed together; anything else is a broken table.
         raise RuntimeError(f"record numbers of {bucket} end at {known.known}, counter {start}")
     parts: list[Numbers] = []
-    rows: list[dict[str, Any]] = []
-    given: list[tuple[Numbers, Any, Any]] = []
-    next_number = start
+    fresh_numbers: list[int] = []
+    fresh_types: list[str] = []
+    fresh_uids: list[str] = []
     for resource_type, uids in groups:
-        as_array = uid_array(uids)
         with known.lock:
-            numbers = known.find(resource_type, as_array)
+            numbers = known.find(resource_type, uids)
         missing = np.flatnonzero(numbers < 0)
         if len(missing):
-            fresh = np.arange(next_number, next_number + len(missing), dtype=np.int64)
+            first = start + len(fresh_numbers)
+            fresh = np.arange(first, first + len(missing), dtype=np.int64)
             numbers[missing] = fresh
-            next_number += len(missing)
-            rows.extend(
-                {"bucket": bucket, "number": n, "resource_type": resource_type, "uid": u}
-                for n, u in zip(fresh.tolist(), (uids[i] for i in missing.tolist()), strict=True)
-            )
-            codes = np.full(len(missing), TYPE_CODE[resource_type], dtype=np.int16)
-            given.append((fresh, codes, as_array[missing]))
+            fresh_numbers.extend(fresh.tolist())
+            fresh_uids.extend(uids[i] for i in missing.tolist())
+            fresh_types.extend([resource_type] * len(missing))
         parts.append(numbers)
-    if rows:
+    if fresh_numbers:
+        rows = [
+            {"bucket": bucket, "number": n, "resource_type": t, "uid": u}
+            for n, t, u in zip(fresh_numbers, fresh_types, fresh_uids, strict=True)
+        ]
         table: Any = RecordNumber.__table__
         insert_rows(session, table, rows)
+        next_number = start + len(fresh_numbers)
         session.execute(_ADVANCE, {"bucket": bucket, "next": next_number})
-        fresh_all = np.concatenate([g[0] for g in given])
-        codes_all = np.concatenate([g[1] for g in given])
-        uids_all = np.concatenate([g[2] for g in given])
-        after_commit(session, lambda: known.learn(start, fresh_all, codes_all, uids_all))
+        after_commit(session, lambda: known.learn(start, fresh_numbers, fresh_types, fresh_uids))
     return np.concatenate([np.zeros(0, dtype=np.int64), *parts])
 
 
@@ -183,7 +167,7 @@ def lookup(
     unnumbered: list[tuple[str, str]] = []
     for resource_type, uids in groups:
         with known.lock:
-            numbers = known.find(resource_type, uid_array(uids))
+            numbers = known.find(resource_type, uids)
         parts.append(numbers[numbers >= 0])
         unnumbered.extend((resource_type, uids[i]) for i in np.flatnonzero(numbers < 0).tolist())
     return np.concatenate([np.zeros(0, dtype=np.int64), *parts]), unnumbered

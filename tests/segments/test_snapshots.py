@@ -346,6 +346,6 @@ class TestNumbers:
             with unit_of_work(make_sessionmaker(other_engine)) as session:
                 known = numbers.numbering(session, tenant.bucket)
                 assert known.known == 6
-                assert len(set(known.uid_by_n.tolist())) == 6
+                assert len(set(known.uid_by_n)) == 6
         finally:
             other_engine.dispose()
