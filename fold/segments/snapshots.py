@@ -205,13 +205,12 @@ def changes(session: Session, row: Segment, params: dict[str, Any]) -> dict[str,
     entered = after - before
     left = before - after
     entered_count = len(entered) + len(unnumbered)
-    listed: list[tuple[str, int]] = []  # (change, offset within it)
-    sizes = {"entered": entered_count if kind != "left" else 0}
-    sizes["left"] = len(left) if kind != "entered" else 0
-    total = sizes["entered"] + sizes["left"]
+    # The listed sides, one after the other; the page is (change, position within it).
+    shown_entered = entered_count if kind != "left" else 0
+    total = shown_entered + (len(left) if kind != "entered" else 0)
     start, end = paging.offset, min(paging.offset + paging.page_size, total)
     listed = [
-        ("entered", i) if i < sizes["entered"] else ("left", i - sizes["entered"])
+        ("entered", i) if i < shown_entered else ("left", i - shown_entered)
         for i in range(start, max(start, end))
     ]
     known = numbers.numbering(session, row.bucket)
