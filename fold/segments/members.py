@@ -4,7 +4,7 @@ paging and searching the records it selects."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -24,6 +24,7 @@ from fold.rules.context import Context, SegmentDef
 from fold.rules.filter import Node
 from fold.rules.sql import to_sql
 from fold.segments import repository
+from fold.segments.numbers import Selected
 from fold.timefmt import utcnow
 
 CONTACT_MEMBERS = ("person", "organisation")
@@ -245,19 +246,19 @@ def count_and_page(
     return total, list(session.scalars(chosen).all())
 
 
-def member_keys(session: Session, row: Segment) -> list[tuple[str, list[str]]]:
-    """The uids of the segment's records now, by resource type (for snapshots): from the
-    column index when it can answer, else from SQL."""
+@contextmanager
+def member_selection(session: Session, row: Segment) -> Iterator[Selected]:
+    """The segment's records now (for snapshots): rows of the column index, whose store
+    stays locked inside the block, when it can answer; else uids from SQL."""
     node = segment_filter(session, row)
     with _from_columns(session, row.bucket, row.resource_type, node, None) as found:
         if found is not None:
-            uids = found.store.uids
-            rows = np.flatnonzero(found.mask).tolist()
-            return [(found.store.resource_type, [uids[i] for i in rows])]
+            yield Selected(store=found.store, rows=np.flatnonzero(found.mask))
+            return
     groups: dict[str, list[str]] = {t: [] for t in stored_types(row.resource_type)}
     for resource_type, uid in stream_keys(session, selection(row.bucket, row.resource_type, node)):
         groups[resource_type].append(uid)
-    return list(groups.items())
+    yield Selected(groups=list(groups.items()))
 
 
 def lists_lookup(session: Session, bucket: str) -> Any:

@@ -13,12 +13,14 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, Engine, event, select, text
 from sqlalchemy.orm import Session, SessionTransaction
 
+from fold.columns.store import Store
 from fold.db.bulk import insert_rows
 from fold.db.engine import after_commit
 from fold.db.models import RecordNumber
@@ -118,59 +120,113 @@ def numbering(session: Session, bucket: str) -> Numbering:
     return found
 
 
-def assign(session: Session, bucket: str, groups: Sequence[tuple[str, Sequence[str]]]) -> Numbers:
-    """The number of every (resource type, uids) record, numbering those that have none.
-    Once per transaction: it takes the bucket's counter lock first, so what it finds
-    missing is still missing when it writes."""
-    start = int(session.execute(_LOCK, {"bucket": bucket}).scalar_one())
-    known = numbering(session, bucket)
-    session.info.setdefault(_ALLOCATED, set()).add(bucket)
-    if known.known != start:
-        # The counter and the rows committed together; anything else is a broken table.
-        raise RuntimeError(f"record numbers of {bucket} end at {known.known}, counter {start}")
-    parts: list[Numbers] = []
-    fresh_numbers: list[int] = []
-    fresh_types: list[str] = []
-    fresh_uids: list[str] = []
-    for resource_type, uids in groups:
-        with known.lock:
-            numbers = known.find(resource_type, uids)
-        missing = np.flatnonzero(numbers < 0)
-        if len(missing):
-            first = start + len(fresh_numbers)
-            fresh = np.arange(first, first + len(missing), dtype=np.int64)
-            numbers[missing] = fresh
-            fresh_numbers.extend(fresh.tolist())
-            fresh_uids.extend(uids[i] for i in missing.tolist())
-            fresh_types.extend([resource_type] * len(missing))
-        parts.append(numbers)
-    if fresh_numbers:
-        rows = [
-            {"bucket": bucket, "number": n, "resource_type": t, "uid": u}
-            for n, t, u in zip(fresh_numbers, fresh_types, fresh_uids, strict=True)
-        ]
-        table: Any = RecordNumber.__table__
-        insert_rows(session, table, rows)
-        next_number = start + len(fresh_numbers)
-        session.execute(_ADVANCE, {"bucket": bucket, "next": next_number})
-        after_commit(session, lambda: known.learn(start, fresh_numbers, fresh_types, fresh_uids))
-    return np.concatenate([np.zeros(0, dtype=np.int64), *parts])
+@dataclass
+class Selected:
+    """Records a segment selects: rows of a column store, or (type, uids) groups."""
+
+    store: Store | None = None
+    rows: Any = None  # store rows (numpy), with `store`
+    groups: list[tuple[str, list[str]]] = field(default_factory=list)
+
+
+class RowNumbers:
+    """The number of each row of one column store (-1: none), so that a big segment's
+    members find their numbers with one numpy take instead of a million dict look-ups."""
+
+    def __init__(self) -> None:
+        self.numbers: Numbers = np.zeros(0, dtype=np.int64)
+        self.known_at = 0  # numbers below this have been placed
+
+    def update(self, store: Store, known: Numbering) -> Numbers:
+        """Caught up with the store's new rows and the numbering's new numbers."""
+        old = len(self.numbers)
+        if old < store.n:
+            by_uid = known.index.get(store.resource_type, {}).get
+            uids = store.uids
+            fresh = np.fromiter(
+                (by_uid(uids[i], -1) for i in range(old, store.n)),
+                dtype=np.int64,
+                count=store.n - old,
+            )
+            self.numbers = np.concatenate([self.numbers, fresh])
+        # Rows read just now saw every number; older rows learn the numbers given since.
+        if self.known_at < known.known and old:
+            row_of = store.row_of
+            code = TYPE_CODE[store.resource_type]
+            for n in range(self.known_at, known.known):
+                if known.type_by_n[n] == code:
+                    row = row_of.get(known.uid_by_n[n])
+                    if row is not None and row < old:
+                        self.numbers[row] = n
+        self.known_at = known.known
+        return self.numbers
+
+
+# By id(store) (stores are unhashable dataclasses), dropped when the store is freed.
+_row_numbers: dict[int, RowNumbers] = {}
+
+
+def _row_numbers_of(store: Store) -> RowNumbers:
+    """Called with the registry lock held."""
+    found = _row_numbers.get(id(store))
+    if found is None:
+        found = _row_numbers[id(store)] = RowNumbers()
+        weakref.finalize(store, _row_numbers.pop, id(store), None)
+    return found
+
+
+def lock_counter(session: Session, bucket: str) -> int:
+    """Take the bucket's numbering lock for this transaction; the next free number. Take
+    it before looking numbers up, so what is found missing is still missing when given."""
+    return int(session.execute(_LOCK, {"bucket": bucket}).scalar_one())
 
 
 def lookup(
-    session: Session, bucket: str, groups: Sequence[tuple[str, Sequence[str]]]
+    session: Session, bucket: str, selected: Selected
 ) -> tuple[Numbers, list[tuple[str, str]]]:
-    """Without writing: the numbers of the records that have one, and the records (type,
-    uid) that have none (never in any snapshot)."""
+    """The numbers of the selected records that have one, and the records (type, uid)
+    that have none (never in any snapshot)."""
     known = numbering(session, bucket)
+    if selected.store is not None:
+        store = selected.store
+        with known.lock, _registry:
+            by_row = _row_numbers_of(store).update(store, known)
+            numbers = by_row[selected.rows]
+        missing = selected.rows[numbers < 0].tolist()
+        uids = store.uids
+        return numbers[numbers >= 0], [(store.resource_type, uids[i]) for i in missing]
     parts: list[Numbers] = []
     unnumbered: list[tuple[str, str]] = []
-    for resource_type, uids in groups:
+    for resource_type, group in selected.groups:
         with known.lock:
-            numbers = known.find(resource_type, uids)
+            numbers = known.find(resource_type, group)
         parts.append(numbers[numbers >= 0])
-        unnumbered.extend((resource_type, uids[i]) for i in np.flatnonzero(numbers < 0).tolist())
+        unnumbered.extend((resource_type, group[i]) for i in np.flatnonzero(numbers < 0).tolist())
     return np.concatenate([np.zeros(0, dtype=np.int64), *parts]), unnumbered
+
+
+def give(session: Session, bucket: str, start: int, records: list[tuple[str, str]]) -> Numbers:
+    """Number `records` (none of which has one) from `start`, the counter `lock_counter`
+    answered in this transaction. Once per transaction."""
+    known = numbering(session, bucket)
+    if known.known != start:
+        # The counter and the rows commit together; anything else is a broken table.
+        raise RuntimeError(f"record numbers of {bucket} end at {known.known}, counter {start}")
+    session.info.setdefault(_ALLOCATED, set()).add(bucket)
+    if not records:
+        return np.zeros(0, dtype=np.int64)
+    numbers = list(range(start, start + len(records)))
+    types = [t for t, _ in records]
+    uids = [u for _, u in records]
+    rows = [
+        {"bucket": bucket, "number": n, "resource_type": t, "uid": u}
+        for n, (t, u) in zip(numbers, records, strict=True)
+    ]
+    table: Any = RecordNumber.__table__
+    insert_rows(session, table, rows)
+    session.execute(_ADVANCE, {"bucket": bucket, "next": start + len(records)})
+    after_commit(session, lambda: known.learn(start, numbers, types, uids))
+    return np.arange(start, start + len(records), dtype=np.int64)
 
 
 def forget(engine: Engine) -> None:

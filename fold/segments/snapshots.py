@@ -21,7 +21,7 @@ from fold.paging import Paging
 from fold.records import repository as records
 from fold.records.service import record_out
 from fold.segments import numbers
-from fold.segments.members import member_keys, segment_schema
+from fold.segments.members import member_selection, segment_schema
 from fold.segments.views import flag, sentence, summary
 from fold.timefmt import format_datetime, parse_datetime, utcnow
 
@@ -40,10 +40,13 @@ def members_of(snapshot: SegmentSnapshot) -> BitMap:
 
 
 def take(session: Session, *, row: Segment, trigger: str, user_uri: str) -> SegmentSnapshot:
-    """The segment's members now, stored (once per transaction: see numbers.assign)."""
+    """The segment's members now, stored (once per transaction: see numbers.give)."""
+    start = numbers.lock_counter(session, row.bucket)
     taken = utcnow()
-    groups = member_keys(session, row)
-    bitmap = to_bitmap(numbers.assign(session, row.bucket, groups))
+    with member_selection(session, row) as selected:
+        have, missing = numbers.lookup(session, row.bucket, selected)
+    given = numbers.give(session, row.bucket, start, missing)
+    bitmap = to_bitmap(np.concatenate([have, given]))
     snapshot = SegmentSnapshot(
         bucket=row.bucket,
         uid=new_uid(),
@@ -193,7 +196,8 @@ def changes(session: Session, row: Segment, params: dict[str, Any]) -> dict[str,
     before = members_of(since)
     unnumbered: list[tuple[str, str]] = []
     if params.get("until") in (None, ""):
-        current, unnumbered = numbers.lookup(session, row.bucket, member_keys(session, row))
+        with member_selection(session, row) as selected:
+            current, unnumbered = numbers.lookup(session, row.bucket, selected)
         after = to_bitmap(current)
         until: dict[str, Any] = {"snapshot": None, "taken": None, "now": True}
     else:
