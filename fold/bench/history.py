@@ -3,10 +3,11 @@ database FOLD_DATABASE_URL names:
 
     python -m fold.bench.history --bucket demo --segment "All people" --change 10000
 
-It takes a first snapshot (which numbers every member), deletes `--change` members, takes
-a second (the steady case: every member already numbered), times `changes` between the
-two and since the first until now, then restores the deleted members and drops the two
-snapshots. The numbers it gave stay (they are meant to)."""
+It takes a first snapshot (on a bucket never snapshotted, it numbers every member; else
+this process reads the numbers), deletes `--change` members, takes a second and a third
+(the steady case: numbers known), times `changes` between the first two and since the
+first until now, then restores the deleted members and drops its snapshots. The numbers
+it gave stay (they are meant to)."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def run(bucket: str, name: str, change: int) -> dict[str, Any]:
     taken: list[str] = []
     victims: list[str] = []
     resource_type = stored_types(row.resource_type)[0]
-    for label in ("first_snapshot", "second_snapshot"):
+    for label in ("first_snapshot", "second_snapshot", "third_snapshot"):
         if label == "second_snapshot":
             with unit_of_work(sessions) as session:
                 victims = list(
