@@ -301,6 +301,26 @@ class TestSchedule:
         )
         assert parse_datetime(schedule["next_run"]).second == 0
 
+    def test_a_due_schedule_is_taken_once_and_a_deleted_segment_skipped(
+        self, tenant: Tenant, database: Database
+    ) -> None:
+        api = tenant.admin
+        live = make_segment(api, name="live")["uid"]
+        gone = make_segment(api, name="gone")["uid"]
+        for uid in (live, gone):
+            url = seg_url(api, uid, "/snapshots/schedule")
+            assert api.put(url, json={"schedule": "daily"}).status_code == 200
+        assert api.delete(seg_url(api, gone)).status_code == 200
+        run_snapshots(database.sessions)
+        run_snapshots(database.sessions)  # nothing is due any more
+        listed = api.get(seg_url(api, live, "/snapshots")).json()
+        assert listed["total"] == 1
+        assert listed["snapshots"][0]["trigger"] == "schedule"
+        next_run = api.get(seg_url(api, live, "/snapshots/schedule")).json()["next_run"]
+        assert next_run.endswith("T00:00:00.000000")
+        assert api.post(seg_url(api, gone, "/restore")).status_code == 200
+        assert api.get(seg_url(api, gone, "/snapshots")).json()["total"] == 0
+
     def test_retention_prunes_on_the_periodic_run(self, tenant: Tenant, database: Database) -> None:
         api = tenant.admin
         uid = make_segment(api)["uid"]
