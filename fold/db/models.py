@@ -17,6 +17,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -241,3 +242,67 @@ class JobItem(Base):
     undo: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc, nullable=True)
 
     __table_args__ = (Index("ix_job_items_state", "bucket", "job_uid", "state", "seq"),)
+
+
+class SegmentVersion(Base):
+    """A segment's definition as one change left it (SPEC 12, versions)."""
+
+    __tablename__ = "segment_versions"
+    bucket: Mapped[str] = mapped_column(String(63), primary_key=True)
+    segment_uid: Mapped[str] = mapped_column(String(24), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer(), primary_key=True)
+    created: Mapped[datetime] = mapped_column(DateTime())
+    user_uri: Mapped[str] = mapped_column(Text())
+    action: Mapped[str] = mapped_column(String(16))
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+
+
+class RecordNumber(Base):
+    """A stable integer per record of a bucket, given the first time a snapshot holds the
+    record: snapshots are bitmaps over these numbers."""
+
+    __tablename__ = "record_numbers"
+    bucket: Mapped[str] = mapped_column(String(63), primary_key=True)
+    number: Mapped[int] = mapped_column(BigInteger(), primary_key=True)
+    resource_type: Mapped[str] = mapped_column(String(32))
+    uid: Mapped[str] = mapped_column(String(24))
+
+    __table_args__ = (
+        Index("uq_record_numbers_record", "bucket", "resource_type", "uid", unique=True),
+    )
+
+
+class RecordNumberCounter(Base):
+    """The next free record number of a bucket; its row lock orders the writers."""
+
+    __tablename__ = "record_number_counters"
+    bucket: Mapped[str] = mapped_column(String(63), primary_key=True)
+    next: Mapped[int] = mapped_column(BigInteger())
+
+
+class SegmentSnapshot(Base):
+    """A segment's members at one moment, as a serialized roaring bitmap of numbers."""
+
+    __tablename__ = "segment_snapshots"
+    bucket: Mapped[str] = mapped_column(String(63), primary_key=True)
+    uid: Mapped[str] = mapped_column(String(24), primary_key=True)
+    segment_uid: Mapped[str] = mapped_column(String(24))
+    taken: Mapped[datetime] = mapped_column(DateTime())
+    count: Mapped[int] = mapped_column(BigInteger())
+    members: Mapped[bytes] = mapped_column(LargeBinary())
+    trigger: Mapped[str] = mapped_column(String(16))
+    user_uri: Mapped[str] = mapped_column(Text())
+
+    __table_args__ = (Index("ix_segment_snapshots_taken", "bucket", "segment_uid", "taken"),)
+
+
+class SnapshotSchedule(Base):
+    """When a segment's snapshots are taken and how long they are kept."""
+
+    __tablename__ = "snapshot_schedules"
+    bucket: Mapped[str] = mapped_column(String(63), primary_key=True)
+    segment_uid: Mapped[str] = mapped_column(String(24), primary_key=True)
+    schedule: Mapped[str | None] = mapped_column(Text(), nullable=True)
+    keep_last: Mapped[int | None] = mapped_column(Integer(), nullable=True)
+    keep_days: Mapped[int | None] = mapped_column(Integer(), nullable=True)
+    next_run: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)

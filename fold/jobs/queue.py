@@ -19,6 +19,7 @@ from fold.config import Settings
 from fold.db.engine import after_commit, make_sessionmaker, unit_of_work
 from fold.db.models import Job
 from fold.jobs.runner import LIVE, run_job
+from fold.segments.tasks import run_snapshots
 from fold.timefmt import utcnow
 
 log = logging.getLogger("fold.jobs")
@@ -60,6 +61,8 @@ class Queue:
         self._run: Callable[..., Any] = huey.task(name="fold.run_job")(run)
         # Every minute, a worker sends again the jobs whose worker went away.
         huey.periodic_task(crontab(minute="*"), name="fold.recover_jobs")(self.recover)
+        # Every minute, a worker takes the due scheduled snapshots and prunes old ones.
+        huey.periodic_task(crontab(minute="*"), name="fold.segment_snapshots")(self.snapshots)
 
     def send(self, bucket: str, uid: str) -> None:
         self._run(bucket, uid)
@@ -86,6 +89,10 @@ class Queue:
             log.info("resuming job %s/%s", bucket, uid)
             self.send(bucket, uid)
         return len(stale)
+
+    def snapshots(self) -> int:
+        """Take the segment snapshots whose schedule is due (fold.segments.tasks)."""
+        return run_snapshots(self.sessions)
 
     def consumer(self, workers: int = 2, *, embedded: bool = False) -> Any:
         """Huey's consumer; embedded in a server, it leaves signals to the server."""

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from fold.params import read_flag
 from fold.rules.jsonschema import rules_schema
-from fold.segments import explain, fieldsets, service, views
+from fold.segments import explain, fieldsets, service, snapshots, views
 from fold.segments.inputs import ANSWERED_FIELDS, FIELDS
 from fold.web.deps import CallerDep, DbSession, Params
 from fold.web.routing import OBJECT_BODY, error_responses, route
@@ -203,10 +203,16 @@ def segment_config(caller: CallerDep, session: DbSession, uid: str) -> dict[str,
     return views.config(session, caller, views.load_for_read(session, caller, uid))
 
 
-@route(router, ["GET"], "/segment/{uid}/count")
-def segment_count(caller: CallerDep, session: DbSession, uid: str) -> dict[str, Any]:
-    """`{count, description, segment}`; the description is the rules' sentence if unset."""
-    return views.segment_count(session, caller, views.load_for_read(session, caller, uid))
+@route(router, ["GET"], "/segment/{uid}/count", accepts=("as_of",))
+def segment_count(
+    caller: CallerDep, session: DbSession, uid: str, params: Params
+) -> dict[str, Any]:
+    """`{count, description, segment}`; the description is the rules' sentence if unset.
+    `as_of` (a date-time or snapshot uid) answers from the snapshot then, and says which."""
+    row = views.load_for_read(session, caller, uid)
+    if params.get("as_of") not in (None, ""):
+        return snapshots.count_as_of(session, row, params["as_of"])
+    return views.segment_count(session, caller, row)
 
 
 @route(router, ["GET"], "/segment/{uid}/lookup", accepts=("q",))
@@ -219,12 +225,15 @@ def segment_lookup(
     return views.lookup(session, row, q if isinstance(q, str) else None)
 
 
-@route(router, ["GET"], "/segment/{uid}/all", accepts=RECORDS_PAGE)
+@route(router, ["GET"], "/segment/{uid}/all", accepts=(*RECORDS_PAGE, "as_of"))
 def segment_records(
     caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> dict[str, Any]:
-    """The records, paged; `q` searches, `verbose=true` gives whole records, `sort=[-]field`."""
+    """The records, paged; `q` searches, `verbose=true` gives whole records, `sort=[-]field`;
+    `as_of` pages the members of the snapshot then (and says which)."""
     row = views.load_for_read(session, caller, uid)
+    if params.get("as_of") not in (None, ""):
+        return snapshots.records_as_of(session, row, params)
     return views.segment_records(session, caller, row, params)
 
 

@@ -4,10 +4,11 @@ paging and searching the records it selects."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlalchemy.orm import Session
 
@@ -23,6 +24,7 @@ from fold.rules.context import Context, SegmentDef
 from fold.rules.filter import Node
 from fold.rules.sql import to_sql
 from fold.segments import repository
+from fold.segments.numbers import Selected
 from fold.timefmt import utcnow
 
 CONTACT_MEMBERS = ("person", "organisation")
@@ -242,6 +244,21 @@ def count_and_page(
     candidates = base_query(bucket, resource_type).where(one_of(Record.uid, uids, dialect))
     chosen = candidates.order_by(*clauses).offset(paging.offset).limit(paging.page_size)
     return total, list(session.scalars(chosen).all())
+
+
+@contextmanager
+def member_selection(session: Session, row: Segment) -> Iterator[Selected]:
+    """The segment's records now (for snapshots): rows of the column index, whose store
+    stays locked inside the block, when it can answer; else uids from SQL."""
+    node = segment_filter(session, row)
+    with _from_columns(session, row.bucket, row.resource_type, node, None) as found:
+        if found is not None:
+            yield Selected(store=found.store, rows=np.flatnonzero(found.mask))
+            return
+    groups: dict[str, list[str]] = {t: [] for t in stored_types(row.resource_type)}
+    for resource_type, uid in stream_keys(session, selection(row.bucket, row.resource_type, node)):
+        groups[resource_type].append(uid)
+    yield Selected(groups=list(groups.items()))
 
 
 def lists_lookup(session: Session, bucket: str) -> Any:

@@ -22,7 +22,7 @@ from fold.ids import is_uid, make_uri, new_uid, parse_uri
 from fold.records import repository as records
 from fold.rules.compile import normalise, rules_object
 from fold.rules.sentence import describe
-from fold.segments import repository
+from fold.segments import repository, versions
 from fold.segments.inputs import (
     CONTACT_TYPES,
     DEFAULT_VIEW,
@@ -295,6 +295,7 @@ def create(
     )
     out = segment_out(session, caller, row)
     _audit(session, caller, row, None, out, "Segment created")
+    versions.record(session, caller=caller, row=row, out=out, action="create")
     return out, etag(row)
 
 
@@ -323,7 +324,9 @@ def update(
     params: dict[str, Any],
     partial: bool,
     if_match: str | None,
+    reverting: int | None = None,
 ) -> tuple[dict[str, Any], str]:
+    """PUT (`partial` false) or PATCH; `reverting` names the version a revert restores."""
     caller.require("edit_segment")
     row = load(session, caller, uid)
     if row.system_segment:
@@ -359,7 +362,13 @@ def update(
         session, bucket=caller.bucket, uid=row.uid, include=checked.include, exclude=checked.exclude
     )
     out = segment_out(session, caller, row)
-    _audit(session, caller, row, before, out, "Segment changed")
+    if reverting is None:
+        _audit(session, caller, row, before, out, "Segment changed")
+        action = "change" if partial else "replace"
+    else:
+        _audit(session, caller, row, before, out, f"Segment reverted to version {reverting}")
+        action = "revert"
+    versions.record(session, caller=caller, row=row, out=out, action=action)
     return out, etag(row)
 
 
@@ -389,6 +398,7 @@ def delete(
 def _set_state(
     session: Session, caller: Caller, row: Segment, state: str, message: str, at: datetime
 ) -> dict[str, Any]:
+    action = "delete" if state == "deleted" else "restore"
     before = segment_out(session, caller, row)
     row.record_state = state
     row.version += 1
@@ -396,6 +406,7 @@ def _set_state(
     session.flush()
     out = segment_out(session, caller, row)
     _audit(session, caller, row, before, out, message)
+    versions.record(session, caller=caller, row=row, out=out, action=action)
     return out
 
 
@@ -423,3 +434,20 @@ def restore(session: Session, *, caller: Caller, uid: str, cascade: bool = False
 def get(session: Session, *, caller: Caller, uid: str) -> tuple[dict[str, Any], str]:
     row = load(session, caller, uid)
     return segment_out(session, caller, row), etag(row)
+
+
+def revert(
+    session: Session, *, caller: Caller, uid: str, number: int, if_match: str | None
+) -> tuple[dict[str, Any], str]:
+    """A new version whose definition is version `number`'s (its state stays)."""
+    caller.require("edit_segment")
+    version = versions.get(session, load(session, caller, uid), number)
+    return update(
+        session,
+        caller=caller,
+        uid=uid,
+        params=versions.revert_params(version),
+        partial=False,
+        if_match=if_match,
+        reverting=number,
+    )

@@ -25,6 +25,7 @@ from fold.jobs.queue import Queue
 from fold.records import endpoints as record_endpoints
 from fold.records import prepare
 from fold.segments import endpoints as segment_endpoints
+from fold.segments import history as segment_history
 from fold.web import errors
 from fold.web.middleware import RequestContext
 from fold.web.ratelimit import make_rate_limiter
@@ -91,6 +92,7 @@ def create_app(
     app.include_router(job_endpoints.action_records)
     app.include_router(record_endpoints.router)
     app.include_router(segment_endpoints.schema_router)
+    app.include_router(segment_history.router)
     app.include_router(segment_endpoints.router)
     app.mount("/static/docs", StaticFiles(directory=DOCS_STATIC), name="docs-static")
 
