@@ -9,7 +9,7 @@ import email.policy
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ def _path(data_dir: str, bucket: str, message_uid: str, suffix: str) -> Path:
     return where / f"{utcnow():%Y%m%dT%H%M%S}-{message_uid}{suffix}"
 
 
-def write_email(data_dir: str, bucket: str, message_uid: str, message: EmailMessage) -> Path:
+def write_email(data_dir: str, bucket: str, message_uid: str, message: Message) -> Path:
     path = _path(data_dir, bucket, message_uid, ".eml")
     path.write_bytes(message.as_bytes())
     return path

@@ -10,10 +10,11 @@ import html
 import re
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from html.parser import HTMLParser
 from typing import Any
 
-from jinja2 import TemplateError, Undefined, nodes
+from jinja2 import Template, TemplateError, Undefined, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 MAX_OUTPUT = 200_000  # characters a rendered part may have
@@ -72,12 +73,17 @@ def check(source: str, *, as_html: bool) -> str | None:
     return None
 
 
+@lru_cache(maxsize=256)
+def _compiled(source: str, as_html: bool) -> Template:
+    return (HTML if as_html else TEXT).from_string(source)
+
+
 def render(source: str, context: dict[str, Any], *, as_html: bool) -> str:
     """`source` rendered with `context`; RenderError says why it could not be."""
     if not source:
         return ""
     try:
-        out = (HTML if as_html else TEXT).from_string(source).render(context)
+        out = _compiled(source, as_html).render(context)
     except Exception as exc:  # the sandbox's SecurityError, a filter's ValueError, ...
         raise RenderError(f"{type(exc).__name__}: {exc}"[:300]) from None
     if len(out) > MAX_OUTPUT:
@@ -85,6 +91,7 @@ def render(source: str, context: dict[str, Any], *, as_html: bool) -> str:
     return out
 
 
+@lru_cache(maxsize=256)
 def uses(source: str, name: str) -> bool:
     """Whether the template refers to the variable `name` (such as `unsubscribe_url`)."""
     try:

@@ -8,14 +8,22 @@ connection is lost in between, nobody knows whether it was taken, so the answer 
 from __future__ import annotations
 
 import contextlib
-import email.policy
 import smtplib
 import ssl
 import time
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.policy import compat32
 from email.utils import formataddr, formatdate, make_msgid
 from typing import Any
+
+WIRE = compat32.clone(linesep="\r\n")  # smtplib sends bytes as they are: lines end CRLF
+UTF8 = Charset("utf-8")
+UTF8.body_encoding = QP
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,12 @@ def _reply(code: int, text: Any) -> str:
     return f"{code} {text}".strip()[:300]
 
 
+def _part(text: str, subtype: str) -> MIMENonMultipart:
+    part = MIMENonMultipart("text", subtype, charset="utf-8")
+    part.set_payload(text, UTF8)
+    return part
+
+
 class Mailer:
     """One SMTP session for a batch; `send` never raises for what a server or network does."""
 
@@ -55,11 +69,16 @@ class Mailer:
         self.sender = str(config["from_address"])
         self.domain = self.sender.rsplit("@", 1)[-1]
 
-    def build(self, email: Email) -> EmailMessage:
-        message = EmailMessage()
-        message["From"] = formataddr((str(self.config.get("from_name") or ""), self.sender))
+    def build(self, email: Email) -> Message:
+        """The message: headers, a text part and an HTML part (quoted-printable, so every
+        line stays short whatever the template made; SMTP allows 998 octets a line)."""
+        message = MIMEMultipart("alternative")
+        message["From"] = formataddr(
+            (str(self.config.get("from_name") or ""), self.sender), "utf-8"
+        )
         message["To"] = email.to
-        message["Subject"] = email.subject
+        subject = email.subject
+        message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8").encode()
         message["Date"] = formatdate(usegmt=True)
         message["Message-ID"] = make_msgid(idstring=email.message_uid, domain=self.domain)
         if self.config.get("reply_to"):
@@ -69,25 +88,23 @@ class Mailer:
             message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         for name, value in email.headers:
             message[name] = value
-        # Quoted-printable keeps every line short whatever the template made (SMTP's limit
-        # is 998 octets a line) and is readable in the raw message.
-        message.set_content(email.text or "\n", cte="quoted-printable")
+        message.attach(_part(email.text or "\n", "plain"))
         if email.html:
-            message.add_alternative(email.html, subtype="html", cte="quoted-printable")
+            message.attach(_part(email.html, "html"))
         return message
 
     def _connect(self) -> smtplib.SMTP:
         host, port = str(self.config["host"]), int(self.config.get("port") or 587)
         timeout = float(self.config.get("timeout") or 20)
         security = self.config.get("security") or "starttls"
-        context = ssl.create_default_context()
         connection: smtplib.SMTP
         if security == "tls":
+            context = ssl.create_default_context()
             connection = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
         else:
             connection = smtplib.SMTP(host, port, timeout=timeout)
             if security == "starttls":
-                connection.starttls(context=context)
+                connection.starttls(context=ssl.create_default_context())
         connection.ehlo_or_helo_if_needed()
         if self.config.get("username"):
             connection.login(str(self.config["username"]), str(self.config.get("password") or ""))
@@ -107,11 +124,11 @@ class Mailer:
                 time.sleep(wait)
         self.last_send = time.monotonic()
 
-    def send(self, message: EmailMessage, to: str) -> Sent:
+    def send(self, message: Message, to: str) -> Sent:
         message_id = str(message["Message-ID"])
         if self.down:
             return Sent("failed", self.down)
-        payload = message.as_bytes(policy=email.policy.SMTP)
+        payload = message.as_bytes(policy=WIRE)
         reason = ""
         for attempt in range(self.attempts):
             if attempt:
@@ -120,8 +137,8 @@ class Mailer:
                 try:
                     self.connection = self._connect()
                 except smtplib.SMTPResponseException as exc:
-                    answer = _reply(exc.smtp_code, exc.smtp_error)
-                    reason = f"the SMTP server refused the connection: {answer}"
+                    said = _reply(exc.smtp_code, exc.smtp_error)
+                    reason = f"the SMTP server refused the connection: {said}"
                     if exc.smtp_code >= 500:
                         self.down = reason
                         return Sent("failed", reason)
@@ -155,10 +172,11 @@ class Mailer:
                 self._drop()
                 continue
             # In flight from here until the server answers.
+            answer: Any = None
             try:
-                code, text = connection.data(payload)
+                code, answer = connection.data(payload)
             except smtplib.SMTPDataError as exc:  # refused DATA itself: nothing was sent
-                code, text = exc.smtp_code, exc.smtp_error
+                code, answer = exc.smtp_code, exc.smtp_error
             except (OSError, smtplib.SMTPException) as exc:
                 self._drop()
                 return Sent(
@@ -169,7 +187,7 @@ class Mailer:
                 )
             if code == 250:
                 return Sent("sent", "", message_id)
-            reason = _reply(code, text)
+            reason = _reply(code, answer)
             if not self._reset(code):
                 return Sent("failed", f"the SMTP server refused it: {reason}")
         if reason.startswith("cannot reach"):

@@ -25,7 +25,12 @@ __all__ = ["InvalidToken", "open_sealed", "seal", "sign", "verify"]
 def _master(settings: Settings) -> bytes:
     if settings.secret_key:
         return settings.secret_key.encode()
-    path = Path(settings.data_dir) / "secret.key"
+    return _key_file(str(Path(settings.data_dir).resolve() / "secret.key"))
+
+
+@lru_cache(maxsize=8)
+def _key_file(name: str) -> bytes:
+    path = Path(name)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -38,6 +43,7 @@ def _master(settings: Settings) -> bytes:
     return path.read_text().strip().encode()
 
 
+@lru_cache(maxsize=32)
 def _derive(master: bytes, purpose: str) -> bytes:
     return hmac.new(master, f"fold:{purpose}".encode(), hashlib.sha256).digest()
 

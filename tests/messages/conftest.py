@@ -97,7 +97,9 @@ def smtp_server() -> Iterator[Mailbox]:
 
 
 @pytest.fixture(scope="module")
-def message_client(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+def message_client(
+    database: Database, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
     settings = settings_for(
         database,
         secret_key=SECRET,

@@ -161,4 +161,3 @@ class TestRefusedUpFront:
             jobs = session.scalar(select(func.count()).where(Job.bucket == mt.bucket))
         assert jobs == 0
         assert messages_of(api) == []
-
