@@ -21,7 +21,8 @@ from email.policy import compat32
 from email.utils import formataddr, formatdate, make_msgid
 from typing import Any
 
-WIRE = compat32.clone(linesep="\r\n")  # smtplib sends bytes as they are: lines end CRLF
+# smtplib sends bytes as they are, so lines end CRLF here; headers fold only past 998.
+WIRE = compat32.clone(linesep="\r\n", max_line_length=998)
 UTF8 = Charset("utf-8")
 UTF8.body_encoding = QP
 
