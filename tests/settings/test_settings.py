@@ -1,0 +1,101 @@
+"""The per-bucket settings store: administrators only, encrypted at rest, secrets never in
+an answer or a log line, every bad option named at once."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from sqlalchemy import select
+
+from fold.config import Settings
+from fold.db.engine import unit_of_work
+from fold.db.models import BucketSetting
+from fold.settings import crypto
+from tests.conftest import Tenant, assert_error
+
+SMTP = {
+    "host": "mail.example.org",
+    "port": 2525,
+    "username": "fold",
+    "password": "hunter2-very-secret",
+    "from_address": "office@example.org",
+}
+
+
+def url(mt: Tenant, section: str = "") -> str:
+    return f"/settings/v1/{mt.bucket}" + (f"/{section}" if section else "")
+
+
+def test_set_and_read_without_the_secret(
+    mt: Tenant, caplog: pytest.LogCaptureFixture
+) -> None:
+    api = mt.admin
+    with caplog.at_level(logging.DEBUG):
+        response = api.put(url(mt, "smtp"), json=SMTP)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["values"]["host"] == "mail.example.org" and body["values"]["port"] == 2525
+    assert body["values"]["security"] == "starttls"
+    assert body["secrets_set"] == {"password": True}
+    for answer in (response, api.get(url(mt, "smtp")), api.get(url(mt))):
+        assert answer.status_code == 200
+        assert "hunter2" not in answer.text
+    assert "hunter2" not in caplog.text
+
+    with unit_of_work(mt.db.sessions) as session:
+        sealed = session.scalar(
+            select(BucketSetting.sealed).where(BucketSetting.bucket == mt.bucket)
+        )
+    assert sealed and "hunter2" not in sealed and "mail.example.org" not in sealed
+
+    # PATCH changes only what is sent; the password stays.
+    patched = api.patch(url(mt, "smtp"), json={"port": "587"}).json()
+    assert patched["values"]["port"] == 587 and patched["secrets_set"] == {"password": True}
+    cleared = api.delete(url(mt, "smtp")).json()
+    assert cleared["configured"] is False
+
+
+def test_only_administrators(mt: Tenant) -> None:
+    for api in (mt.editor, mt.viewer):
+        assert_error(api.get(url(mt, "smtp")), 403, "permission_denied")
+        assert_error(api.put(url(mt, "smtp"), json=SMTP), 403, "permission_denied")
+
+
+def test_bad_options_are_named(mt: Tenant) -> None:
+    api = mt.admin
+    body = assert_error(
+        api.put(
+            url(mt, "smtp"),
+            json={"host": "h", "port": "abc", "from_address": "nope", "colour": "red"},
+        ),
+        400,
+        "validation_error",
+    )
+    params = {p["param"] for p in body["errors"]}
+    assert params == {"port", "from_address", "colour"}
+    assert_error(api.get(url(mt, "fax")), 404, "not_found", "section")
+    assert_error(
+        api.put(url(mt, "sms"), json={"base_url": "ftp://x"}), 400, "validation_error"
+    )
+
+
+def test_sealing_needs_the_same_key(tmp_path: object) -> None:
+    one = Settings(database_url="sqlite://", secret_key="key-number-one")
+    two = Settings(database_url="sqlite://", secret_key="two")
+    sealed = crypto.seal(one, b"secret")
+    assert crypto.open_sealed(one, sealed) == b"secret"
+    with pytest.raises(crypto.InvalidToken):
+        crypto.open_sealed(two, sealed)
+    assert "key-number-one" not in repr(one)
+
+
+def test_a_key_file_is_made_when_none_is_set(tmp_path: object) -> None:
+    from pathlib import Path
+
+    where = Path(str(tmp_path))
+    settings = Settings(database_url="sqlite://", data_dir=str(where))
+    sealed = crypto.seal(settings, b"x")
+    key = where / "secret.key"
+    assert key.exists() and oct(key.stat().st_mode)[-3:] == "600"
+    assert crypto.open_sealed(settings, sealed) == b"x"
