@@ -27,9 +27,7 @@ def url(mt: Tenant, section: str = "") -> str:
     return f"/settings/v1/{mt.bucket}" + (f"/{section}" if section else "")
 
 
-def test_set_and_read_without_the_secret(
-    mt: Tenant, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_set_and_read_without_the_secret(mt: Tenant, caplog: pytest.LogCaptureFixture) -> None:
     api = mt.admin
     with caplog.at_level(logging.DEBUG):
         response = api.put(url(mt, "smtp"), json=SMTP)
@@ -75,9 +73,7 @@ def test_bad_options_are_named(mt: Tenant) -> None:
     params = {p["param"] for p in body["errors"]}
     assert params == {"port", "from_address", "colour"}
     assert_error(api.get(url(mt, "fax")), 404, "not_found", "section")
-    assert_error(
-        api.put(url(mt, "sms"), json={"base_url": "ftp://x"}), 400, "validation_error"
-    )
+    assert_error(api.put(url(mt, "sms"), json={"base_url": "ftp://x"}), 400, "validation_error")
 
 
 def test_sealing_needs_the_same_key(tmp_path: object) -> None:
