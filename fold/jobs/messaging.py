@@ -182,9 +182,25 @@ class SmsSender:
         return None
 
 
+class Refusing:
+    """Settings that cannot be read: every message fails with why, none goes elsewhere."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def deliver(self, message: Pending) -> Delivery:
+        return Delivery("failed", error=self.reason)
+
+    def close(self) -> None:
+        return None
+
+
 def _sender(run: Run, channel: str) -> Sender:
     section = "smtp" if channel == "email" else "sms"
-    config = bucket_settings.load(run.session, run.settings, bucket=run.bucket, section=section)
+    try:
+        config = bucket_settings.load(run.session, run.settings, bucket=run.bucket, section=section)
+    except bucket_settings.Unreadable as exc:
+        return Refusing(str(exc))
     return EmailSender(run, config) if channel == "email" else SmsSender(run, config)
 
 
@@ -363,7 +379,12 @@ def _send(run: Run, rows: list[Record | None]) -> list[Outcome]:
     pending: list[Pending] = []
     region = "GB"
     if channel == "sms":
-        config = bucket_settings.load(run.session, run.settings, bucket=run.bucket, section="sms")
+        try:
+            config = bucket_settings.load(
+                run.session, run.settings, bucket=run.bucket, section="sms"
+            )
+        except bucket_settings.Unreadable:
+            config = None  # the sender says so for each message
         region = str((config or {}).get("default_region") or "GB")
     for index, (row, uid) in enumerate(zip(rows, uids, strict=True)):
         if row is None or row.record_state != "active":

@@ -6,6 +6,7 @@ and, for each secret, only whether it is set."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from typing import Any
@@ -22,6 +23,10 @@ from fold.settings.sections import SECTIONS, Option, read_option
 from fold.timefmt import format_datetime, utcnow
 
 log = logging.getLogger("fold.settings")
+
+
+class Unreadable(Exception):
+    """A section is stored but cannot be decrypted: FOLD_SECRET_KEY changed."""
 
 
 def _section(name: str) -> tuple[Option, ...]:
@@ -44,12 +49,10 @@ def load(
     try:
         values: dict[str, Any] = json.loads(crypto.open_sealed(settings, row.sealed))
     except crypto.InvalidToken:
-        log.error(
-            "the %s settings of bucket %s cannot be decrypted (was FOLD_SECRET_KEY changed?)",
-            section,
-            bucket,
-        )
-        return None
+        raise Unreadable(
+            f"the {section} settings of bucket {bucket} cannot be decrypted: "
+            "FOLD_SECRET_KEY is not the key they were saved with; set them again"
+        ) from None
     for option in _section(section):
         values.setdefault(option.name, option.default)
     return values
@@ -77,7 +80,11 @@ def describe(
     caller.require("manage_settings")
     _section(section)
     row = session.get(BucketSetting, (caller.bucket, section))
-    return _describe(section, load(session, settings, bucket=caller.bucket, section=section), row)
+    try:
+        values = load(session, settings, bucket=caller.bucket, section=section)
+    except Unreadable as exc:
+        return {**_describe(section, None, row), "configured": True, "error": str(exc)}
+    return _describe(section, values, row)
 
 
 def describe_all(session: Session, settings: Settings, *, caller: Caller) -> dict[str, Any]:
@@ -105,11 +112,11 @@ def put(
         for key in params
         if key not in options
     ]
-    current = (
-        {}
-        if replace
-        else dict(load(session, settings, bucket=caller.bucket, section=section) or {})
-    )
+    current: dict[str, Any] = {}
+    # Settings saved under another key are replaced by what is sent now.
+    with contextlib.suppress(Unreadable):
+        if not replace:
+            current = dict(load(session, settings, bucket=caller.bucket, section=section) or {})
     for key, raw in params.items():
         option = options.get(key)
         if option is None:

@@ -95,3 +95,35 @@ def test_a_key_file_is_made_when_none_is_set(tmp_path: object) -> None:
     key = where / "secret.key"
     assert key.exists() and oct(key.stat().st_mode)[-3:] == "600"
     assert crypto.open_sealed(settings, sealed) == b"x"
+
+
+def test_settings_saved_under_another_key_fail_messages_loudly(mt: Tenant) -> None:
+    from fold.db.models import BucketSetting
+
+    api = mt.admin
+    assert api.put(url(mt, "smtp"), json=SMTP).status_code == 200
+    other = Settings(database_url="sqlite://", secret_key="a-different-key")
+    with unit_of_work(mt.db.sessions) as session:
+        row = session.get(BucketSetting, (mt.bucket, "smtp"))
+        assert row is not None
+        row.sealed = crypto.seal(other, b"{}")
+    described = api.get(url(mt, "smtp")).json()
+    assert described["configured"] is True and "cannot be decrypted" in described["error"]
+    person = {"first_name": "A", "email": "a@example.org"}
+    assert api.post("/person/", json=person).status_code == 201
+    template = api.post(
+        f"/messages/v1/{mt.bucket}/templates",
+        json={"name": "T", "channel": "email", "subject": "s", "text_body": "t"},
+    ).json()
+    segment = api.post(
+        f"/segments/v2/{mt.bucket}/create", json={"name": "All", "resource_type": "person"}
+    ).json()
+    receipt = api.post(
+        f"/segments/v2/{mt.bucket}/segment/{segment['uid']}/action",
+        json={"action": "send-templated-email", "value": template["uid"], "description": "x"},
+    ).json()
+    job = api.get(f"/sheep_event/{receipt['sheep_event'].split('/')[-2]}/").json()
+    assert job["failed"] == 1 and "cannot be decrypted" in job["errors"][0]["reason"]
+    # Setting them again, under the current key, mends it.
+    assert api.put(url(mt, "smtp"), json=SMTP).json()["configured"] is True
+    assert "error" not in api.get(url(mt, "smtp")).json()
