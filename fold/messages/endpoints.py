@@ -38,14 +38,20 @@ def get_template(caller: CallerDep, session: DbSession, uid: str) -> dict[str, A
     return templates.template_out(templates.load(session, caller, uid))
 
 
-@route(router, ["PUT", "PATCH"], "/templates/{uid}", responses=ERRORS, openapi_extra=OBJECT_BODY)
-def change_template(
-    request: Request, caller: CallerDep, session: DbSession, uid: str, params: Params
+@route(router, ["PUT"], "/templates/{uid}", responses=ERRORS, openapi_extra=OBJECT_BODY)
+def replace_template(
+    caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> dict[str, Any]:
-    """Change a template (PUT: every part; PATCH: the parts sent)."""
-    return templates.change(
-        session, caller=caller, uid=uid, params=params, replace=request.method == "PUT"
-    )
+    """Replace a template: every part is set to the body or emptied."""
+    return templates.change(session, caller=caller, uid=uid, params=params, replace=True)
+
+
+@route(router, ["PATCH"], "/templates/{uid}", responses=ERRORS, openapi_extra=OBJECT_BODY)
+def change_template(
+    caller: CallerDep, session: DbSession, uid: str, params: Params
+) -> dict[str, Any]:
+    """Change the parts of a template that are sent."""
+    return templates.change(session, caller=caller, uid=uid, params=params, replace=False)
 
 
 @route(router, ["DELETE"], "/templates/{uid}", responses=ERRORS)
@@ -54,11 +60,21 @@ def delete_template(caller: CallerDep, session: DbSession, uid: str) -> dict[str
     return templates.delete(session, caller=caller, uid=uid)
 
 
-@route(router, ["GET", "POST"], "/templates/{uid}/render", responses=ERRORS)
+@route(router, ["GET"], "/templates/{uid}/render", responses=ERRORS)
 def render_template(
     request: Request, caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> dict[str, Any]:
     """The template rendered for one record (`uri`), and whether it would be sent."""
+    return templates.preview(
+        session, request.app.state.settings, caller=caller, uid=uid, params=params
+    )
+
+
+@route(router, ["POST"], "/templates/{uid}/render", responses=ERRORS)
+def render_template_post(
+    request: Request, caller: CallerDep, session: DbSession, uid: str, params: Params
+) -> dict[str, Any]:
+    """The same as GET, with `uri` in the body."""
     return templates.preview(
         session, request.app.state.settings, caller=caller, uid=uid, params=params
     )

@@ -28,18 +28,25 @@ def get_section(
     return service.describe(session, request.app.state.settings, caller=caller, section=section)
 
 
-@route(router, ["PUT", "PATCH"], "/{section}", responses=ERRORS, openapi_extra=OBJECT_BODY)
-def set_section(
+@route(router, ["PUT"], "/{section}", responses=ERRORS, openapi_extra=OBJECT_BODY)
+def replace_section(
     request: Request, caller: CallerDep, session: DbSession, section: str, params: Params
 ) -> dict[str, Any]:
-    """Set a section's options (PUT: the rest go back to defaults; PATCH: only those sent)."""
+    """Set a section's options; those not sent go back to their defaults."""
+    settings = request.app.state.settings
     return service.put(
-        session,
-        request.app.state.settings,
-        caller=caller,
-        section=section,
-        params=params,
-        replace=request.method == "PUT",
+        session, settings, caller=caller, section=section, params=params, replace=True
+    )
+
+
+@route(router, ["PATCH"], "/{section}", responses=ERRORS, openapi_extra=OBJECT_BODY)
+def change_section(
+    request: Request, caller: CallerDep, session: DbSession, section: str, params: Params
+) -> dict[str, Any]:
+    """Change the options sent; the others (secrets included) stay."""
+    settings = request.app.state.settings
+    return service.put(
+        session, settings, caller=caller, section=section, params=params, replace=False
     )
 
 
