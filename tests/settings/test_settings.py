@@ -127,3 +127,38 @@ def test_settings_saved_under_another_key_fail_messages_loudly(mt: Tenant) -> No
     # Setting them again, under the current key, mends it.
     assert api.put(url(mt, "smtp"), json=SMTP).json()["configured"] is True
     assert "error" not in api.get(url(mt, "smtp")).json()
+
+
+def test_the_command_line(mt: Tenant, tmp_path: object) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.messages.conftest import SECRET
+
+    env = {
+        **os.environ,
+        "FOLD_DATABASE_URL": mt.db.url,
+        "FOLD_DATA_DIR": str(tmp_path),
+        "FOLD_SECRET_KEY": SECRET,
+    }
+    fold = [sys.executable, "-m", "fold.cli.main", "settings"]
+    done = subprocess.run(
+        [*fold, "set", mt.bucket, "smtp", "host=smtp.example.org", "password=-",
+         "from_address=office@example.org"],
+        env=env, input="pw-from-stdin\n", capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "password = (set, hidden)" in done.stdout and "pw-from-stdin" not in done.stdout
+    shown = subprocess.run(
+        [*fold, "show", mt.bucket], env=env, capture_output=True, text=True, check=True
+    )
+    assert "host = smtp.example.org" in shown.stdout and "pw-from-stdin" not in shown.stdout
+    # The API (same database and key) sees what the CLI set, and not the secret either.
+    answer = mt.admin.get(url(mt, "smtp"))
+    assert answer.json()["values"]["host"] == "smtp.example.org"
+    assert "pw-from-stdin" not in answer.text
+    bad = subprocess.run(
+        [*fold, "set", mt.bucket, "smtp", "port=abc"], env=env, capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "port" in bad.stderr and "Traceback" not in bad.stderr
