@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_DATA_DIR = Path("var")
@@ -38,6 +38,12 @@ class Settings:
     columns: bool = True  # answer segment counts and pages from the in-memory column index
     columns_max_records: int = 5_000_000  # records the column index holds, all buckets
     import_workers: int = 1  # processes that make import rows ready beside the writer
+    # Encrypts the per-bucket settings store and signs unsubscribe and acknowledgement
+    # links; unset, a key is made once in `data_dir/secret.key`.
+    secret_key: str | None = field(default=None, repr=False)
+    public_url: str = "http://127.0.0.1:8000"  # where message links point
+    smtp_attempts: int = 4  # tries per email on temporary (4xx) refusals and lost connections
+    smtp_backoff: float = 0.5  # seconds before the second try, doubling after
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -58,4 +64,8 @@ class Settings:
             columns=os.environ.get("FOLD_COLUMNS", "on").strip().lower() not in OFF,
             columns_max_records=_int("FOLD_COLUMNS_MAX_RECORDS", 5_000_000),
             import_workers=_int("FOLD_IMPORT_WORKERS", 1),
+            secret_key=os.environ.get("FOLD_SECRET_KEY") or None,
+            smtp_attempts=_int("FOLD_SMTP_ATTEMPTS", 4),
+            smtp_backoff=_int("FOLD_SMTP_BACKOFF_MS", 500) / 1000,
+            public_url=(os.environ.get("FOLD_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
         )

@@ -106,7 +106,7 @@ class Api:
         return {"Authorization": f"Bearer {self.key}"}
 
     def url(self, path: str) -> str:
-        if path.startswith(("/api/", "/audit/", "/segments/")):
+        if path.startswith(("/api/", "/audit/", "/segments/", "/messages/", "/settings/")):
             return path
         return f"/api/v2/{self.bucket}{path}"
 

@@ -26,6 +26,8 @@ Permission = Literal[
     "export",
     "gdpr_bypass",
     "mailchimp_settings",
+    "manage_settings",
+    "write_templates",
 ]
 
 ALLOWED: dict[Permission, frozenset[Policy]] = {
@@ -44,6 +46,8 @@ ALLOWED: dict[Permission, frozenset[Policy]] = {
     "run_delete_action": frozenset({"admin"}),
     "gdpr_bypass": frozenset({"admin"}),
     "mailchimp_settings": frozenset({"admin"}),
+    "manage_settings": frozenset({"admin"}),
+    "write_templates": frozenset({"admin", "editor"}),
 }
 
 

@@ -463,5 +463,139 @@ def postcodes_load(ctx: Context, bucket: str, file: Path) -> None:
         sys.exit(1)
 
 
+@bench.command("messages")
+@click.option("--contacts", default=10_000, show_default=True, type=click.IntRange(1, 1_000_000))
+@click.option("--batch-size", default=200, show_default=True, type=click.IntRange(1, 2500))
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write results as JSON."
+)
+@pass_context
+@friendly_errors
+def bench_messages(ctx: Context, contacts: int, batch_size: int, output: Path | None) -> None:
+    """Emails per second from a templated email job to a local SMTP server it starts."""
+    import json
+
+    from fold.bench.messages import run
+
+    factory = ctx.migrated()
+    result = run(factory, ctx.settings, contacts=contacts, batch_size=batch_size, say=click.echo)
+    if output is not None:
+        output.write_text(json.dumps(result, indent=2))
+
+
+@cli.group("settings")
+def settings_group() -> None:
+    """A bucket's outside-service settings (smtp, sms), encrypted at rest."""
+
+
+def _option_values(section: str, pairs: tuple[str, ...]) -> dict[str, Any]:
+    from fold.settings.sections import SECTIONS
+
+    secret = {o.name for o in SECTIONS.get(section, ()) if o.secret}
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r}: give options as name=value", param_hint="OPTIONS")
+        if name in secret and value == "-":
+            # Secrets typed in or piped, never on the command line (where `ps` shows them).
+            value = (
+                click.prompt(name, hide_input=True)
+                if sys.stdin.isatty()
+                else sys.stdin.readline().rstrip("\n")
+            )
+        values[name] = value
+    return values
+
+
+def _show(described: dict[str, Any]) -> None:
+    state = "set" if described["configured"] else "not set (messages go to the local outbox)"
+    click.echo(f"[{described['section']}] {state}")
+    for name, value in described["values"].items():
+        click.echo(f"  {name} = {value}")
+    for name, is_set in described["secrets_set"].items():
+        click.echo(f"  {name} = {'(set, hidden)' if is_set else '(not set)'}")
+
+
+@settings_group.command("set")
+@click.argument("bucket")
+@click.argument("section")
+@click.argument("options", nargs=-1)
+@click.option("--replace", is_flag=True, help="Options not given go back to their defaults.")
+@pass_context
+@friendly_errors
+def settings_set(
+    ctx: Context, bucket: str, section: str, options: tuple[str, ...], replace: bool
+) -> None:
+    """Set options: `fold settings set demo smtp host=mail.example.org port=587
+    username=fold password=- from_address=office@example.org` (a secret given as `-` is
+    read from standard input, or asked for)."""
+    from fold.auth.policies import Caller
+    from fold.buckets.service import ensure_bucket
+    from fold.settings import service
+
+    caller = Caller(bucket=bucket, policy="admin", user_uri=CLI_USER)
+    values = _option_values(section, options)
+    with unit_of_work(ctx.migrated()) as session:
+        ensure_bucket(session, bucket)
+        described = service.put(
+            session, ctx.settings, caller=caller, section=section, params=values, replace=replace
+        )
+    _show(described)
+
+
+@settings_group.command("show")
+@click.argument("bucket")
+@click.argument("section", required=False)
+@pass_context
+@friendly_errors
+def settings_show(ctx: Context, bucket: str, section: str | None) -> None:
+    """Show a bucket's settings; secrets only say whether they are set."""
+    from fold.auth.policies import Caller
+    from fold.settings import service
+
+    caller = Caller(bucket=bucket, policy="admin", user_uri=CLI_USER)
+    with unit_of_work(ctx.migrated()) as session:
+        if section:
+            _show(service.describe(session, ctx.settings, caller=caller, section=section))
+        else:
+            for described in service.describe_all(session, ctx.settings, caller=caller)["sections"]:
+                _show(described)
+
+
+@settings_group.command("clear")
+@click.argument("bucket")
+@click.argument("section")
+@pass_context
+@friendly_errors
+def settings_clear(ctx: Context, bucket: str, section: str) -> None:
+    """Forget a section's settings."""
+    from fold.auth.policies import Caller
+    from fold.settings import service
+
+    caller = Caller(bucket=bucket, policy="admin", user_uri=CLI_USER)
+    with unit_of_work(ctx.migrated()) as session:
+        _show(service.clear(session, ctx.settings, caller=caller, section=section))
+
+
+@cli.command("outbox")
+@click.option("--bucket", help="Only this bucket's messages.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1_000_000))
+@pass_context
+def outbox_list(ctx: Context, bucket: str | None, limit: int) -> None:
+    """List the messages written to the local outbox (no SMTP server or SMS provider set)."""
+    from fold.messages.outbox import entries
+
+    found = list(entries(ctx.settings.data_dir, bucket))
+    if not found:
+        click.echo(f"the outbox under {ctx.settings.data_dir}/outbox is empty")
+        return
+    for entry in found[-limit:]:
+        click.echo(f"{entry.bucket}\t{entry.channel}\t{entry.to}\t{entry.subject}\t{entry.path}")
+    click.echo(
+        f"{len(found):,} messages in the outbox; the newest {min(limit, len(found)):,} shown"
+    )
+
+
 if __name__ == "__main__":
     cli()

@@ -306,3 +306,31 @@ class SnapshotSchedule(Base):
     keep_last: Mapped[int | None] = mapped_column(Integer(), nullable=True)
     keep_days: Mapped[int | None] = mapped_column(Integer(), nullable=True)
     next_run: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
+
+
+class BucketSetting(Base):
+    """One section of a bucket's outside-service settings (smtp, sms, ...), the whole
+    section encrypted with Fernet (fold.settings.crypto): secrets are never stored plain."""
+
+    __tablename__ = "bucket_settings"
+    bucket: Mapped[str] = mapped_column(String(63), primary_key=True)
+    section: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sealed: Mapped[str] = mapped_column(Text())
+    last_updated: Mapped[datetime] = mapped_column(DateTime())
+
+
+class MessageTemplate(Base):
+    """An email, SMS or in-app message template (Jinja2, rendered in the sandbox)."""
+
+    __tablename__ = "message_templates"
+    bucket: Mapped[str] = mapped_column(String(63), primary_key=True)
+    uid: Mapped[str] = mapped_column(String(24), primary_key=True)
+    name: Mapped[str] = mapped_column(Text())
+    channel: Mapped[str] = mapped_column(String(8))
+    subject: Mapped[str] = mapped_column(Text())
+    text_body: Mapped[str] = mapped_column(Text())
+    html_body: Mapped[str] = mapped_column(Text())
+    created: Mapped[datetime] = mapped_column(DateTime())
+    last_updated: Mapped[datetime] = mapped_column(DateTime())
+
+    __table_args__ = (Index("ix_message_templates_name", "bucket", "name"),)

@@ -22,7 +22,9 @@ OPT_OUTS = (
 MEMBERSHIP_STATUSES = ("active", "pending", "lapsed", "cancelled", "expired")
 PAYMENT_STATUSES = ("paid", "pending", "failed", "refunded")
 BOOKING_STATUSES = ("booked", "attended", "cancelled", "no_show", "waitlisted")
-MESSAGE_STATUSES = ("draft", "queued", "sent", "failed", "acknowledged")
+# `sending` marks a message handed to the server; one still `sending` when its job resumes
+# is `unknown` (it may have gone), never sent again. `outbox`: written to the local outbox.
+MESSAGE_STATUSES = ("draft", "sending", "sent", "outbox", "failed", "skipped", "unknown")
 JOB_STATUSES = ("created", "running", "completed", "failed", "cancelled")
 
 
@@ -210,11 +212,16 @@ MESSAGE = TypeSchema(
         f("to", "string", "To"),
         f("subject", "string"),
         f("body", "string"),
+        f("html", "string", "HTML body"),
         f("template", "string"),
         f("status", "string", "Status", MESSAGE_STATUSES),
         f("sent", "datetime", "Sent"),
         f("request_acknowledgement", "boolean", "Asks for acknowledgement"),
+        f("acknowledged", "datetime", "Acknowledged"),
         f("job", "uri", "Job"),
+        f("provider_id", "string", "Message id"),
+        f("sms_segments", "number", "SMS segments"),
+        f("error", "string", "Error"),
     ),
     search_fields=("subject", "to"),
     sort_by=("-sent",),

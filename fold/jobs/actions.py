@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -25,53 +23,15 @@ from fold.fields.paths import MISSING, get_path, set_path
 from fold.fields.schema import TypeSchema
 from fold.fields.types import read_value
 from fold.ids import make_uri, new_uid, parse_uri
+from fold.jobs import messaging
+from fold.jobs.work import Action, Outcome, Run
 from fold.outbound import http
-from fold.records.bulk import Rewrite, update_records
+from fold.records.bulk import Rewrite
 from fold.records.service import FILTER_PATH_RE, derived, record_out
 from fold.timefmt import utcnow
 
 CONTACT_TYPES = ("person", "organisation", "contact")
 SYSTEM_FIELDS = ("uid", "uri", "created", "last_updated", "record_state", "display_value")
-
-
-@dataclass
-class Outcome:
-    """What an action did to one record: `done`, `failed` or `skipped`."""
-
-    state: str
-    reason: str = ""
-    undo: dict[str, Any] | None = None
-
-
-@dataclass
-class Run:
-    """What an action needs while it runs one batch."""
-
-    session: Session
-    bucket: str
-    user_uri: str
-    description: str
-    params: dict[str, Any]
-    settings: Settings
-    schemas: dict[str, TypeSchema]
-    job_uid: str
-    http_client: httpx.Client | None = None
-    rewrites: list[Rewrite] = field(default_factory=list)
-    undo_infos: list[dict[str, Any] | None] = field(default_factory=list)
-
-    def record_uri(self, row: Record) -> str:
-        return make_uri(self.bucket, row.resource_type, row.uid)
-
-    def save(self) -> None:
-        update_records(
-            self.session,
-            bucket=self.bucket,
-            user_uri=self.user_uri,
-            message=self.description,
-            schemas=self.schemas,
-            rewrites=self.rewrites,
-        )
-        self.rewrites = []
 
 
 # --- checking inputs --------------------------------------------------------------------
@@ -109,19 +69,6 @@ def require_text(params: dict[str, Any], what: str) -> str:
 
 
 # --- the actions ------------------------------------------------------------------------
-
-
-Check = Callable[[Session, str, str, TypeSchema, dict[str, Any], Settings], dict[str, Any]]
-Apply = Callable[[Run, list[Record | None]], list[Outcome]]
-
-
-@dataclass(frozen=True)
-class Action:
-    name: str
-    check: Check
-    apply: Apply
-    undoable: bool = True
-    contacts_only: bool = False
 
 
 def _check_tag(
@@ -398,21 +345,6 @@ def _json_webhook(run: Run, rows: list[Record | None]) -> list[Outcome]:
     return _send(run, rows, body)
 
 
-def _check_anything(
-    session: Session, bucket: str, rt: str, schema: TypeSchema, p: dict[str, Any], s: Settings
-) -> dict[str, Any]:
-    return {"field": p.get("field"), "value": p.get("value")}
-
-
-def _debug(run: Run, rows: list[Record | None]) -> list[Outcome]:
-    return [
-        Outcome("done")
-        if r is not None and r.record_state == "active"
-        else Outcome("skipped", "the record was deleted")
-        for r in rows
-    ]
-
-
 def _check_none(
     session: Session, bucket: str, rt: str, schema: TypeSchema, p: dict[str, Any], s: Settings
 ) -> dict[str, Any]:
@@ -506,7 +438,8 @@ ACTIONS: dict[str, Action] = {
         Action("join-group", _check_group, _join_group, contacts_only=True),
         Action("send-webhook", _check_url, _webhook, undoable=False),
         Action("send-json-webhook", _check_url, _json_webhook, undoable=False),
-        Action("debug", _check_anything, _debug, undoable=False),
+        Action("debug", messaging.check_debug, messaging.debug, undoable=False),
+        *messaging.ACTIONS,
     )
 }
 # Started by their own endpoints (SPEC 3.3), not by `action`.

@@ -24,7 +24,8 @@ from fold.db.engine import unit_of_work
 from fold.db.models import Job, JobItem, Record, Segment
 from fold.fields.service import schema_for
 from fold.ids import STORED_TYPES, make_uri
-from fold.jobs.actions import Outcome, Run, action_for
+from fold.jobs.actions import action_for
+from fold.jobs.work import LeaseLost, Outcome, Run
 from fold.rules.compile import rules_filter
 from fold.rules.filter import all_of
 from fold.segments.members import make_context, segment_filter, selection, stream_keys
@@ -179,6 +180,9 @@ def run_job(factory: sessionmaker[Session], settings: Settings, bucket: str, uid
             status = _batch(factory, settings, bucket, uid, me, client, schemas)
             if status != "running":
                 return status
+    except LeaseLost:
+        log.warning("job %s/%s: another worker took it over", bucket, uid)
+        return "not mine"
     except Exception:
         log.exception("job %s/%s failed", bucket, uid)
         with unit_of_work(factory) as session:
@@ -235,7 +239,18 @@ def _batch(
             job_uid=uid,
             http_client=client,
             undo_infos=[i.undo for i in items],
+            checkpoint=lambda: _checkpoint(session, bucket, uid, me, settings.job_lease_seconds),
         )
         outcomes = action_for(job.action).apply(run, _load_records(session, bucket, items))
         _record_outcomes(session, job, items, outcomes)
+        if run.notes:
+            job.params = {**job.params, **run.notes}
         return "running"
+
+
+def _checkpoint(session: Session, bucket: str, uid: str, me: str, lease_seconds: int) -> None:
+    """Commit the batch's work so far, if this worker still holds the job's lease."""
+    if not claim(session, bucket, uid, me, lease_seconds):
+        session.rollback()
+        raise LeaseLost(f"{bucket}/{uid}")
+    session.commit()

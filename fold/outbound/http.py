@@ -73,6 +73,7 @@ class Outcome:
     status: int | None
     attempts: int
     error: str = ""
+    text: str = ""  # the start of the answer's body, for callers that read it
 
 
 def post(
@@ -100,10 +101,11 @@ def post(
                 except httpx.HTTPError as exc:
                     last = Outcome(False, None, attempt, f"{type(exc).__name__}: {exc}"[:300])
                 else:
+                    text = response.text[:2000]
                     if response.status_code < 300:
-                        return Outcome(True, response.status_code, attempt)
+                        return Outcome(True, response.status_code, attempt, text=text)
                     last = Outcome(
-                        False, response.status_code, attempt, f"HTTP {response.status_code}"
+                        False, response.status_code, attempt, f"HTTP {response.status_code}", text
                     )
                     if response.status_code not in RETRY_STATUSES:
                         return last

@@ -22,10 +22,12 @@ from fold.config import Settings
 from fold.db.engine import make_engine, make_sessionmaker
 from fold.jobs import endpoints as job_endpoints
 from fold.jobs.queue import Queue
+from fold.messages import endpoints as message_endpoints
 from fold.records import endpoints as record_endpoints
 from fold.records import prepare
 from fold.segments import endpoints as segment_endpoints
 from fold.segments import history as segment_history
+from fold.settings import endpoints as settings_endpoints
 from fold.web import errors
 from fold.web.middleware import RequestContext
 from fold.web.ratelimit import make_rate_limiter
@@ -94,6 +96,9 @@ def create_app(
     app.include_router(segment_endpoints.schema_router)
     app.include_router(segment_history.router)
     app.include_router(segment_endpoints.router)
+    app.include_router(message_endpoints.router)
+    app.include_router(message_endpoints.public)
+    app.include_router(settings_endpoints.router)
     app.mount("/static/docs", StaticFiles(directory=DOCS_STATIC), name="docs-static")
 
     @app.get("/health", tags=["service"])

@@ -104,17 +104,19 @@ def route(
     *,
     accepts: Accepts = (),
     data_body: bool = False,
+    public: bool = False,
     **kwargs: Any,
 ) -> Callable[[Endpoint], Endpoint]:
     """Register `path` and its twin with or without the trailing slash (the twin hidden).
 
     `accepts` names every query or body parameter the endpoint reads; anything else sent is a
-    400 naming it. With `data_body` the body is data (a record), not parameters."""
+    400 naming it. With `data_body` the body is data (a record), not parameters. A `public`
+    path under a bucket (a signed link in an email) is answered without a key."""
     twin = path[:-1] if path.endswith("/") else path + "/"
     if path == "":
         twin = "/"
     kwargs.setdefault("responses", error_responses(400, 401, 403, 404, 429))
-    authenticated = "{bucket}" in (router.prefix + path)
+    authenticated = "{bucket}" in (router.prefix + path) and not public
     check = _checker(accepts, data_body=data_body, authenticated=authenticated)
     kwargs["dependencies"] = [*kwargs.get("dependencies", []), Depends(check)]
 

@@ -1,0 +1,83 @@
+"""What every bulk action is made of: its check, its batch work and what it says it did
+to each record. The actions themselves are in `actions.py` and `messaging.py`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from sqlalchemy.orm import Session
+
+from fold.config import Settings
+from fold.db.models import Record
+from fold.fields.schema import TypeSchema
+from fold.ids import make_uri
+from fold.records.bulk import Rewrite, update_records
+
+
+class LeaseLost(Exception):
+    """Another worker took the job over while this one worked on a batch."""
+
+
+@dataclass
+class Outcome:
+    """What an action did to one record: `done`, `failed` or `skipped`."""
+
+    state: str
+    reason: str = ""
+    undo: dict[str, Any] | None = None
+
+
+def _no_checkpoint() -> None:
+    return None
+
+
+@dataclass
+class Run:
+    """What an action needs while it runs one batch."""
+
+    session: Session
+    bucket: str
+    user_uri: str
+    description: str
+    params: dict[str, Any]
+    settings: Settings
+    schemas: dict[str, TypeSchema]
+    job_uid: str
+    http_client: httpx.Client | None = None
+    rewrites: list[Rewrite] = field(default_factory=list)
+    undo_infos: list[dict[str, Any] | None] = field(default_factory=list)
+    # Commits what the batch wrote so far, after renewing the job's lease (LeaseLost when
+    # another worker holds it): for actions whose outside effects cannot be rolled back.
+    checkpoint: Callable[[], None] = _no_checkpoint
+    # Merged into the job's params when the batch commits (what `debug` reports).
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def record_uri(self, row: Record) -> str:
+        return make_uri(self.bucket, row.resource_type, row.uid)
+
+    def save(self) -> None:
+        update_records(
+            self.session,
+            bucket=self.bucket,
+            user_uri=self.user_uri,
+            message=self.description,
+            schemas=self.schemas,
+            rewrites=self.rewrites,
+        )
+        self.rewrites = []
+
+
+Check = Callable[[Session, str, str, TypeSchema, dict[str, Any], Settings], dict[str, Any]]
+Apply = Callable[[Run, list[Record | None]], list[Outcome]]
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    check: Check
+    apply: Apply
+    undoable: bool = True
+    contacts_only: bool = False

@@ -1,0 +1,75 @@
+"""The sections of a bucket's settings store and the options each takes. A later
+integration (Mailchimp, Xero) adds its section here; nothing else changes."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+EMAIL_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    kind: str  # text, int, float, choice, email, url
+    required: bool = False
+    default: Any = None
+    choices: tuple[str, ...] = ()
+    secret: bool = False  # stored encrypted like the rest, and never answered or logged
+
+
+SECTIONS: dict[str, tuple[Option, ...]] = {
+    "smtp": (
+        Option("host", "text", required=True),
+        Option("port", "int", default=587),
+        Option("security", "choice", default="starttls", choices=("starttls", "tls", "none")),
+        Option("username", "text"),
+        Option("password", "text", secret=True),
+        Option("from_address", "email", required=True),
+        Option("from_name", "text"),
+        Option("reply_to", "email"),
+        Option("per_second", "float", default=0.0),  # 0: as fast as the server takes them
+        Option("timeout", "float", default=20.0),
+    ),
+    "sms": (
+        Option("base_url", "url", required=True),
+        Option("account_sid", "text", required=True),
+        Option("auth_token", "text", required=True, secret=True),
+        Option("from_number", "text", required=True),
+        Option("default_region", "text", default="GB"),
+    ),
+}
+
+
+def read_option(option: Option, raw: Any) -> Any:
+    """`raw` read as the option's kind; ValueError says why it cannot be."""
+    if option.kind == "int":
+        if isinstance(raw, bool):
+            raise ValueError("must be a whole number")
+        value = int(str(raw).strip())
+        if not 0 < value < 65536:
+            raise ValueError("must be between 1 and 65535")
+        return value
+    if option.kind == "float":
+        number = float(str(raw).strip())
+        if number < 0 or number != number:
+            raise ValueError("must be a number, 0 or more")
+        return number
+    if not isinstance(raw, str):
+        raise ValueError("must be text")
+    text = raw.strip()
+    if option.kind == "choice" and text not in option.choices:
+        raise ValueError(f"must be one of {', '.join(option.choices)}")
+    if option.kind == "email" and not EMAIL_RE.match(text):
+        raise ValueError("must be an email address")
+    if option.kind == "url":
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL")
+        text = text.rstrip("/")
+    if len(text) > 2000:
+        raise ValueError("is too long")
+    return text
