@@ -38,6 +38,7 @@ class Settings:
     columns: bool = True  # answer segment counts and pages from the in-memory column index
     columns_max_records: int = 5_000_000  # records the column index holds, all buckets
     import_workers: int = 1  # processes that make import rows ready beside the writer
+    export_retention_days: int = 30  # export files are removed this many days after
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -58,4 +59,5 @@ class Settings:
             columns=os.environ.get("FOLD_COLUMNS", "on").strip().lower() not in OFF,
             columns_max_records=_int("FOLD_COLUMNS_MAX_RECORDS", 5_000_000),
             import_workers=_int("FOLD_IMPORT_WORKERS", 1),
+            export_retention_days=_int("FOLD_EXPORT_RETENTION_DAYS", 30),
         )

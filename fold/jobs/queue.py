@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from fold.config import Settings
 from fold.db.engine import after_commit, make_sessionmaker, unit_of_work
 from fold.db.models import Job
+from fold.exports.service import purge
 from fold.jobs.runner import LIVE, run_job
 from fold.timefmt import utcnow
 
@@ -60,6 +61,8 @@ class Queue:
         self._run: Callable[..., Any] = huey.task(name="fold.run_job")(run)
         # Every minute, a worker sends again the jobs whose worker went away.
         huey.periodic_task(crontab(minute="*"), name="fold.recover_jobs")(self.recover)
+        # Every hour, export files older than FOLD_EXPORT_RETENTION_DAYS go.
+        huey.periodic_task(crontab(minute="7"), name="fold.purge_exports")(self.purge_exports)
 
     def send(self, bucket: str, uid: str) -> None:
         self._run(bucket, uid)
@@ -86,6 +89,9 @@ class Queue:
             log.info("resuming job %s/%s", bucket, uid)
             self.send(bucket, uid)
         return len(stale)
+
+    def purge_exports(self) -> int:
+        return purge(self.sessions, self.settings)
 
     def consumer(self, workers: int = 2, *, embedded: bool = False) -> Any:
         """Huey's consumer; embedded in a server, it leaves signals to the server."""
