@@ -11,6 +11,7 @@ import xlsxwriter
 
 from fold.exports.columns import Column, inert, text
 
+EXCEL_FIRST_MONTH = (1900, 3)  # before it, Excel's day numbers are off or missing
 XLSX_MAX_ROWS = 1_048_576  # a worksheet's limit, header included
 SHEET_NAME_BAD = str.maketrans({c: " " for c in "[]:*?/\\"})
 
@@ -90,6 +91,9 @@ class XlsxWriter:
                 sheet.write_boolean(row, index, value)
             elif isinstance(value, int | float):
                 sheet.write_number(row, index, value)
+            elif isinstance(value, date) and (value.year, value.month) < EXCEL_FIRST_MONTH:
+                # Spreadsheets count days from 1900; earlier dates stay ISO text.
+                sheet.write_string(row, index, value.isoformat())
             elif isinstance(value, datetime):
                 sheet.write_datetime(row, index, value, self.datetime)
             elif isinstance(value, date):
