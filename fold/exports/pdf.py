@@ -2,16 +2,16 @@
 
 `PdfFile` writes each page to the file as soon as it is drawn and keeps only byte
 offsets, so a document of any length takes the same memory. Text is set in the standard
-Helvetica fonts (nothing embedded); reportlab supplies their glyph widths for wrapping."""
+Helvetica fonts (nothing embedded); reportlab supplies their glyph widths."""
 
 from __future__ import annotations
 
 import zlib
 from datetime import date, datetime
+from functools import lru_cache
 from typing import IO, Any
 
-from reportlab.lib.utils import simpleSplit
-from reportlab.pdfbase.pdfmetrics import stringWidth
+from reportlab.pdfbase.pdfmetrics import getFont
 
 from fold.exports.columns import Column, text
 
@@ -20,6 +20,20 @@ A4 = (595.28, 841.89)
 A4_LANDSCAPE = (841.89, 595.28)
 REGULAR, BOLD = "Helvetica", "Helvetica-Bold"
 FONT_KEYS = {REGULAR: "F1", BOLD: "F2"}
+
+
+GLYPH_WIDTHS = {name: tuple(getFont(name).widths) for name in FONT_KEYS}
+
+
+@lru_cache(maxsize=200_000)
+def _units(value: str, font: str) -> int:
+    widths = GLYPH_WIDTHS[font]
+    return sum(widths[b] for b in value.encode("cp1252", errors="replace"))
+
+
+def text_width(value: str, font: str, size: float) -> float:
+    """The width of a line in points; names, towns and postcodes repeat, so it is cached."""
+    return _units(value, font) * size / 1000
 
 
 def pdf_text(value: str) -> bytes:
@@ -119,19 +133,30 @@ class PdfFile:
 
 
 def wrap(value: str, font: str, size: float, width: float) -> list[str]:
-    if stringWidth(value, font, size) <= width and "\n" not in value:
+    """Lines no wider than `width`, broken between words; a word wider than the column is
+    broken too, so nothing is cut."""
+    if "\n" not in value and text_width(value, font, size) <= width:
         return [value]
-    lines: list[str] = []
-    for paragraph in value.splitlines() or [""]:
-        lines.extend(simpleSplit(paragraph, font, size, width) or [""])
+    room = width * 1000 / size  # in glyph units
+    space = _units(" ", font)
     out: list[str] = []
-    for line in lines:  # a word wider than the column is broken, not cut
-        while stringWidth(line, font, size) > width and len(line) > 1:
-            cut = len(line) - 1
-            while cut > 1 and stringWidth(line[:cut], font, size) > width:
-                cut -= 1
-            out.append(line[:cut])
-            line = line[cut:]
+    for paragraph in value.splitlines() or [""]:
+        line, used = "", 0
+        for word in paragraph.split(" "):
+            units = _units(word, font)
+            if line and used + space + units <= room:
+                line, used = f"{line} {word}", used + space + units
+                continue
+            if line:
+                out.append(line)
+            while units > room and len(word) > 1:
+                cut = len(word) - 1
+                while cut > 1 and _units(word[:cut], font) > room:
+                    cut -= 1
+                out.append(word[:cut])
+                word = word[cut:]
+                units = _units(word, font)
+            line, used = word, units
         out.append(line)
     return out
 
@@ -190,7 +215,7 @@ class TableWriter:
         page.text(self.MARGIN, 20, printable(self.title)[:120], REGULAR, 7)
         label = f"Page {self.number}"
         page.text(
-            A4_LANDSCAPE[0] - self.MARGIN - stringWidth(label, REGULAR, 7), 20, label, REGULAR, 7
+            A4_LANDSCAPE[0] - self.MARGIN - text_width(label, REGULAR, 7), 20, label, REGULAR, 7
         )
         heads = [wrap(printable(c.label), BOLD, self.SIZE, w - 2 * self.PAD)
                  for c, w in zip(self.columns, self.widths, strict=True)]  # fmt: skip
@@ -265,9 +290,9 @@ class LabelWriter:
         for n, line in enumerate(lines[:most]):
             font = BOLD if n == 0 else REGULAR
             value, size = printable(line), self.SIZE
-            while size > 6 and stringWidth(value, font, size) > room:
+            while size > 6 and text_width(value, font, size) > room:
                 size -= 0.5
-            while len(value) > 1 and stringWidth(value, font, size) > room:
+            while len(value) > 1 and text_width(value, font, size) > room:
                 value = value[:-2] + "\u2026"
             y = top - self.PAD_Y - self.SIZE - n * self.LEADING
             self.page.text(x + self.PAD_X, y, value, font, size)

@@ -74,13 +74,12 @@ def write_export(
     columns: list[Column],
     gdpr: Gdpr,
     out: IO[bytes],
-    out_path: str,
     tmpdir: str,
     document: Document,
     progress: Callable[[Counts], bool] | None = None,
 ) -> Counts:
-    """Write the export to `out` (xlsx writes to `out_path` itself); `progress` is called
-    every few thousand records and stops the export by answering False."""
+    """Write the export to `out`; `progress` is called every few thousand records and
+    stops the export by answering False."""
     counts = Counts()
     writer: Any
     text_out: io.TextIOWrapper | None = None
@@ -88,7 +87,7 @@ def write_export(
         text_out = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=False)
         writer = CsvWriter(text_out, columns)
     elif fmt == "xlsx":
-        writer = XlsxWriter(out_path, columns, title=document.title, tmpdir=tmpdir)
+        writer = XlsxWriter(out, columns, title=document.title, tmpdir=tmpdir)
     elif fmt == "pdf":
         writer = TableWriter(
             out, columns, title=document.title, sentence=document.sentence, made=document.made

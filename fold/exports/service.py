@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,6 +32,7 @@ from fold.exports.run import (
 )
 from fold.fields.types import read_boolean
 from fold.ids import is_uid, make_uri, new_uid
+from fold.segments import repository as segment_rows
 from fold.segments import service as segments
 from fold.segments.members import count_selected, segment_filter, segment_schema
 from fold.segments.views import sentence
@@ -270,7 +271,7 @@ def run_export(
             with open(path, "wb") as out, factory() as reading:
                 counts = write_export(
                     reading, segment=segment, fmt=fmt, columns=columns.columns, gdpr=gdpr,
-                    out=out, out_path=path, tmpdir=tmp, document=document, progress=progress,
+                    out=out, tmpdir=tmp, document=document, progress=progress,
                 )  # fmt: skip
         except Stopped:
             with unit_of_work(factory) as session:
@@ -329,3 +330,58 @@ def purge(factory: sessionmaker[Session], settings: Settings) -> int:
     if removed:
         log.info("removed %d export files made before %s", removed, cutoff)
     return removed
+
+
+def find_segment(session: Session, caller: Caller, ref: str) -> Segment:
+    """A live segment by uid, or by its exact name."""
+    if is_uid(ref):
+        return segments.load(session, caller, ref)
+    found = [
+        s
+        for s in segment_rows.all_segments(session, bucket=caller.bucket)
+        if s.name == ref and s.record_state == "active"
+    ]
+    if len(found) != 1:
+        what = "No segment" if not found else f"{len(found)} segments"
+        raise NotFound(f"{what} named {ref!r} in bucket {caller.bucket}; give its uid.")
+    return found[0]
+
+
+def export_to_file(
+    factory: sessionmaker[Session],
+    *,
+    caller: Caller,
+    segment_ref: str,
+    fmt: str,
+    template: str | None,
+    params: dict[str, Any],
+    out: IO[bytes],
+    started: Callable[[int], None] | None = None,
+    progress: Callable[[Counts], bool] | None = None,
+) -> Counts:
+    """An export written straight to a file (`fold export`, `fold bench exports`): the same
+    columns, GDPR rule and writers as the API's jobs, and the same audit of a bypass."""
+    caller.require("export")
+    with unit_of_work(factory) as session:
+        row = find_segment(session, caller, segment_ref)
+        if row.segment_type == "auxiliary":
+            raise ValidationFailed("An auxiliary segment holds no records to export.")
+        columns = export_columns(session, row, None if fmt == "labels" else template,
+                                 with_uri=fmt == "csv")  # fmt: skip
+        gdpr = read_gdpr(caller, params, default_channel="post" if fmt == "labels" else "all")
+        if started is not None:
+            node = segment_filter(session, row)
+            started(count_selected(session, bucket=row.bucket, resource_type=row.resource_type,
+                                   node=node))  # fmt: skip
+        document = describe(session, row)
+        session.expunge(row)
+    with tempfile.TemporaryDirectory(prefix="fold-export-") as tmp, factory() as reading:
+        counts = write_export(
+            reading, segment=row, fmt=fmt, columns=columns.columns, gdpr=gdpr, out=out,
+            tmpdir=tmp, document=document, progress=progress,
+        )  # fmt: skip
+    if gdpr.bypass:
+        with unit_of_work(factory) as session:
+            audit_bypass(session, segment=row, user_uri=caller.user_uri, fmt=fmt, gdpr=gdpr,
+                         counts=counts, journal_uri=None)  # fmt: skip
+    return counts

@@ -48,9 +48,9 @@ class XlsxWriter:
     """A workbook with the fields' labels as headers and each cell of its field's type;
     past a worksheet's million rows it goes on in a new sheet, headers repeated."""
 
-    def __init__(self, path: str, columns: list[Column], *, title: str, tmpdir: str) -> None:
+    def __init__(self, out: IO[bytes], columns: list[Column], *, title: str, tmpdir: str) -> None:
         self.book = xlsxwriter.Workbook(
-            path,
+            out,
             {
                 "constant_memory": True,
                 "tmpdir": tmpdir,
