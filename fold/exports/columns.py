@@ -13,10 +13,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fold.db.models import Fieldset, Record, Segment
+from fold.db.models import Fieldset, Segment
 from fold.errors import ValidationFailed
 from fold.fields.display import value_at
-from fold.fields.paths import MISSING, get_path
 from fold.fields.schema import TypeSchema
 from fold.ids import is_uid, make_uri
 from fold.segments.members import segment_schema
@@ -91,15 +90,27 @@ def export_columns(
     return Columns([column(schema, p) for p in paths], name)
 
 
-def record_value(record: Record, path: str) -> Any:
-    if path == "uri":
-        return make_uri(record.bucket, record.resource_type, record.uid)
-    if path in ("uid", "display_value", "resource_type", "record_state", "created"):
-        return getattr(record, path)
-    if path == "last_updated":
-        return record.last_updated
-    value = get_path(record.data, path)
-    return None if value is MISSING else value
+class Reader:
+    """Reads one column's value from a record row, the way chosen once per export."""
+
+    def __init__(self, column: Column) -> None:
+        self.column = column
+        path = column.path
+        self.system = path in SYSTEM_COLUMNS
+        self.parts = path.split(".")
+
+    def __call__(self, record: Any) -> Any:
+        path = self.column.path
+        if self.system:
+            if path == "uri":
+                return make_uri(record.bucket, record.resource_type, record.uid)
+            return getattr(record, path)
+        node: Any = record.data
+        for part in self.parts:
+            if not isinstance(node, dict):
+                return None
+            node = node.get(part)
+        return node
 
 
 def typed(col: Column, value: Any) -> Any:
@@ -107,6 +118,8 @@ def typed(col: Column, value: Any) -> Any:
     if value is None or value == "":
         return None
     kind = col.type
+    if kind == "string" and type(value) is str:
+        return value
     try:
         if kind == "date" and isinstance(value, str):
             return parse_date(value)
@@ -124,6 +137,8 @@ def typed(col: Column, value: Any) -> Any:
 
 
 def text(value: Any) -> str:
+    if type(value) is str:
+        return value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
@@ -137,11 +152,11 @@ def text(value: Any) -> str:
     return str(value)
 
 
-def row_values(columns: list[Column], record: Record) -> list[Any]:
-    return [typed(c, record_value(record, c.path)) for c in columns]
+def row_values(readers: list[Reader], record: Any) -> list[Any]:
+    return [typed(r.column, r(record)) for r in readers]
 
 
-def address_lines(record: Record) -> list[str] | None:
+def address_lines(record: Any) -> list[str] | None:
     """The contact's name and postal address lines, or None without a postal address
     (a first address line and a town or postcode)."""
     data = record.data

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fold.db.engine import unit_of_work
 from fold.exports import service, storage
-from fold.exports.columns import Column, export_columns, row_values
+from fold.exports.columns import Column, Reader, export_columns, row_values
 from fold.exports.gdpr import Gdpr, read_gdpr
 from fold.exports.run import Counts, audit_bypass, selected
 from fold.exports.sheets import CsvWriter
@@ -97,11 +97,12 @@ def csv_stream(
     buffer = io.StringIO()
     writer = CsvWriter(buffer, columns)
     counts = Counts()
+    readers = [Reader(c) for c in columns]
     with factory() as session:
         row = repository.get(session, bucket=bucket, uid=segment_uid)
         assert row is not None
         for record in selected(session, row, gdpr, counts):
-            writer.write(row_values(columns, record))
+            writer.write(row_values(readers, record))
             counts.rows += 1
             if counts.rows % 500 == 0:
                 yield buffer.getvalue()

@@ -34,7 +34,7 @@ from fold.fields.types import read_boolean
 from fold.ids import is_uid, make_uri, new_uid
 from fold.segments import repository as segment_rows
 from fold.segments import service as segments
-from fold.segments.members import count_selected, segment_filter, segment_schema
+from fold.segments.members import count, segment_filter, segment_schema, selection
 from fold.segments.views import sentence
 from fold.timefmt import format_datetime, utcnow
 
@@ -246,11 +246,9 @@ def run_export(
         except ValidationFailed as exc:
             return _fail(job, exc.description)
         gdpr = Gdpr(journal.gdpr_channel, journal.gdpr_bypass, journal.gdpr_bypass_reason)
-        job.total = count_selected(
-            session,
-            bucket=bucket,
-            resource_type=segment.resource_type,
-            node=segment_filter(session, segment),
+        # SQL, not the column index: a worker need not hold the bucket in memory to export.
+        job.total = count(
+            session, selection(bucket, segment.resource_type, segment_filter(session, segment))
         )
         document = describe(session, segment)
         name = file_name(segment.name, fmt, utcnow().date())
@@ -371,8 +369,7 @@ def export_to_file(
         gdpr = read_gdpr(caller, params, default_channel="post" if fmt == "labels" else "all")
         if started is not None:
             node = segment_filter(session, row)
-            started(count_selected(session, bucket=row.bucket, resource_type=row.resource_type,
-                                   node=node))  # fmt: skip
+            started(count(session, selection(row.bucket, row.resource_type, node)))
         document = describe(session, row)
         session.expunge(row)
     with tempfile.TemporaryDirectory(prefix="fold-export-") as tmp, factory() as reading:

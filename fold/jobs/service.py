@@ -14,7 +14,7 @@ from fold.db.models import Job, Segment
 from fold.errors import Conflict, NotFound, ValidationFailed
 from fold.fields.types import read_boolean
 from fold.ids import is_uid, make_uri, new_uid
-from fold.jobs.actions import ACTIONS, CONTACT_TYPES, action_for
+from fold.jobs.actions import ACTIONS, CONTACT_TYPES, INTERNAL, action_for
 from fold.jobs.queue import Queue
 from fold.paging import Paging, read_int
 from fold.rules.compile import normalise, rules_filter
@@ -242,7 +242,8 @@ def undo(session: Session, *, caller: Caller, uid: str, queue: Queue) -> dict[st
     caller.require("run_delete_action" if job.action == "delete" else "run_actions")
     if job.status != "completed":
         raise Conflict(f"The job is {job.status}; only a completed job can be undone.")
-    if not action_for(job.action).undoable:
+    known = job.action in ACTIONS or job.action in INTERNAL  # an export is neither
+    if not known or not action_for(job.action).undoable:
         raise Conflict(f"A {job.action} job cannot be undone.")
     earlier = session.scalar(
         select(func.count())

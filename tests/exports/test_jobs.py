@@ -94,8 +94,10 @@ class TestJournal:
         assert disposition.startswith('attachment; filename="Spring-appeal-2026-export-20')
         assert disposition.endswith('.xlsx"')
         assert download.content[:2] == b"PK"
-        job = api.get(done["sheep_event"].replace(f"/{api.bucket}/", "/", 1)).json()
+        job_path = done["sheep_event"].replace(f"/{api.bucket}/", "/", 1)
+        job = api.get(job_path).json()
         assert (job["status"], job["succeeded"], job["skipped"]) == ("completed", 3, 3)
+        assert_error(api.post(f"{job_path}undo"), 409, "conflict")
 
     def test_another_bucket_sees_nothing(
         self, tenant: Tenant, other_tenant: Tenant, contacts: dict[str, Any]
