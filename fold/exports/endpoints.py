@@ -92,8 +92,9 @@ def csv_stream(
     gdpr: Gdpr,
     user_uri: str,
 ) -> Iterator[str]:
-    """The CSV a chunk at a time, read in its own session (the request's has closed); a
-    bypass is audited once the last row is out."""
+    """The CSV a chunk at a time, read in its own session (the request's has closed). A
+    bypass is audited when the stream ends, even when the client stops reading early, with
+    the opted-out contacts it had sent by then."""
     buffer = io.StringIO()
     writer = CsvWriter(buffer, columns)
     counts = Counts()
@@ -101,19 +102,22 @@ def csv_stream(
     with factory() as session:
         row = repository.get(session, bucket=bucket, uid=segment_uid)
         assert row is not None
-        for record in selected(session, row, gdpr, counts):
-            writer.write(row_values(readers, record))
-            counts.rows += 1
-            if counts.rows % 500 == 0:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
         session.expunge(row)
-    yield buffer.getvalue()
-    if gdpr.bypass:
-        with unit_of_work(factory) as session:
-            audit_bypass(session, segment=row, user_uri=user_uri, fmt="csv", gdpr=gdpr,
-                         counts=counts, journal_uri=None)  # fmt: skip
+    try:
+        with factory() as session:
+            for record in selected(session, row, gdpr, counts):
+                writer.write(row_values(readers, record))
+                counts.rows += 1
+                if counts.rows % 500 == 0:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+        yield buffer.getvalue()
+    finally:
+        if gdpr.bypass:
+            with unit_of_work(factory) as session:
+                audit_bypass(session, segment=row, user_uri=user_uri, fmt="csv", gdpr=gdpr,
+                             counts=counts, journal_uri=None)  # fmt: skip
 
 
 @route(journals, ["GET"], "/")

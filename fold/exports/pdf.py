@@ -38,7 +38,7 @@ def text_width(value: str, font: str, size: float) -> float:
 
 def pdf_text(value: str) -> bytes:
     """A PDF string literal in WinAnsi; characters it lacks become '?'."""
-    raw = value.encode("cp1252", errors="replace")
+    raw = value.encode("ascii") if value.isascii() else value.encode("cp1252", errors="replace")
     return b"(" + raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)") + b")"
 
 
@@ -170,7 +170,7 @@ def shown(value: Any) -> str:
         return value.isoformat()
     if isinstance(value, float):
         return f"{value:,.2f}"
-    return printable(text(value))
+    return text(value)  # measured and set alike: characters WinAnsi lacks become '?'
 
 
 WEIGHTS = {"date": 1.4, "datetime": 1.9, "number": 1.2, "boolean": 1.0, "list": 2.4}
