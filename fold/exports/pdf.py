@@ -42,11 +42,6 @@ def pdf_text(value: str) -> bytes:
     return b"(" + raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)") + b")"
 
 
-def printable(value: str) -> str:
-    """What the page shows: the text as WinAnsi can set it (widths are measured on this)."""
-    return value.encode("cp1252", errors="replace").decode("cp1252")
-
-
 class Page:
     """The drawing operators of one page."""
 
@@ -205,19 +200,19 @@ class TableWriter:
         self.number += 1
         top = A4_LANDSCAPE[1] - self.MARGIN
         if self.number == 1:
-            page.text(self.MARGIN, top - 14, printable(self.title), BOLD, 14)
+            page.text(self.MARGIN, top - 14, self.title, BOLD, 14)
             top -= 22
-            for line in wrap(printable(self.sentence), REGULAR, 9, 770)[:4]:
+            for line in wrap(self.sentence, REGULAR, 9, 770)[:4]:
                 page.text(self.MARGIN, top - 9, line, REGULAR, 9)
                 top -= 11
             page.text(self.MARGIN, top - 9, f"Made {self.made}", REGULAR, 8)
             top -= 18
-        page.text(self.MARGIN, 20, printable(self.title)[:120], REGULAR, 7)
+        page.text(self.MARGIN, 20, self.title[:120], REGULAR, 7)
         label = f"Page {self.number}"
         page.text(
             A4_LANDSCAPE[0] - self.MARGIN - text_width(label, REGULAR, 7), 20, label, REGULAR, 7
         )
-        heads = [wrap(printable(c.label), BOLD, self.SIZE, w - 2 * self.PAD)
+        heads = [wrap(c.label, BOLD, self.SIZE, w - 2 * self.PAD)
                  for c, w in zip(self.columns, self.widths, strict=True)]  # fmt: skip
         height = max((len(h) for h in heads), default=1) * self.LEADING + 2 * self.PAD
         page.fill(self.MARGIN, top - height, sum(self.widths), height, 0.88)
@@ -289,11 +284,12 @@ class LabelWriter:
         most = int((self.HEIGHT - 2 * self.PAD_Y) / self.LEADING) + 1
         for n, line in enumerate(lines[:most]):
             font = BOLD if n == 0 else REGULAR
-            value, size = printable(line), self.SIZE
-            while size > 6 and text_width(value, font, size) > room:
-                size -= 0.5
-            while len(value) > 1 and text_width(value, font, size) > room:
-                value = value[:-2] + "\u2026"
+            value, size = line, self.SIZE
+            if text_width(value, font, size) > room:
+                while size > 6 and text_width(value, font, size) > room:
+                    size -= 0.5
+                while len(value) > 1 and text_width(value, font, size) > room:
+                    value = value[:-2] + "\u2026"
             y = top - self.PAD_Y - self.SIZE - n * self.LEADING
             self.page.text(x + self.PAD_X, y, value, font, size)
         self.slot += 1
