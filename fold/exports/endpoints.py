@@ -4,7 +4,7 @@ each export with its download."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -21,11 +21,23 @@ from fold.segments import repository
 from fold.segments.views import load_for_read
 from fold.timefmt import utcnow
 from fold.web.deps import CallerDep, DbSession, Params
-from fold.web.routing import error_responses, route
+from fold.web.routing import Endpoint, error_responses, route
 
 segments = APIRouter(prefix="/segments/v2/{bucket}/segment/{uid}", tags=["exports"])
 journals = APIRouter(prefix="/api/v2/{bucket}/journal/{uid}", tags=["exports"])
 ERRORS = error_responses(400, 401, 403, 404, 409, 429)
+
+
+def get_and_post(path: str) -> Callable[[Endpoint], Endpoint]:
+    """The reference serves exports with GET; POST is accepted too (one OpenAPI operation
+    each, so their ids differ)."""
+
+    def register(func: Endpoint) -> Endpoint:
+        route(segments, ["GET"], path, responses=ERRORS)(func)
+        route(segments, ["POST"], path, responses=ERRORS)(func)
+        return func
+
+    return register
 
 
 def _start(request: Request, caller: Any, session: Session, uid: str, params: Any, fmt: str) -> Any:
@@ -35,7 +47,7 @@ def _start(request: Request, caller: Any, session: Session, uid: str, params: An
     )  # fmt: skip
 
 
-@route(segments, ["GET", "POST"], "/all/xlsx", responses=ERRORS)
+@get_and_post("/all/xlsx")
 def export_xlsx(
     request: Request, caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> dict[str, Any]:
@@ -43,7 +55,7 @@ def export_xlsx(
     return _start(request, caller, session, uid, params, "xlsx")  # type: ignore[no-any-return]
 
 
-@route(segments, ["GET", "POST"], "/all/excel", responses=ERRORS)
+@get_and_post("/all/excel")
 def export_excel(
     request: Request, caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> dict[str, Any]:
@@ -51,7 +63,7 @@ def export_excel(
     return _start(request, caller, session, uid, params, "excel")  # type: ignore[no-any-return]
 
 
-@route(segments, ["GET", "POST"], "/all/pdf", responses=ERRORS)
+@get_and_post("/all/pdf")
 def export_pdf(
     request: Request, caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> dict[str, Any]:
