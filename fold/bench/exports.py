@@ -58,7 +58,8 @@ def measure(url: str, bucket: str, fmt: str, folder: str, answer: Any) -> None:
             "records": counts.read,
             "rows": counts.rows,
             "seconds": round(seconds, 2),
-            "rows_per_second": round(counts.read / seconds),
+            "records_per_second": round(counts.read / seconds),
+            "rows_per_second": round(counts.rows / seconds),
             "rss_before_mb": round(before),
             "peak_rss_mb": round(peak),
             "growth_mb": round(peak - before),
@@ -103,7 +104,8 @@ def run(
             results.append(result)
             say(
                 f"{fmt:>7}: {result['records']:,} records → {result['rows']:,} rows in "
-                f"{result['seconds']:.1f} s = {result['rows_per_second']:,} records/s; "
+                f"{result['seconds']:.1f} s = {result['records_per_second']:,} records/s "
+                f"({result['rows_per_second']:,} rows/s); "
                 f"memory +{result['growth_mb']} MB (peak {result['peak_rss_mb']} MB); "
                 f"file {result['file_mb']} MB"
             )
