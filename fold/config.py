@@ -44,6 +44,7 @@ class Settings:
     public_url: str = "http://127.0.0.1:8000"  # where message links point
     smtp_attempts: int = 4  # tries per email on temporary (4xx) refusals and lost connections
     smtp_backoff: float = 0.5  # seconds before the second try, doubling after
+    export_retention_days: int = 30  # export files are removed this many days after
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -68,4 +69,5 @@ class Settings:
             smtp_attempts=_int("FOLD_SMTP_ATTEMPTS", 4),
             smtp_backoff=_int("FOLD_SMTP_BACKOFF_MS", 500) / 1000,
             public_url=(os.environ.get("FOLD_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
+            export_retention_days=_int("FOLD_EXPORT_RETENTION_DAYS", 30),
         )

@@ -334,3 +334,40 @@ class MessageTemplate(Base):
     last_updated: Mapped[datetime] = mapped_column(DateTime())
 
     __table_args__ = (Index("ix_message_templates_name", "bucket", "name"),)
+
+
+class ExportJournal(Base):
+    """What an export wrote: the `journal` record of SPEC 4. Its uid is its job's uid."""
+
+    __tablename__ = "export_journals"
+    bucket: Mapped[str] = mapped_column(String(63), primary_key=True)
+    uid: Mapped[str] = mapped_column(String(24), primary_key=True)
+    segment_uid: Mapped[str] = mapped_column(String(24))
+    segment_name: Mapped[str] = mapped_column(Text())
+    report_format: Mapped[str] = mapped_column(String(16))
+    fieldset: Mapped[str | None] = mapped_column(Text(), nullable=True)
+    gdpr_channel: Mapped[str] = mapped_column(String(8))
+    gdpr_bypass: Mapped[bool] = mapped_column(Boolean())
+    gdpr_bypass_reason: Mapped[str | None] = mapped_column(Text(), nullable=True)
+    rows: Mapped[int] = mapped_column(Integer())
+    left_out_gdpr: Mapped[int] = mapped_column(Integer())
+    left_out_no_address: Mapped[int] = mapped_column(Integer())
+    bypassed: Mapped[int] = mapped_column(Integer())
+    user_uri: Mapped[str] = mapped_column(Text())
+    created: Mapped[datetime] = mapped_column(DateTime())
+    finished: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
+    file_name: Mapped[str | None] = mapped_column(Text(), nullable=True)
+    content_type: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    size: Mapped[int | None] = mapped_column(BigInteger(), nullable=True)
+
+    __table_args__ = (Index("ix_export_journals_created", "bucket", "created"),)
+
+
+class ExportChunk(Base):
+    """An export file, stored in pieces so every API process can serve it."""
+
+    __tablename__ = "export_chunks"
+    bucket: Mapped[str] = mapped_column(String(63), primary_key=True)
+    journal_uid: Mapped[str] = mapped_column(String(24), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer(), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary())

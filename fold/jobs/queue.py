@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from fold.config import Settings
 from fold.db.engine import after_commit, make_sessionmaker, unit_of_work
 from fold.db.models import Job
+from fold.exports.service import purge
 from fold.jobs.runner import LIVE, run_job
 from fold.segments.tasks import run_snapshots
 from fold.timefmt import utcnow
@@ -63,6 +64,8 @@ class Queue:
         huey.periodic_task(crontab(minute="*"), name="fold.recover_jobs")(self.recover)
         # Every minute, a worker takes the due scheduled snapshots and prunes old ones.
         huey.periodic_task(crontab(minute="*"), name="fold.segment_snapshots")(self.snapshots)
+        # Every hour, export files older than FOLD_EXPORT_RETENTION_DAYS go.
+        huey.periodic_task(crontab(minute="7"), name="fold.purge_exports")(self.purge_exports)
 
     def send(self, bucket: str, uid: str) -> None:
         self._run(bucket, uid)
@@ -93,6 +96,9 @@ class Queue:
     def snapshots(self) -> int:
         """Take the segment snapshots whose schedule is due (fold.segments.tasks)."""
         return run_snapshots(self.sessions)
+
+    def purge_exports(self) -> int:
+        return purge(self.sessions, self.settings)
 
     def consumer(self, workers: int = 2, *, embedded: bool = False) -> Any:
         """Huey's consumer; embedded in a server, it leaves signals to the server."""

@@ -22,6 +22,7 @@ from fold.config import Settings
 from fold.db.bulk import analyze, insert_rows
 from fold.db.engine import unit_of_work
 from fold.db.models import Job, JobItem, Record, Segment
+from fold.exports.service import EXPORT_ACTION, run_export
 from fold.fields.service import schema_for
 from fold.ids import STORED_TYPES, make_uri
 from fold.jobs.actions import action_for
@@ -168,12 +169,23 @@ def run_job(factory: sessionmaker[Session], settings: Settings, bucket: str, uid
             return "not mine"
         job = session.get(Job, (bucket, uid))
         assert job is not None
+        # An export writes one file from the whole selection: it has no items to freeze.
+        whole = job.action == EXPORT_ACTION
         if job.status == "created":
-            job.total = freeze(session, job)
+            job.total = 0 if whole else freeze(session, job)
             job.status = "running"
             job.started = utcnow()
         # Field schemas as they are when the job (re)starts, read once rather than per batch.
-        schemas = _schemas(session, bucket)
+        schemas = {} if whole else _schemas(session, bucket)
+    if whole:
+        try:
+            return run_export(
+                factory, settings, bucket, uid, lambda s: claim(s, bucket, uid, me, lease)
+            )
+        except Exception:
+            log.exception("export %s/%s failed", bucket, uid)
+            _fail(factory, bucket, uid)
+            return "failed"
     client = httpx.Client(timeout=settings.webhook_timeout, follow_redirects=False)
     try:
         while True:
@@ -185,18 +197,22 @@ def run_job(factory: sessionmaker[Session], settings: Settings, bucket: str, uid
         return "not mine"
     except Exception:
         log.exception("job %s/%s failed", bucket, uid)
-        with unit_of_work(factory) as session:
-            job = session.get(Job, (bucket, uid))
-            if job is not None and job.status in LIVE:
-                job.status = "failed"
-                job.finished = utcnow()
-                job.errors = [
-                    *job.errors,
-                    {"uri": None, "reason": "the job stopped on an internal error"},
-                ][-MAX_ERRORS:]
+        _fail(factory, bucket, uid)
         return "failed"
     finally:
         client.close()
+
+
+def _fail(factory: sessionmaker[Session], bucket: str, uid: str) -> None:
+    with unit_of_work(factory) as session:
+        job = session.get(Job, (bucket, uid))
+        if job is not None and job.status in LIVE:
+            job.status = "failed"
+            job.finished = utcnow()
+            job.errors = [
+                *job.errors,
+                {"uri": None, "reason": "the job stopped on an internal error"},
+            ][-MAX_ERRORS:]
 
 
 def _batch(

@@ -13,7 +13,7 @@ from fold.config import Settings
 from fold.db.models import Job, Segment
 from fold.errors import Conflict, NotFound, ValidationFailed
 from fold.ids import is_uid, make_uri, new_uid
-from fold.jobs.actions import ACTIONS, CONTACT_TYPES, action_for
+from fold.jobs.actions import ACTIONS, CONTACT_TYPES, INTERNAL, action_for
 from fold.jobs.queue import Queue
 from fold.paging import Paging, read_int
 from fold.params import read_flag
@@ -266,7 +266,8 @@ def undo(session: Session, *, caller: Caller, uid: str, queue: Queue) -> dict[st
     # A cancelled job is undone as far as it went: undo reverts the items it did.
     if job.status not in ("completed", "cancelled"):
         raise Conflict(f"The job is {job.status}; only a completed or cancelled job can be undone.")
-    if not action_for(job.action).undoable:
+    known = job.action in ACTIONS or job.action in INTERNAL  # an export is neither
+    if not known or not action_for(job.action).undoable:
         raise Conflict(f"A {job.action} job cannot be undone.")
     earlier = session.scalar(
         select(func.count())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import APIRouter, Header
+from fastapi.responses import JSONResponse
 
 from fold.params import read_flag
 from fold.rules.jsonschema import rules_schema
@@ -235,24 +235,6 @@ def segment_records(
     if params.get("as_of") not in (None, ""):
         return snapshots.records_as_of(session, row, params)
     return views.segment_records(session, caller, row, params)
-
-
-@route(router, ["GET"], "/segment/{uid}/all/csv", accepts=("template",))
-def segment_csv(
-    request: Request, caller: CallerDep, session: DbSession, uid: str, params: Params
-) -> StreamingResponse:
-    """The records as CSV, streamed; `template` names a fieldset for the columns."""
-    caller.require("export")
-    row = views.load_for_read(session, caller, uid)
-    template = params.get("template")
-    columns = views.csv_columns(session, row, template if isinstance(template, str) else None)
-    stream = views.csv_stream(request.app.state.sessions, caller.bucket, row.uid, columns)
-    filename = "".join(c if c.isalnum() else "-" for c in row.name)[:60] or "segment"
-    return StreamingResponse(
-        stream,
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
-    )
 
 
 @route(router, ["GET"], "/segment/{uid}/explain", accepts=("uri",))

@@ -1,22 +1,18 @@
-"""Reading segments and their records: lists, trees, config, count, lookup, pages, CSV,
-preview and explain."""
+"""Reading segments and their records: lists, trees, config, count, lookup, pages,
+preview and explain (exports, CSV included, are in fold.exports)."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from fold.auth.policies import Caller
-from fold.db.models import Fieldset, Record, Segment
+from fold.db.models import Record, Segment
 from fold.errors import Problem, ValidationFailed
 from fold.fields.display import value_at
 from fold.fields.schema import TypeSchema
-from fold.ids import is_uid, make_uri
+from fold.ids import make_uri
 from fold.paging import Paging
 from fold.params import read_flag
 from fold.records.service import record_out
@@ -31,8 +27,6 @@ from fold.segments.members import (
     make_context,
     segment_filter,
     segment_schema,
-    selection,
-    stream,
 )
 from fold.timefmt import format_datetime, utcnow
 
@@ -249,64 +243,6 @@ def lookup(session: Session, row: Segment, q: str | None) -> list[dict[str, Any]
             }
         )
     return out
-
-
-def csv_columns(session: Session, row: Segment, template: str | None) -> list[str]:
-    if template:
-        fieldset = find_fieldset(session, row.bucket, template)
-        if fieldset is None:
-            raise ValidationFailed(f"No fieldset {template!r} in this bucket.", param="template")
-        return ["uri", *fieldset.fields]
-    schema = segment_schema(session, bucket=row.bucket, resource_type=row.resource_type)
-    return ["uri", "display_value", *schema.list_fields]
-
-
-def find_fieldset(session: Session, bucket: str, template: str) -> Fieldset | None:
-    from sqlalchemy import select
-
-    if is_uid(template):
-        found = session.get(Fieldset, (bucket, template))
-        if found is not None:
-            return found
-    return session.scalar(
-        select(Fieldset).where(Fieldset.bucket == bucket, Fieldset.name == template).limit(1)
-    )
-
-
-def cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return ", ".join(cell(v) for v in value)
-    if isinstance(value, dict):
-        return json.dumps(value, sort_keys=True)
-    return str(value)
-
-
-def csv_stream(
-    factory: sessionmaker[Session], bucket: str, segment_uid: str, columns: list[str]
-) -> Iterator[str]:
-    """The CSV, a chunk at a time, read in its own session (the request's has closed)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(columns)
-    session = factory()
-    try:
-        row = repository.get(session, bucket=bucket, uid=segment_uid)
-        assert row is not None
-        stmt = selection(bucket, row.resource_type, segment_filter(session, row))
-        for n, record in enumerate(stream(session, stmt), start=1):
-            full = record_out(record)
-            writer.writerow([cell(value_at(full, c)) for c in columns])
-            if n % 500 == 0:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue()
-    finally:
-        session.close()
 
 
 def definition_filter(

@@ -20,6 +20,7 @@ from fold.auth import endpoints as auth_endpoints
 from fold.columns import index as columns
 from fold.config import Settings
 from fold.db.engine import make_engine, make_sessionmaker
+from fold.exports import endpoints as export_endpoints
 from fold.jobs import endpoints as job_endpoints
 from fold.jobs.queue import Queue
 from fold.messages import endpoints as message_endpoints
@@ -92,6 +93,8 @@ def create_app(
     app.include_router(job_endpoints.jobs)
     app.include_router(job_endpoints.actions)
     app.include_router(job_endpoints.action_records)
+    app.include_router(export_endpoints.journals)
+    app.include_router(export_endpoints.segments)
     app.include_router(record_endpoints.router)
     app.include_router(segment_endpoints.schema_router)
     app.include_router(segment_history.router)

@@ -48,3 +48,22 @@ def test_bench_jobs(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["bench", "jobs", "--people", "500"], env=env)
     assert result.exit_code == 0, result.output
     assert "add_tag: 500 records" in result.output
+
+
+def test_bench_exports(tmp_path: Path) -> None:
+    env = {"FOLD_DATABASE_URL": f"sqlite:///{tmp_path / 'ex.db'}", "FOLD_DATA_DIR": str(tmp_path)}
+    output = tmp_path / "exports.json"
+    args = ["bench", "exports", "--people", "300", "--output", str(output)]
+    result = CliRunner().invoke(cli, args, env=env)
+    assert result.exit_code == 0, result.output
+    report = json.loads(output.read_text())
+    assert [r["format"] for r in report["results"]] == ["csv", "xlsx", "pdf", "labels"]
+    for row in report["results"]:
+        assert row["records"] == 300 and 0 < row["rows"] <= 300
+        assert (
+            row["records_per_second"] >= row["rows_per_second"] > 0
+            and row["peak_rss_mb"] > 0
+            and row["file_mb"] >= 0
+        )
+    bad = CliRunner().invoke(cli, ["bench", "exports", "--formats", "csv,doc"], env=env)
+    assert bad.exit_code == 2 and "doc" in bad.output

@@ -25,7 +25,7 @@ JSON_TYPES: dict[str, type | tuple[type, ...]] = {
 # Fields the reference types as a string that Fold answers as null when there is nothing to
 # say (a root segment has no parent; a segment made in Fold has no legacy uid; a type with no
 # contact link has no contact field). docs/decisions.md lists them.
-NULLABLE = {"parent_segment", "legacy_uid", "contact_field"}
+NULLABLE = {"parent_segment", "legacy_uid", "contact_field", "template"}
 
 
 def reference() -> dict[str, Any]:
@@ -196,6 +196,20 @@ class TestReferenceClient:
             body = response.json()
             assert_shape(body, f"{BASE}/segment/{{uid}}/action/{kind}", "post")
             assert body["lambda_params"]["rules"] == {"match": "all", "conditions": [RULE]}
+
+    def test_export_receipts_answer_the_documented_fields(
+        self, tenant: Tenant, people: dict[str, Any]
+    ) -> None:
+        api = tenant.admin
+        seg = make_segment(api, name="All")
+        for kind, params in (
+            ("xlsx", {"gdpr_bypass": "false"}),
+            ("excel", {}),
+            ("pdf", {"template": "table", "debug": "false"}),
+        ):
+            response = api.get(seg_url(api, seg["uid"], f"/all/{kind}"), params=params)
+            assert response.status_code == 200, response.text
+            assert_shape(response.json(), f"{BASE}/segment/{{uid}}/all/{kind}")
 
     def test_every_reference_parameter_is_accepted(self, app_client: Any) -> None:
         """Each query parameter the reference documents for a path Fold serves is one that

@@ -1,0 +1,1 @@
+"""Exports (SPEC 4): CSV, spreadsheets, PDF tables and address labels, with GDPR rules."""
