@@ -17,6 +17,9 @@ from fold.timefmt import parse_datetime
 from fold.web.deps import CallerDep, DbSession
 from fold.web.routing import route
 
+MAX_SKIP = 2**31 - 1
+"""Far beyond any trail; bounded so the database never sees an integer it cannot hold."""
+
 router = APIRouter(prefix="/audit/v2/{bucket}", tags=["audit"])
 
 
@@ -41,7 +44,7 @@ def _query(params: dict[str, str], **fixed: Any) -> tuple[AuditQuery, str]:
         check_resource_type(resource, param="resource")
     query = AuditQuery(
         limit=read_int(params.get("limit"), param="limit", default=100, low=1, high=1000),
-        skip=read_int(params.get("skip"), param="skip", default=0, low=0),
+        skip=read_int(params.get("skip"), param="skip", default=0, low=0, high=MAX_SKIP),
         date_from=_when(params, "from"),
         date_to=_when(params, "to"),
         resource_type=resource or None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,6 +15,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("fold.db")
+
+# The last guard against poison: SQLite would store NaN as JSON text its own functions
+# refuse to read. Inputs refuse them first (fold.jsontext), naming the field.
+json_serializer = functools.partial(json.dumps, allow_nan=False)
 
 
 def normalise_url(url: str) -> str:
@@ -48,11 +54,16 @@ def make_engine(url: str) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=8
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=8,
+            json_serializer=json_serializer,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_engine(
+        url, pool_size=10, max_overflow=10, pool_pre_ping=True, json_serializer=json_serializer
+    )
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -19,6 +19,7 @@ from sqlalchemy import Table, bindparam, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from fold import jsontext
 from fold.audit.service import Change, entry_row, record_writes
 from fold.columns.clock import stamp
 from fold.db.bulk import Encoded, insert_rows, no_cycle_collection
@@ -95,7 +96,9 @@ def ndjson_rows(lines: Iterable[str]) -> Iterator[Row]:
         if not line.strip():
             continue
         try:
-            yield number, json.loads(line)
+            yield number, jsontext.loads(line)
+        except jsontext.JsonRefused as exc:
+            yield number, exc.problem
         except json.JSONDecodeError as exc:
             yield number, Problem(f"line {number} is not JSON: {exc.msg}")
 
