@@ -38,6 +38,8 @@ class Settings:
     columns: bool = True  # answer segment counts and pages from the in-memory column index
     columns_max_records: int = 5_000_000  # records the column index holds, all buckets
     import_workers: int = 1  # processes that make import rows ready beside the writer
+    statement_timeout: float = 30.0  # seconds one query of the server may run (503 after)
+    lock_timeout: float = 10.0  # seconds a write waits for a lock (503 with Retry-After after)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -58,4 +60,6 @@ class Settings:
             columns=os.environ.get("FOLD_COLUMNS", "on").strip().lower() not in OFF,
             columns_max_records=_int("FOLD_COLUMNS_MAX_RECORDS", 5_000_000),
             import_workers=_int("FOLD_IMPORT_WORKERS", 1),
+            statement_timeout=float(_int("FOLD_STATEMENT_TIMEOUT", 30)),
+            lock_timeout=float(_int("FOLD_LOCK_TIMEOUT", 10)),
         )

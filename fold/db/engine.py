@@ -5,14 +5,20 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+
+from fold.config import Settings
 
 log = logging.getLogger("fold.db")
 
@@ -34,20 +40,83 @@ def _sqlite_regexp(pattern: str, flags: str, value: Any) -> int:
     return 1 if regex_search(pattern, flags, value) else 0
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # `$regex` in rules: SQLite has no regular expressions of its own, so it uses Python's,
-    # exactly as the rules' Python twin does.
-    dbapi_connection.create_function("fold_regexp", 3, _sqlite_regexp, deterministic=True)
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA cache_size=-200000")
-    cursor.close()
+@dataclass(frozen=True)
+class Limits:
+    """How long one statement may run and how long a write may wait for a lock, in seconds
+    (None: unbounded). `fold serve` bounds both; the CLI's own work (migrations, imports)
+    does not."""
+
+    statement: float | None = None
+    lock: float = 30.0
 
 
-def make_engine(url: str) -> Engine:
+def server_limits(settings: Settings) -> Limits:
+    """The bounds of the server's queries: FOLD_STATEMENT_TIMEOUT, FOLD_LOCK_TIMEOUT."""
+    return Limits(statement=settings.statement_timeout, lock=settings.lock_timeout)
+
+
+WRITE = {"fold_begin": "BEGIN IMMEDIATE"}
+"""Execution options of a session that will write: on SQLite it takes the write lock when it
+begins, so writers queue for it (up to the lock limit) instead of failing part-way through
+when a read snapshot cannot be upgraded."""
+
+
+def _sqlite_pragmas(limits: Limits) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_connection: Any, record: Any) -> None:
+        # SQLAlchemy's `begin` event below sends BEGIN itself, deferred or IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        # `$regex` in rules: SQLite has no regular expressions of its own, so it uses the
+        # same RE2 matching as the rules' Python twin.
+        dbapi_connection.create_function("fold_regexp", 3, _sqlite_regexp, deterministic=True)
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(limits.lock * 1000)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA cache_size=-200000")
+        cursor.close()
+        if limits.statement is not None:
+            # SQLite has no statement timeout: a progress handler, called every few thousand
+            # steps of its virtual machine, interrupts a statement past its deadline.
+            deadline = record.info["fold_deadline"] = [math.inf]
+            dbapi_connection.set_progress_handler(
+                lambda: 1 if time.monotonic() > deadline[0] else 0, 20_000
+            )
+
+    return on_connect
+
+
+def _sqlite_events(engine: Engine, limits: Limits) -> None:
+    event.listen(engine, "connect", _sqlite_pragmas(limits))
+
+    @event.listens_for(engine, "begin")
+    def begin(connection: Connection) -> None:
+        connection.exec_driver_sql(connection.get_execution_options().get("fold_begin", "BEGIN"))
+
+    if limits.statement is None:
+        return
+    statement = limits.statement
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def start(connection: Connection, *_args: Any) -> None:
+        if deadline := connection.info.get("fold_deadline"):
+            deadline[0] = time.monotonic() + statement
+
+    def stop(connection: Connection) -> None:
+        if deadline := connection.info.get("fold_deadline"):
+            deadline[0] = math.inf
+
+    event.listen(engine, "after_cursor_execute", lambda connection, *_: stop(connection))
+
+    def on_error(context: Any) -> None:
+        if context.connection is not None:
+            stop(context.connection)
+
+    event.listen(engine, "handle_error", on_error)
+
+
+def make_engine(url: str, limits: Limits | None = None) -> Engine:
+    limits = limits or Limits()
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -55,19 +124,44 @@ def make_engine(url: str) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": limits.lock},
             pool_size=8,
             json_serializer=json_serializer,
         )
-        event.listen(engine, "connect", _sqlite_pragmas)
+        _sqlite_events(engine, limits)
         return engine
+    options = f"-c lock_timeout={int(limits.lock * 1000)}"
+    if limits.statement is not None:
+        options += f" -c statement_timeout={int(limits.statement * 1000)}"
     return create_engine(
-        url, pool_size=10, max_overflow=10, pool_pre_ping=True, json_serializer=json_serializer
+        url,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        json_serializer=json_serializer,
+        connect_args={"options": options},
     )
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def busy_reason(exc: DBAPIError) -> str | None:
+    """ "lock" when a lock was not had in time (SQLite's busy wait, PostgreSQL's
+    lock_timeout), "timeout" when a statement ran past its limit (SQLite's progress handler,
+    PostgreSQL's statement_timeout); None for any other database error."""
+    message = str(exc.orig).lower()
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if "database is locked" in message or "database table is locked" in message:
+        return "lock"
+    if sqlstate == "55P03":
+        return "lock"
+    if message.startswith("interrupted") or sqlstate == "57014":
+        return "timeout"
+    return None
+
+
+def make_sessionmaker(engine: Engine, *, writes: bool = False) -> sessionmaker[Session]:
+    """Sessions on `engine`; `writes` for work that writes (SQLite: BEGIN IMMEDIATE)."""
+    bind = engine.execution_options(**WRITE) if writes else engine
+    return sessionmaker(bind, expire_on_commit=False, autoflush=False)
 
 
 def after_commit(session: Session, callback: Callable[[], None]) -> None:

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
 import httpx
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fold.config import Settings
 from fold.db.bulk import analyze, insert_rows
-from fold.db.engine import unit_of_work
+from fold.db.engine import busy_reason, unit_of_work
 from fold.db.models import Job, JobItem, Record, Segment
 from fold.fields.service import schema_for
 from fold.ids import STORED_TYPES, make_uri
@@ -45,11 +48,36 @@ ITEM_OUTCOME = (
     .values(state=bindparam("state"), undo=bindparam("undo"))
 )
 MAX_ERRORS = 20
+BUSY_RETRIES = 10
 LIVE = ("created", "running", "cancelling")
 
 
+PROCESS_TOKEN = secrets.token_hex(4)
+"""Tells this process from an earlier one that had the same pid (a restarted container)."""
+
+
 def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+    """Who holds a lease: host, process id, process token, thread."""
+    return f"{socket.gethostname()}:{os.getpid()}:{PROCESS_TOKEN}:{threading.get_ident()}"
+
+
+def holder_gone(worker: str | None) -> bool:
+    """True when a lease names a process on this host that no longer runs, so its job can
+    be taken over now rather than when the lease runs out. A holder on another host, or a
+    live process that may have reused the pid, is left to its lease."""
+    parts = (worker or "").split(":")
+    if len(parts) != 4 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return parts[2] != PROCESS_TOKEN
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def claim(session: Session, bucket: str, uid: str, me: str, lease_seconds: int) -> bool:
@@ -174,9 +202,20 @@ def run_job(factory: sessionmaker[Session], settings: Settings, bucket: str, uid
         # Field schemas as they are when the job (re)starts, read once rather than per batch.
         schemas = _schemas(session, bucket)
     client = httpx.Client(timeout=settings.webhook_timeout, follow_redirects=False)
+    busy = 0
     try:
         while True:
-            status = _batch(factory, settings, bucket, uid, me, client, schemas)
+            try:
+                status = _batch(factory, settings, bucket, uid, me, client, schemas)
+            except DBAPIError as exc:
+                # A batch is one transaction: when the database is busy it rolled back
+                # whole, and is simply tried again.
+                busy += 1
+                if busy_reason(exc) is None or busy > BUSY_RETRIES:
+                    raise
+                time.sleep(min(0.05 * 2**busy, 2.0))
+                continue
+            busy = 0
             if status != "running":
                 return status
     except Exception:

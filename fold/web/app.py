@@ -19,7 +19,7 @@ from fold.audit import endpoints as audit_endpoints
 from fold.auth import endpoints as auth_endpoints
 from fold.columns import index as columns
 from fold.config import Settings
-from fold.db.engine import make_engine, make_sessionmaker
+from fold.db.engine import make_engine, make_sessionmaker, server_limits
 from fold.jobs import endpoints as job_endpoints
 from fold.jobs.queue import Queue
 from fold.records import endpoints as record_endpoints
@@ -68,12 +68,13 @@ def create_app(
         redirect_slashes=False,
         lifespan=_lifespan(embedded_worker),
     )
-    engine = engine or make_engine(settings.database_url)
+    engine = engine or make_engine(settings.database_url, server_limits(settings))
     columns.configure(enabled=settings.columns, max_records=settings.columns_max_records)
     prepare.configure(workers=settings.import_workers)
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = make_sessionmaker(engine)
+    app.state.write_sessions = make_sessionmaker(engine, writes=True)
     app.state.rate_limiter = make_rate_limiter(settings.rate_limit_per_minute, settings.redis_url)
     app.state.queue = Queue(settings, engine)
 

@@ -20,7 +20,9 @@ from fold.web.ratelimit import RateLimiter
 
 def db_session(request: Request) -> Iterator[Session]:
     """Commits when the endpoint returns, rolls back when it raises; services never commit."""
-    factory: sessionmaker[Session] = request.app.state.sessions
+    writes = request.method not in ("GET", "HEAD", "OPTIONS")
+    state = request.app.state
+    factory: sessionmaker[Session] = state.write_sessions if writes else state.sessions
     with unit_of_work(factory) as session:
         yield session
 

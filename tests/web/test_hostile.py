@@ -4,6 +4,7 @@ lone surrogates, and oversized integers answer 400 naming the field, on both dat
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -183,3 +184,43 @@ class TestPoisonedRows:
         assert preview.status_code == 200, preview.text
         assert preview.json()["count"] == 1
         assert api.get(f"/vehicle/{bad['uid']}/").json()["mileage"] is None
+
+
+BOMBS = ["(x|x)*y", "(a|aa)*c", "(.|.)*~", "(x|x|xx)*y$"]
+
+
+class TestRegexBombs:
+    @pytest.mark.parametrize("pattern", BOMBS)
+    def test_the_python_twin_is_linear(self, pattern: str) -> None:
+        from fold.rules.ops import regex_search
+
+        started = time.monotonic()
+        for value in ["x" * 5000, "a" * 5000, "ab" * 2500]:
+            assert regex_search(pattern, "", value) is False
+            assert regex_search(pattern, "i", value.upper()) is False
+        assert time.monotonic() - started < 1
+
+    def test_a_viewers_preview_answers_at_once(self, tenant: Tenant) -> None:
+        for letter in "xa":
+            created = tenant.admin.post("/person/", json={"first_name": letter * 40})
+            assert created.status_code == 201, created.text
+        for pattern in BOMBS:
+            rules = [{"field": "x", "operator": "raw",
+                      "value": {"first_name": {"$regex": pattern}}}]  # fmt: skip
+            started = time.monotonic()
+            response = tenant.viewer.post(
+                segments(tenant.viewer, "/preview"),
+                json={"resource_type": "person", "rules": rules},
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["count"] == 0
+            assert time.monotonic() - started < 2
+
+    def test_case_folding_stays_ascii(self) -> None:
+        from fold.rules.ops import regex_search
+
+        assert regex_search("^mac[A-C]", "i", "MACb")
+        assert regex_search("[^a]", "i", "A") is False
+        assert regex_search("é", "i", "É") is False
+        assert regex_search("a.b", "", "a\nb")
+        assert regex_search("b$", "", "ab\n") is False
