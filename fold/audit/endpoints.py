@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from fold.audit.schemas import AuditAnswer
 from fold.audit.service import AuditQuery, list_entries
 from fold.errors import ValidationFailed
 from fold.fields.service import check_resource_type
@@ -59,7 +60,7 @@ def _answer(entries: list[dict[str, Any]], total: int, query: AuditQuery, fmt: s
     return {"audit": entries, "total": total, "limit": query.limit, "skip": query.skip}
 
 
-@route(router, ["GET"], "/audit")
+@route(router, ["GET"], "/audit", answer=AuditAnswer)
 def bucket_audit(request: Request, caller: CallerDep, session: DbSession) -> Any:
     """Every audit entry of the bucket, newest first; `format=list` answers a bare array."""
     caller.require("read")
@@ -68,7 +69,7 @@ def bucket_audit(request: Request, caller: CallerDep, session: DbSession) -> Any
     return _answer(entries, total, query, fmt)
 
 
-@route(router, ["GET"], "/{resource_type}/{uid}/audit")
+@route(router, ["GET"], "/{resource_type}/{uid}/audit", answer=AuditAnswer)
 def record_audit(
     request: Request, caller: CallerDep, session: DbSession, resource_type: str, uid: str
 ) -> Any:

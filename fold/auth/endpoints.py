@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from fold.auth import service
+from fold.auth.schemas import LoginAnswer
 from fold.errors import ValidationFailed
 from fold.web.deps import DbSession, Params
 from fold.web.routing import error_responses, route
@@ -14,7 +15,7 @@ from fold.web.routing import error_responses, route
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
 
-@route(router, ["POST"], "/auth/", responses=error_responses(400, 403, 415))
+@route(router, ["POST"], "/auth/", answer=LoginAnswer, responses=error_responses(400, 403, 415))
 def login(session: DbSession, params: Params) -> dict[str, Any]:
     """Exchange `username` and `password` (JSON or form) for an API key."""
     username, password = params.get("username"), params.get("password")

@@ -6,7 +6,9 @@ import functools
 import json
 import logging
 import math
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fold.config import Settings
+from fold.errors import Unavailable
 
 log = logging.getLogger("fold.db")
 
@@ -86,12 +89,69 @@ def _sqlite_pragmas(limits: Limits) -> Callable[[Any, Any], None]:
     return on_connect
 
 
+class WriteQueue:
+    """The writers of one process, first come first served. SQLite's own busy handler
+    polls with sleeps of up to 100 ms, so a writer can lose to a job's next batch again and
+    again; here the next writer in line is woken as soon as the lock is released. Other
+    processes still meet SQLite's lock (and its busy timeout)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._line: deque[object] = deque()
+        self._held = False
+
+    def acquire(self, timeout: float) -> bool:
+        me = object()
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            self._line.append(me)
+            while self._held or self._line[0] is not me:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._line.remove(me)
+                    self._changed.notify_all()
+                    return False
+                self._changed.wait(remaining)
+            self._line.popleft()
+            self._held = True
+            return True
+
+    def release(self) -> None:
+        with self._changed:
+            self._held = False
+            self._changed.notify_all()
+
+
 def _sqlite_events(engine: Engine, limits: Limits) -> None:
     event.listen(engine, "connect", _sqlite_pragmas(limits))
+    writers = WriteQueue()
 
     @event.listens_for(engine, "begin")
     def begin(connection: Connection) -> None:
-        connection.exec_driver_sql(connection.get_execution_options().get("fold_begin", "BEGIN"))
+        statement = connection.get_execution_options().get("fold_begin", "BEGIN")
+        if statement != "BEGIN":
+            if not writers.acquire(limits.lock):
+                raise Unavailable("The database is busy with other writes; try again shortly.")
+            connection.info["fold_writer"] = True
+        try:
+            connection.exec_driver_sql(statement)
+        except BaseException:
+            end(connection)
+            raise
+
+    def end(connection: Connection, *_args: Any) -> None:
+        if connection.info.pop("fold_writer", False):
+            writers.release()
+
+    event.listen(engine, "commit", end)
+    event.listen(engine, "rollback", end)
+
+    # A connection that goes back to the pool never keeps its place (e.g. one invalidated
+    # before its transaction ended).
+    def on_reset(_dbapi: Any, record: Any, _state: Any) -> None:
+        _release_record(record, writers)
+
+    event.listen(engine, "reset", on_reset)
 
     if limits.statement is None:
         return
@@ -113,6 +173,11 @@ def _sqlite_events(engine: Engine, limits: Limits) -> None:
             stop(context.connection)
 
     event.listen(engine, "handle_error", on_error)
+
+
+def _release_record(record: Any, writers: WriteQueue) -> None:
+    if record.info.pop("fold_writer", False):
+        writers.release()
 
 
 def make_engine(url: str, limits: Limits | None = None) -> Engine:

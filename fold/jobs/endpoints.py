@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from fold.jobs import service
+from fold.jobs.schemas import BulkReceipt, Job, JobPage, JobReceipt
 from fold.web.deps import CallerDep, DbSession, Params
 from fold.web.routing import OBJECT_BODY, error_responses, route
 
@@ -16,7 +17,7 @@ jobs = APIRouter(prefix="/api/v2/{bucket}/sheep_event", tags=["jobs"])
 ERRORS = error_responses(400, 401, 403, 404, 409, 415, 429)
 
 
-@route(actions, ["POST"], "/action", responses=ERRORS, openapi_extra=OBJECT_BODY)
+@route(actions, ["POST"], "/action", answer=JobReceipt, responses=ERRORS, openapi_extra=OBJECT_BODY)
 def start_action(
     request: Request, caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> dict[str, Any]:
@@ -27,7 +28,14 @@ def start_action(
     )
 
 
-@route(actions, ["POST"], "/action/replace", responses=ERRORS, openapi_extra=OBJECT_BODY)
+@route(
+    actions,
+    ["POST"],
+    "/action/replace",
+    answer=BulkReceipt,
+    responses=ERRORS,
+    openapi_extra=OBJECT_BODY,
+)
 def replace_all(
     request: Request, caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> dict[str, Any]:
@@ -42,7 +50,14 @@ def replace_all(
     )
 
 
-@route(actions, ["POST"], "/action/delete", responses=ERRORS, openapi_extra=OBJECT_BODY)
+@route(
+    actions,
+    ["POST"],
+    "/action/delete",
+    answer=BulkReceipt,
+    responses=ERRORS,
+    openapi_extra=OBJECT_BODY,
+)
 def delete_all(
     request: Request, caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> dict[str, Any]:
@@ -52,26 +67,26 @@ def delete_all(
     )
 
 
-@route(jobs, ["GET"], "/")
+@route(jobs, ["GET"], "/", answer=JobPage)
 def list_jobs(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
     """The bucket's jobs, newest first."""
     return service.list_jobs(session, caller=caller, params=params)
 
 
-@route(jobs, ["GET"], "/{job_uid}/")
+@route(jobs, ["GET"], "/{job_uid}/", answer=Job)
 def read_job(caller: CallerDep, session: DbSession, job_uid: str) -> dict[str, Any]:
     """A job's status, totals, first errors, start and end."""
     caller.require("read")
     return service.job_out(service.load_job(session, caller, job_uid))
 
 
-@route(jobs, ["POST"], "/{job_uid}/cancel", responses=ERRORS)
+@route(jobs, ["POST"], "/{job_uid}/cancel", answer=Job, responses=ERRORS)
 def cancel_job(caller: CallerDep, session: DbSession, job_uid: str) -> dict[str, Any]:
     """Stop a job between batches; its totals tell what was done."""
     return service.cancel(session, caller=caller, uid=job_uid)
 
 
-@route(jobs, ["POST"], "/{job_uid}/undo", responses=ERRORS)
+@route(jobs, ["POST"], "/{job_uid}/undo", answer=Job, responses=ERRORS)
 def undo_job(
     request: Request, caller: CallerDep, session: DbSession, job_uid: str
 ) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from fold.config import Settings
 from fold.db.bulk import analyze, insert_rows
 from fold.db.engine import busy_reason, unit_of_work
 from fold.db.models import Job, JobItem, Record, Segment
+from fold.errors import Unavailable
 from fold.fields.service import schema_for
 from fold.ids import STORED_TYPES, make_uri
 from fold.jobs.actions import Outcome, Run, action_for
@@ -207,11 +208,12 @@ def run_job(factory: sessionmaker[Session], settings: Settings, bucket: str, uid
         while True:
             try:
                 status = _batch(factory, settings, bucket, uid, me, client, schemas)
-            except DBAPIError as exc:
+            except (DBAPIError, Unavailable) as exc:
                 # A batch is one transaction: when the database is busy it rolled back
                 # whole, and is simply tried again.
                 busy += 1
-                if busy_reason(exc) is None or busy > BUSY_RETRIES:
+                other = isinstance(exc, DBAPIError) and busy_reason(exc) is None
+                if other or busy > BUSY_RETRIES:
                     raise
                 time.sleep(min(0.05 * 2**busy, 2.0))
                 continue

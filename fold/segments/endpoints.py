@@ -9,6 +9,20 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from fold.rules.jsonschema import rules_schema
 from fold.segments import explain, fieldsets, service, views
+from fold.segments.schemas import (
+    Config,
+    Count,
+    Explanation,
+    Fieldset,
+    FieldsetPage,
+    LookupItem,
+    Members,
+    Preview,
+    Segment,
+    SegmentPage,
+    Trees,
+    Validation,
+)
 from fold.web.deps import CallerDep, DbSession, Params
 from fold.web.routing import OBJECT_BODY, error_responses, route
 
@@ -27,14 +41,14 @@ def rules_json_schema() -> dict[str, Any]:
     return rules_schema()
 
 
-@route(router, ["GET"], "")
+@route(router, ["GET"], "", answer=SegmentPage)
 def active_segments(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
     """Active, non-deleted segments."""
     caller.require("read")
     return views.listing(session, caller, params, active_only=True)
 
 
-@route(router, ["GET"], "/all")
+@route(router, ["GET"], "/all", answer=SegmentPage)
 def all_segments(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
     """Every non-deleted segment, inactive too; `include_deleted=true` adds deleted ones."""
     caller.require("read")
@@ -43,7 +57,13 @@ def all_segments(caller: CallerDep, session: DbSession, params: Params) -> dict[
 
 
 @route(
-    router, ["POST"], "/create", status_code=201, responses=WRITE_ERRORS, openapi_extra=OBJECT_BODY
+    router,
+    ["POST"],
+    "/create",
+    answer=Segment,
+    status_code=201,
+    responses=WRITE_ERRORS,
+    openapi_extra=OBJECT_BODY,
 )
 def create_segment(caller: CallerDep, session: DbSession, params: Params) -> JSONResponse:
     """Create a segment from a JSON body, a form or the query string."""
@@ -51,7 +71,7 @@ def create_segment(caller: CallerDep, session: DbSession, params: Params) -> JSO
     return with_etag(body, tag, 201)
 
 
-@route(router, ["GET"], "/find")
+@route(router, ["GET"], "/find", answer=SegmentPage)
 def find_segments(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
     """Active segments whose name contains `name`, ignoring case."""
     caller.require("read")
@@ -59,55 +79,55 @@ def find_segments(caller: CallerDep, session: DbSession, params: Params) -> dict
     return views.listing(session, caller, params, active_only=True, name=str(name or ""))
 
 
-@route(router, ["GET"], "/trees")
+@route(router, ["GET"], "/trees", answer=Trees)
 def segment_trees(caller: CallerDep, session: DbSession) -> dict[str, Any]:
     """The hierarchy: root segments with their `children` nested."""
     caller.require("read")
     return views.trees(session, caller)
 
 
-@route(router, ["POST"], "/preview", openapi_extra=OBJECT_BODY)
+@route(router, ["POST"], "/preview", answer=Preview, reads_only=True, openapi_extra=OBJECT_BODY)
 def preview(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
     """Count, first page and sentence of an unsaved definition; nothing is saved."""
     caller.require("read")
     return views.preview(session, caller, params)
 
 
-@route(router, ["POST"], "/validate", openapi_extra=OBJECT_BODY)
+@route(router, ["POST"], "/validate", answer=Validation, reads_only=True, openapi_extra=OBJECT_BODY)
 def validate(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
     """Every problem of a definition, each with its param; nothing is saved."""
     caller.require("read")
     return views.validate(session, caller, params)
 
 
-@route(router, ["GET"], "/fieldset")
+@route(router, ["GET"], "/fieldset", answer=FieldsetPage)
 def list_fieldsets(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
     return fieldsets.list_fieldsets(session, caller, params)
 
 
-@route(router, ["POST"], "/fieldset", status_code=201, openapi_extra=OBJECT_BODY)
+@route(router, ["POST"], "/fieldset", answer=Fieldset, status_code=201, openapi_extra=OBJECT_BODY)
 def create_fieldset(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
     """Create a fieldset; `resource=person` without `fields` takes every person field."""
     return fieldsets.create_fieldset(session, caller, params)
 
 
-@route(router, ["DELETE"], "/fieldset")
+@route(router, ["DELETE"], "/fieldset", answer=Fieldset)
 def delete_fieldset(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
     """Delete the fieldset named by `uid`; a locked one is refused (403)."""
     return fieldsets.delete_fieldset(session, caller, params.get("uid"))
 
 
-@route(router, ["GET"], "/fieldset/{uid}")
+@route(router, ["GET"], "/fieldset/{uid}", answer=Fieldset)
 def get_fieldset(caller: CallerDep, session: DbSession, uid: str) -> dict[str, Any]:
     return fieldsets.get_fieldset(session, caller, uid)
 
 
-@route(router, ["DELETE"], "/fieldset/{uid}")
+@route(router, ["DELETE"], "/fieldset/{uid}", answer=Fieldset)
 def delete_fieldset_by_path(caller: CallerDep, session: DbSession, uid: str) -> dict[str, Any]:
     return fieldsets.delete_fieldset(session, caller, uid)
 
 
-@route(router, ["GET"], "/segment/{uid}")
+@route(router, ["GET"], "/segment/{uid}", answer=Segment)
 def get_segment(caller: CallerDep, session: DbSession, uid: str) -> JSONResponse:
     caller.require("read")
     body, tag = service.get(session, caller=caller, uid=uid)
@@ -123,7 +143,14 @@ def _update(
     return with_etag(body, tag)
 
 
-@route(router, ["PUT"], "/segment/{uid}", responses=WRITE_ERRORS, openapi_extra=OBJECT_BODY)
+@route(
+    router,
+    ["PUT"],
+    "/segment/{uid}",
+    answer=Segment,
+    responses=WRITE_ERRORS,
+    openapi_extra=OBJECT_BODY,
+)
 def replace_segment(
     caller: CallerDep,
     session: DbSession,
@@ -135,7 +162,14 @@ def replace_segment(
     return _update(caller, session, uid, params, False, if_match)
 
 
-@route(router, ["PATCH"], "/segment/{uid}", responses=WRITE_ERRORS, openapi_extra=OBJECT_BODY)
+@route(
+    router,
+    ["PATCH"],
+    "/segment/{uid}",
+    answer=Segment,
+    responses=WRITE_ERRORS,
+    openapi_extra=OBJECT_BODY,
+)
 def patch_segment(
     caller: CallerDep,
     session: DbSession,
@@ -147,7 +181,7 @@ def patch_segment(
     return _update(caller, session, uid, params, True, if_match)
 
 
-@route(router, ["DELETE"], "/segment/{uid}", responses=WRITE_ERRORS)
+@route(router, ["DELETE"], "/segment/{uid}", answer=Segment, responses=WRITE_ERRORS)
 def delete_segment(
     caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> dict[str, Any]:
@@ -155,24 +189,24 @@ def delete_segment(
     return service.delete(session, caller=caller, uid=uid, cascade=views.flag(params, "cascade"))
 
 
-@route(router, ["POST"], "/segment/{uid}/restore", responses=WRITE_ERRORS)
+@route(router, ["POST"], "/segment/{uid}/restore", answer=Segment, responses=WRITE_ERRORS)
 def restore_segment(caller: CallerDep, session: DbSession, uid: str) -> dict[str, Any]:
     return service.restore(session, caller=caller, uid=uid)
 
 
-@route(router, ["GET"], "/segment/{uid}/config")
+@route(router, ["GET"], "/segment/{uid}/config", answer=Config)
 def segment_config(caller: CallerDep, session: DbSession, uid: str) -> dict[str, Any]:
     """How to show the segment's records: fields, list fields, search and sort."""
     return views.config(session, caller, views.load_for_read(session, caller, uid))
 
 
-@route(router, ["GET"], "/segment/{uid}/count")
+@route(router, ["GET"], "/segment/{uid}/count", answer=Count)
 def segment_count(caller: CallerDep, session: DbSession, uid: str) -> dict[str, Any]:
     """`{count, description, segment}`; the description is the rules' sentence if unset."""
     return views.segment_count(session, caller, views.load_for_read(session, caller, uid))
 
 
-@route(router, ["GET"], "/segment/{uid}/lookup")
+@route(router, ["GET"], "/segment/{uid}/lookup", answer=list[LookupItem])
 def segment_lookup(
     caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> list[dict[str, Any]]:
@@ -182,7 +216,7 @@ def segment_lookup(
     return views.lookup(session, row, q if isinstance(q, str) else None)
 
 
-@route(router, ["GET"], "/segment/{uid}/all")
+@route(router, ["GET"], "/segment/{uid}/all", answer=Members)
 def segment_records(
     caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> dict[str, Any]:
@@ -191,7 +225,19 @@ def segment_records(
     return views.segment_records(session, caller, row, params)
 
 
-@route(router, ["GET"], "/segment/{uid}/all/csv")
+@route(
+    router,
+    ["GET"],
+    "/segment/{uid}/all/csv",
+    response_class=StreamingResponse,
+    responses={
+        **error_responses(400, 401, 403, 404, 429),
+        200: {
+            "description": "The records as CSV, a header row first",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        },
+    },
+)
 def segment_csv(
     request: Request, caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> StreamingResponse:
@@ -209,7 +255,7 @@ def segment_csv(
     )
 
 
-@route(router, ["GET"], "/segment/{uid}/explain")
+@route(router, ["GET"], "/segment/{uid}/explain", answer=Explanation)
 def explain_segment(
     caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> dict[str, Any]:
@@ -221,7 +267,7 @@ def explain_segment(
     return explain.funnel(session, caller, row)
 
 
-@route(router, ["GET"], "/{view_context}")
+@route(router, ["GET"], "/{view_context}", answer=SegmentPage)
 def view_context_segments(
     caller: CallerDep, session: DbSession, view_context: str, params: Params
 ) -> dict[str, Any]:

@@ -24,10 +24,18 @@ from fold.jobs import endpoints as job_endpoints
 from fold.jobs.queue import Queue
 from fold.records import endpoints as record_endpoints
 from fold.records import prepare
+from fold.schemas import Open
 from fold.segments import endpoints as segment_endpoints
 from fold.web import errors
 from fold.web.middleware import RequestContext
 from fold.web.ratelimit import make_rate_limiter
+from fold.web.routing import error_responses, without_phantoms
+
+
+class Health(Open):
+    status: str
+    version: str
+
 
 DOCS_STATIC = Path(fastapi_offline.__file__).resolve().parent / "static"
 
@@ -93,7 +101,21 @@ def create_app(
     app.include_router(segment_endpoints.router)
     app.mount("/static/docs", StaticFiles(directory=DOCS_STATIC), name="docs-static")
 
-    @app.get("/health", tags=["service"])
+    plain_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = without_phantoms(plain_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.get(
+        "/health",
+        tags=["service"],
+        response_model=None,
+        responses={200: {"model": Health, "description": "OK"}, **error_responses(503)},
+    )
     def health(request: Request) -> Any:
         """200 once the server can serve: the database answers."""
         try:

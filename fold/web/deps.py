@@ -16,11 +16,14 @@ from fold.db.engine import unit_of_work
 from fold.errors import RateLimited, UnsupportedMediaType, ValidationFailed
 from fold.jsontext import JsonRefused, loads, text_problem
 from fold.web.ratelimit import RateLimiter
+from fold.web.routing import READS_ONLY
 
 
 def db_session(request: Request) -> Iterator[Session]:
     """Commits when the endpoint returns, rolls back when it raises; services never commit."""
-    writes = request.method not in ("GET", "HEAD", "OPTIONS")
+    writes = request.method not in ("GET", "HEAD", "OPTIONS") and (
+        request.scope.get("endpoint") not in READS_ONLY
+    )
     state = request.app.state
     factory: sessionmaker[Session] = state.write_sessions if writes else state.sessions
     with unit_of_work(factory) as session:
