@@ -114,7 +114,10 @@ def csv_rows(lines: Iterable[str]) -> Iterator[Row]:
                     Problem(f"line {reader.line_num} has more cells than headers"),
                 )
                 continue
-            yield reader.line_num, {k: v for k, v in row.items() if k is not None and v != ""}
+            cells = {k: v for k, v in row.items() if k is not None and v != ""}
+            refused = (jsontext.text_problem(k + v, k) for k, v in cells.items())
+            problem = next((p for p in refused if p is not None), None)
+            yield reader.line_num, problem or cells
     except csv.Error as exc:
         yield reader.line_num, Problem(f"line {reader.line_num} is not valid CSV: {exc}")
 

@@ -129,3 +129,31 @@ def test_a_timed_out_query_answers_503(database: Database, monkeypatch: Any) -> 
         response = api.post(f"/segments/v2/{api.bucket}/preview", json={"resource_type": "person"})
     assert_error(response, 503, "unavailable")
     assert response.headers["retry-after"].isdigit()
+
+
+def test_writers_of_a_process_are_served_in_order() -> None:
+    from fold.db.engine import WriteQueue
+
+    line = WriteQueue()
+    assert line.acquire(1)
+    served: list[int] = []
+
+    def writer(n: int) -> None:
+        assert line.acquire(10)
+        served.append(n)
+        line.release()
+
+    threads = []
+    for n in range(5):
+        threads.append(threading.Thread(target=writer, args=(n,)))
+        threads[-1].start()
+        time.sleep(0.05)  # each is in line before the next comes
+    line.release()
+    for thread in threads:
+        thread.join()
+    assert served == [0, 1, 2, 3, 4]
+    assert line.acquire(1)
+    started = time.monotonic()
+    assert line.acquire(0.2) is False  # a place not had in time is given up
+    assert 0.15 < time.monotonic() - started < 2
+    line.release()

@@ -224,3 +224,33 @@ class TestRegexBombs:
         assert regex_search("é", "i", "É") is False
         assert regex_search("a.b", "", "a\nb")
         assert regex_search("b$", "", "ab\n") is False
+
+
+class TestNumbersAsText:
+    def test_overflowing_text_for_a_number_field(self, api: Api) -> None:
+        added = api.post("/person/fields", json={"field": "shoe", "type": "number", "label": "S"})
+        assert added.status_code == 201, added.text
+        for text in ["1e999", "-1e999", "nan", "inf", "9" * 30]:
+            response = api.post("/person/", json={"first_name": "A", "shoe": text})
+            assert_error(response, 400, "validation_error", "shoe")
+
+    def test_rule_values_and_distances(self, api: Api) -> None:
+        for value in ["1e999", "nan", "9" * 30]:
+            rules = [{"field": "score", "operator": "greater_than", "value": value}]
+            response = api.post(
+                segments(api, "/preview"), json={"resource_type": "person", "rules": rules}
+            )
+            assert response.status_code in (200, 400), response.text
+        near = [{"field": "geo", "operator": "near", "value": "51.5,-0.1,1e999km"}]
+        response = api.post(
+            segments(api, "/preview"), json={"resource_type": "person", "rules": near}
+        )
+        assert response.status_code in (200, 400), response.text
+
+    def test_csv_with_nul(self, api: Api) -> None:
+        body = "first_name,last_name\nAda,Love\x00lace\nBo,Brown\n"
+        response = api.post("/person/import", content=body, headers={"content-type": "text/csv"})
+        assert response.status_code == 200, response.text
+        result = response.json()
+        assert (result["created"], result["failed"]) == (1, 1)
+        assert result["errors"][0]["param"] == "last_name"
