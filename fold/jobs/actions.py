@@ -122,6 +122,9 @@ class Action:
     apply: Apply
     undoable: bool = True
     contacts_only: bool = False
+    # Whether the batch rewrites its records: then it locks them while it works, so a
+    # change made meanwhile is not written over. Webhooks only read (and call out).
+    writes_records: bool = True
 
 
 def _check_tag(
@@ -504,9 +507,11 @@ ACTIONS: dict[str, Action] = {
         ),
         Action("change-status", _check_status, _set_field),
         Action("join-group", _check_group, _join_group, contacts_only=True),
-        Action("send-webhook", _check_url, _webhook, undoable=False),
-        Action("send-json-webhook", _check_url, _json_webhook, undoable=False),
-        Action("debug", _check_anything, _debug, undoable=False),
+        Action("send-webhook", _check_url, _webhook, undoable=False, writes_records=False),
+        Action(
+            "send-json-webhook", _check_url, _json_webhook, undoable=False, writes_records=False
+        ),
+        Action("debug", _check_anything, _debug, undoable=False, writes_records=False),
     )
 }
 # Started by their own endpoints (SPEC 3.3), not by `action`.

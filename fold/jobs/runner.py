@@ -21,6 +21,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from fold.columns.clock import stamp
 from fold.config import Settings
 from fold.db.bulk import analyze, insert_rows
 from fold.db.engine import busy_reason, unit_of_work
@@ -145,17 +146,22 @@ def _schemas(session: Session, bucket: str) -> dict[str, Any]:
     return {t: schema_for(session, bucket=bucket, resource_type=t) for t in STORED_TYPES}
 
 
-def _load_records(session: Session, bucket: str, items: list[JobItem]) -> list[Record | None]:
+def _load_records(
+    session: Session, bucket: str, items: list[JobItem], *, lock: bool
+) -> list[Record | None]:
     by_type: dict[str, list[str]] = {}
     for item in items:
         by_type.setdefault(item.resource_type, []).append(item.record_uid)
     found: dict[tuple[str, str], Record] = {}
+    if lock:
+        # Locked until the batch commits, after the bucket's change clock as every writer
+        # does: a record changed meanwhile (a PATCH) is read after that change, not over it.
+        stamp(session, bucket)
     for resource_type, uids in by_type.items():
-        rows = session.scalars(
-            select(Record).where(
-                Record.bucket == bucket, Record.resource_type == resource_type, Record.uid.in_(uids)
-            )
-        ).all()
+        query = select(Record).where(
+            Record.bucket == bucket, Record.resource_type == resource_type, Record.uid.in_(uids)
+        )
+        rows = session.scalars(query.with_for_update() if lock else query).all()
         found.update({(r.resource_type, r.uid): r for r in rows})
     return [found.get((i.resource_type, i.record_uid)) for i in items]
 
@@ -277,6 +283,8 @@ def _batch(
             http_client=client,
             undo_infos=[i.undo for i in items],
         )
-        outcomes = action_for(job.action).apply(run, _load_records(session, bucket, items))
+        action = action_for(job.action)
+        records = _load_records(session, bucket, items, lock=action.writes_records)
+        outcomes = action.apply(run, records)
         _record_outcomes(session, job, items, outcomes)
         return "running"
