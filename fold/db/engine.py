@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
@@ -26,8 +25,10 @@ from fold.errors import Unavailable
 log = logging.getLogger("fold.db")
 
 # The last guard against poison: SQLite would store NaN as JSON text its own functions
-# refuse to read. Inputs refuse them first (fold.jsontext), naming the field.
-json_serializer = functools.partial(json.dumps, allow_nan=False)
+# refuse to read. Inputs refuse them first (fold.jsontext), naming the field. PostgreSQL's
+# jsonb refuses NaN itself, and a serializer of our own there would replace psycopg's fast
+# JSON dumper (measured: bulk jobs several times slower).
+json_serializer = json.JSONEncoder(allow_nan=False).encode
 
 
 def normalise_url(url: str) -> str:
@@ -203,7 +204,6 @@ def make_engine(url: str, limits: Limits | None = None) -> Engine:
         pool_size=10,
         max_overflow=10,
         pool_pre_ping=True,
-        json_serializer=json_serializer,
         connect_args={"options": options},
     )
 
