@@ -45,6 +45,8 @@ class Settings:
     smtp_attempts: int = 4  # tries per email on temporary (4xx) refusals and lost connections
     smtp_backoff: float = 0.5  # seconds before the second try, doubling after
     export_retention_days: int = 30  # export files are removed this many days after
+    statement_timeout: float = 30.0  # seconds one query of the server may run (503 after)
+    lock_timeout: float = 10.0  # seconds a write waits for a lock (503 with Retry-After after)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -70,4 +72,6 @@ class Settings:
             smtp_backoff=_int("FOLD_SMTP_BACKOFF_MS", 500) / 1000,
             public_url=(os.environ.get("FOLD_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
             export_retention_days=_int("FOLD_EXPORT_RETENTION_DAYS", 30),
+            statement_timeout=float(_int("FOLD_STATEMENT_TIMEOUT", 30)),
+            lock_timeout=float(_int("FOLD_LOCK_TIMEOUT", 10)),
         )

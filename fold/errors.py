@@ -139,6 +139,17 @@ class RateLimited(FoldError):
     error = "Too many requests"
 
 
+class Unavailable(FoldError):
+    """The database is busy: a lock not had in time, or a query past its time limit."""
+
+    status = 503
+    type = "unavailable"
+    error = "Unavailable"
+
+    def __init__(self, description: str, *, retry_after: int = 1) -> None:
+        super().__init__(description, headers={"Retry-After": str(retry_after)})
+
+
 class MethodNotAllowed(FoldError):
     status = 405
     type = "method_not_allowed"
@@ -156,5 +167,6 @@ ALL_ERRORS: tuple[type[FoldError], ...] = (
     PayloadTooLarge,
     UnsupportedMediaType,
     RateLimited,
+    Unavailable,
     FoldError,
 )

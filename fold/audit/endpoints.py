@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from fold.audit.schemas import AuditAnswer
 from fold.audit.service import AuditQuery, list_entries
 from fold.errors import ValidationFailed
 from fold.fields.service import check_resource_type
@@ -16,6 +17,9 @@ from fold.paging import read_int
 from fold.timefmt import parse_datetime
 from fold.web.deps import CallerDep, DbSession
 from fold.web.routing import route
+
+MAX_SKIP = 2**31 - 1
+"""Far beyond any trail; bounded so the database never sees an integer it cannot hold."""
 
 router = APIRouter(prefix="/audit/v2/{bucket}", tags=["audit"])
 # Besides records, segments and fieldsets leave audit entries.
@@ -44,7 +48,7 @@ def _query(params: dict[str, str], **fixed: Any) -> tuple[AuditQuery, str]:
         check_resource_type(resource, param="resource")
     query = AuditQuery(
         limit=read_int(params.get("limit"), param="limit", default=100, low=1, high=1000),
-        skip=read_int(params.get("skip"), param="skip", default=0, low=0),
+        skip=read_int(params.get("skip"), param="skip", default=0, low=0, high=MAX_SKIP),
         date_from=_when(params, "from"),
         date_to=_when(params, "to"),
         resource_type=resource or None,
@@ -59,7 +63,7 @@ def _answer(entries: list[dict[str, Any]], total: int, query: AuditQuery, fmt: s
     return {"audit": entries, "total": total, "limit": query.limit, "skip": query.skip}
 
 
-@route(router, ["GET"], "/audit", accepts=(*QUERY_PARAMS, "resource"))
+@route(router, ["GET"], "/audit", answer=AuditAnswer, accepts=(*QUERY_PARAMS, "resource"))
 def bucket_audit(request: Request, caller: CallerDep, session: DbSession) -> Any:
     """Every audit entry of the bucket, newest first; `format=list` answers a bare array."""
     caller.require("read")
@@ -68,7 +72,7 @@ def bucket_audit(request: Request, caller: CallerDep, session: DbSession) -> Any
     return _answer(entries, total, query, fmt)
 
 
-@route(router, ["GET"], "/{resource_type}/{uid}/audit", accepts=QUERY_PARAMS)
+@route(router, ["GET"], "/{resource_type}/{uid}/audit", answer=AuditAnswer, accepts=QUERY_PARAMS)
 def record_audit(
     request: Request, caller: CallerDep, session: DbSession, resource_type: str, uid: str
 ) -> Any:

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from fold.auth import service
+from fold.auth.schemas import LoginAnswer
 from fold.errors import ValidationFailed
 from fold.web.deps import DbSession, Params
 from fold.web.routing import error_responses, route
@@ -18,6 +19,7 @@ router = APIRouter(prefix="/api/v1", tags=["auth"])
     router,
     ["POST"],
     "/auth/",
+    answer=LoginAnswer,
     accepts=("username", "password"),
     responses=error_responses(400, 403, 415),
 )

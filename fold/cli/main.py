@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from fold.columns import index as columns
 from fold.config import Settings
 from fold.db import migrate as migrations
-from fold.db.engine import make_engine, make_sessionmaker, unit_of_work
+from fold.db.engine import make_engine, make_sessionmaker, server_limits, unit_of_work
 from fold.errors import FoldError
 from fold.records import prepare
 
@@ -90,7 +90,9 @@ def serve(ctx: Context, host: str, port: int, worker: bool | None) -> None:
 
     ctx.migrated()
     embedded = worker if worker is not None else not ctx.settings.redis_url
-    app = create_app(ctx.settings, ctx.engine, embedded_worker=embedded)
+    # The server's queries are bounded in time (FOLD_STATEMENT_TIMEOUT, FOLD_LOCK_TIMEOUT).
+    engine = make_engine(ctx.settings.database_url, server_limits(ctx.settings))
+    app = create_app(ctx.settings, engine, embedded_worker=embedded)
     click.echo(f"Fold on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
     uvicorn.run(app, host=host, port=port, log_level="info")
 
@@ -105,7 +107,7 @@ def worker(ctx: Context, workers: int) -> None:
     from fold.jobs.queue import Queue
 
     ctx.migrated()
-    queue = Queue(ctx.settings, ctx.engine)
+    queue = Queue(ctx.settings, make_engine(ctx.settings.database_url, server_limits(ctx.settings)))
     resumed = queue.recover()
     click.echo(f"worker: {workers} threads; resumed {resumed} unfinished job(s)")
     queue.consumer(workers=workers).run()

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+import threading
+import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+
+from fold.config import Settings
+from fold.errors import Unavailable
 
 log = logging.getLogger("fold.db")
 SQLITE_CACHE_KIB = 200_000  # each connection's page cache
 SCAN_CACHE_KIB = 16_000  # while one reads a whole table through (small_cache)
+
+# The last guard against poison: SQLite would store NaN as JSON text its own functions
+# refuse to read. Inputs refuse them first (fold.jsontext), naming the field. PostgreSQL's
+# jsonb refuses NaN itself, and a serializer of our own there would replace psycopg's fast
+# JSON dumper (measured: bulk jobs several times slower).
+json_serializer = json.JSONEncoder(allow_nan=False).encode
 
 
 def normalise_url(url: str) -> str:
@@ -30,35 +46,189 @@ def _sqlite_regexp(pattern: str, flags: str, value: Any) -> int:
     return 1 if regex_search(pattern, flags, value) else 0
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # `$regex` in rules: SQLite has no regular expressions of its own, so it uses Python's,
-    # exactly as the rules' Python twin does.
-    dbapi_connection.create_function("fold_regexp", 3, _sqlite_regexp, deterministic=True)
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
-    cursor.close()
+@dataclass(frozen=True)
+class Limits:
+    """How long one statement may run and how long a write may wait for a lock, in seconds
+    (None: unbounded). `fold serve` bounds both; the CLI's own work (migrations, imports)
+    does not."""
+
+    statement: float | None = None
+    lock: float = 30.0
 
 
-def make_engine(url: str) -> Engine:
+def server_limits(settings: Settings) -> Limits:
+    """The bounds of the server's queries: FOLD_STATEMENT_TIMEOUT, FOLD_LOCK_TIMEOUT."""
+    return Limits(statement=settings.statement_timeout, lock=settings.lock_timeout)
+
+
+WRITE = {"fold_begin": "BEGIN IMMEDIATE"}
+"""Execution options of a session that will write: on SQLite it takes the write lock when it
+begins, so writers queue for it (up to the lock limit) instead of failing part-way through
+when a read snapshot cannot be upgraded."""
+
+
+def _sqlite_pragmas(limits: Limits) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_connection: Any, record: Any) -> None:
+        # SQLAlchemy's `begin` event below sends BEGIN itself, deferred or IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        # `$regex` in rules: SQLite has no regular expressions of its own, so it uses the
+        # same RE2 matching as the rules' Python twin.
+        dbapi_connection.create_function("fold_regexp", 3, _sqlite_regexp, deterministic=True)
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(limits.lock * 1000)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        cursor.close()
+        if limits.statement is not None:
+            # SQLite has no statement timeout: a progress handler, called every few thousand
+            # steps of its virtual machine, interrupts a statement past its deadline.
+            deadline = record.info["fold_deadline"] = [math.inf]
+            dbapi_connection.set_progress_handler(
+                lambda: 1 if time.monotonic() > deadline[0] else 0, 20_000
+            )
+
+    return on_connect
+
+
+class WriteQueue:
+    """The writers of one process, first come first served. SQLite's own busy handler
+    polls with sleeps of up to 100 ms, so a writer can lose to a job's next batch again and
+    again; here the next writer in line is woken as soon as the lock is released. Other
+    processes still meet SQLite's lock (and its busy timeout)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._line: deque[object] = deque()
+        self._held = False
+
+    def acquire(self, timeout: float) -> bool:
+        me = object()
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            self._line.append(me)
+            while self._held or self._line[0] is not me:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._line.remove(me)
+                    self._changed.notify_all()
+                    return False
+                self._changed.wait(remaining)
+            self._line.popleft()
+            self._held = True
+            return True
+
+    def release(self) -> None:
+        with self._changed:
+            self._held = False
+            self._changed.notify_all()
+
+
+def _sqlite_events(engine: Engine, limits: Limits) -> None:
+    event.listen(engine, "connect", _sqlite_pragmas(limits))
+    writers = WriteQueue()
+
+    @event.listens_for(engine, "begin")
+    def begin(connection: Connection) -> None:
+        statement = connection.get_execution_options().get("fold_begin", "BEGIN")
+        if statement != "BEGIN":
+            if not writers.acquire(limits.lock):
+                raise Unavailable("The database is busy with other writes; try again shortly.")
+            connection.info["fold_writer"] = True
+        try:
+            connection.exec_driver_sql(statement)
+        except BaseException:
+            end(connection)
+            raise
+
+    def end(connection: Connection, *_args: Any) -> None:
+        if connection.info.pop("fold_writer", False):
+            writers.release()
+
+    event.listen(engine, "commit", end)
+    event.listen(engine, "rollback", end)
+
+    # A connection that goes back to the pool never keeps its place (e.g. one invalidated
+    # before its transaction ended).
+    def on_reset(_dbapi: Any, record: Any, _state: Any) -> None:
+        _release_record(record, writers)
+
+    event.listen(engine, "reset", on_reset)
+
+    if limits.statement is None:
+        return
+    statement = limits.statement
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def start(connection: Connection, *_args: Any) -> None:
+        if deadline := connection.info.get("fold_deadline"):
+            deadline[0] = time.monotonic() + statement
+
+    def stop(connection: Connection) -> None:
+        if deadline := connection.info.get("fold_deadline"):
+            deadline[0] = math.inf
+
+    event.listen(engine, "after_cursor_execute", lambda connection, *_: stop(connection))
+
+    def on_error(context: Any) -> None:
+        if context.connection is not None:
+            stop(context.connection)
+
+    event.listen(engine, "handle_error", on_error)
+
+
+def _release_record(record: Any, writers: WriteQueue) -> None:
+    if record.info.pop("fold_writer", False):
+        writers.release()
+
+
+def make_engine(url: str, limits: Limits | None = None) -> Engine:
+    limits = limits or Limits()
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=8
+            url,
+            connect_args={"check_same_thread": False, "timeout": limits.lock},
+            pool_size=8,
+            json_serializer=json_serializer,
         )
-        event.listen(engine, "connect", _sqlite_pragmas)
+        _sqlite_events(engine, limits)
         return engine
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    options = f"-c lock_timeout={int(limits.lock * 1000)}"
+    if limits.statement is not None:
+        options += f" -c statement_timeout={int(limits.statement * 1000)}"
+    return create_engine(
+        url,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        connect_args={"options": options},
+    )
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def busy_reason(exc: DBAPIError) -> str | None:
+    """ "lock" when a lock was not had in time (SQLite's busy wait, PostgreSQL's
+    lock_timeout), "timeout" when a statement ran past its limit (SQLite's progress handler,
+    PostgreSQL's statement_timeout); None for any other database error."""
+    message = str(exc.orig).lower()
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if "database is locked" in message or "database table is locked" in message:
+        return "lock"
+    if sqlstate == "55P03":
+        return "lock"
+    if message.startswith("interrupted") or sqlstate == "57014":
+        return "timeout"
+    return None
+
+
+def make_sessionmaker(engine: Engine, *, writes: bool = False) -> sessionmaker[Session]:
+    """Sessions on `engine`; `writes` for work that writes (SQLite: BEGIN IMMEDIATE)."""
+    bind = engine.execution_options(**WRITE) if writes else engine
+    return sessionmaker(bind, expire_on_commit=False, autoflush=False)
 
 
 def after_commit(session: Session, callback: Callable[[], None]) -> None:

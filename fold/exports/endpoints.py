@@ -71,7 +71,20 @@ def export_pdf(
     return _start(request, caller, session, uid, params, "pdf")  # type: ignore[no-any-return]
 
 
-@route(segments, ["GET"], "/all/csv", accepts=service.KNOWN_PARAMS, responses=ERRORS)
+@route(
+    segments,
+    ["GET"],
+    "/all/csv",
+    accepts=service.KNOWN_PARAMS,
+    response_class=StreamingResponse,
+    responses={
+        **ERRORS,
+        200: {
+            "description": "The records as CSV, a header row first",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        },
+    },
+)
 def segment_csv(
     request: Request, caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> StreamingResponse:
@@ -139,7 +152,26 @@ def read_journal(caller: CallerDep, session: DbSession, uid: str) -> dict[str, A
     return service.read_journal(session, caller, uid)
 
 
-@route(journals, ["GET"], "/download", responses=ERRORS)
+@route(
+    journals,
+    ["GET"],
+    "/download",
+    response_class=StreamingResponse,
+    responses={
+        **ERRORS,
+        200: {
+            "description": "The export's file: .csv, .xlsx or .pdf",
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}}
+                for media in (
+                    "text/csv",
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    "application/pdf",
+                )
+            },
+        },
+    },
+)
 def download(
     request: Request, caller: CallerDep, session: DbSession, uid: str
 ) -> StreamingResponse:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fold.ids import make_uri, parse_uri
+from fold.jsontext import MAX_INTEGER
 from fold.timefmt import format_datetime, parse_date, parse_datetime
 
 FIELD_TYPES = ("string", "number", "boolean", "date", "datetime", "list", "geo", "uri", "object")
@@ -34,6 +35,8 @@ def read_number(value: Any) -> int | float:
     if isinstance(value, bool):
         raise ValueError("expected a number, not true/false")
     if isinstance(value, int):
+        if abs(value) > MAX_INTEGER:
+            raise ValueError("a number too large to store")
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -42,9 +45,11 @@ def read_number(value: Any) -> int | float:
     if isinstance(value, str):
         text = value.strip().replace(",", "")
         try:
-            return int(text)
+            whole = int(text)
         except ValueError:
             pass
+        else:
+            return read_number(whole)
         try:
             number = float(text)
         except ValueError:

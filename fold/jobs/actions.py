@@ -436,9 +436,13 @@ ACTIONS: dict[str, Action] = {
         ),
         Action("change-status", _check_status, _set_field),
         Action("join-group", _check_group, _join_group, contacts_only=True),
-        Action("send-webhook", _check_url, _webhook, undoable=False),
-        Action("send-json-webhook", _check_url, _json_webhook, undoable=False),
-        Action("debug", messaging.check_debug, messaging.debug, undoable=False),
+        Action("send-webhook", _check_url, _webhook, undoable=False, writes_records=False),
+        Action(
+            "send-json-webhook", _check_url, _json_webhook, undoable=False, writes_records=False
+        ),
+        Action(
+            "debug", messaging.check_debug, messaging.debug, undoable=False, writes_records=False
+        ),
         *messaging.ACTIONS,
     )
 }

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from fold.jobs import service
+from fold.jobs.schemas import BulkReceipt, Job, JobPage, JobReceipt
 from fold.web.deps import CallerDep, DbSession, Params
 from fold.web.routing import OBJECT_BODY, error_responses, route
 
@@ -21,6 +22,7 @@ ERRORS = error_responses(400, 401, 403, 404, 409, 415, 429)
     actions,
     ["POST"],
     "/action",
+    answer=JobReceipt,
     accepts=service.ACTION_PARAMS,
     responses=ERRORS,
     openapi_extra=OBJECT_BODY,
@@ -39,6 +41,7 @@ def start_action(
     actions,
     ["POST"],
     "/action/replace",
+    answer=BulkReceipt,
     accepts=service.BULK_PARAMS,
     responses=ERRORS,
     openapi_extra=OBJECT_BODY,
@@ -61,6 +64,7 @@ def replace_all(
     actions,
     ["POST"],
     "/action/delete",
+    answer=BulkReceipt,
     accepts=service.BULK_PARAMS,
     responses=ERRORS,
     openapi_extra=OBJECT_BODY,
@@ -74,26 +78,26 @@ def delete_all(
     )
 
 
-@route(jobs, ["GET"], "/", accepts=service.LIST_PARAMS)
+@route(jobs, ["GET"], "/", answer=JobPage, accepts=service.LIST_PARAMS)
 def list_jobs(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
     """The bucket's jobs, newest first."""
     return service.list_jobs(session, caller=caller, params=params)
 
 
-@route(jobs, ["GET"], "/{job_uid}/")
+@route(jobs, ["GET"], "/{job_uid}/", answer=Job)
 def read_job(caller: CallerDep, session: DbSession, job_uid: str) -> dict[str, Any]:
     """A job's status, totals, first errors, start and end."""
     caller.require("read")
     return service.job_out(service.load_job(session, caller, job_uid))
 
 
-@route(jobs, ["POST"], "/{job_uid}/cancel", responses=ERRORS)
+@route(jobs, ["POST"], "/{job_uid}/cancel", answer=Job, responses=ERRORS)
 def cancel_job(caller: CallerDep, session: DbSession, job_uid: str) -> dict[str, Any]:
     """Stop a job between batches; its totals tell what was done."""
     return service.cancel(session, caller=caller, uid=job_uid)
 
 
-@route(jobs, ["POST"], "/{job_uid}/undo", responses=ERRORS)
+@route(jobs, ["POST"], "/{job_uid}/undo", answer=Job, responses=ERRORS)
 def undo_job(
     request: Request, caller: CallerDep, session: DbSession, job_uid: str
 ) -> dict[str, Any]:

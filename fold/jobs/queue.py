@@ -12,14 +12,14 @@ from typing import Any
 
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session
 
 from fold.config import Settings
 from fold.db.engine import after_commit, make_sessionmaker, unit_of_work
 from fold.db.models import Job
 from fold.exports.service import purge
-from fold.jobs.runner import LIVE, run_job
+from fold.jobs.runner import LIVE, holder_gone, run_job
 from fold.segments.tasks import run_snapshots
 from fold.timefmt import utcnow
 
@@ -52,7 +52,7 @@ class Queue:
 
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
-        self.sessions = make_sessionmaker(engine)
+        self.sessions = make_sessionmaker(engine, writes=True)
         self.huey = make_huey(settings)
         sessions, huey = self.sessions, self.huey
 
@@ -75,9 +75,24 @@ class Queue:
         after_commit(session, lambda: self.send(bucket, uid))
 
     def recover(self) -> int:
-        """Send again every live job whose worker went away (lease ran out) or that was
-        never picked up; the lease makes a duplicate harmless."""
+        """Send again every live job whose worker went away (lease ran out, or its process on
+        this host is gone) or that was never picked up; the lease makes a duplicate
+        harmless."""
         now = utcnow()
+        with unit_of_work(self.sessions) as session:
+            held = session.execute(
+                select(Job.bucket, Job.uid, Job.worker).where(
+                    Job.status.in_(LIVE), Job.lease_until >= now, Job.worker.is_not(None)
+                )
+            ).all()
+            for bucket, uid, holder in held:
+                if holder_gone(holder):
+                    log.info("job %s/%s: its worker %s is gone", bucket, uid, holder)
+                    session.execute(
+                        update(Job)
+                        .where(Job.bucket == bucket, Job.uid == uid, Job.worker == holder)
+                        .values(lease_until=now - timedelta(seconds=1))
+                    )
         with unit_of_work(self.sessions) as session:
             stale = session.execute(
                 select(Job.bucket, Job.uid).where(

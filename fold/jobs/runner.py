@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
 import httpx
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from fold.columns.clock import stamp
 from fold.config import Settings
 from fold.db.bulk import analyze, insert_rows
-from fold.db.engine import unit_of_work
+from fold.db.engine import busy_reason, unit_of_work
 from fold.db.models import Job, JobItem, Record, Segment
+from fold.errors import Unavailable
 from fold.exports.service import EXPORT_ACTION, run_export
 from fold.fields.service import schema_for
 from fold.ids import STORED_TYPES, make_uri
@@ -47,11 +52,36 @@ ITEM_OUTCOME = (
     .values(state=bindparam("state"), undo=bindparam("undo"))
 )
 MAX_ERRORS = 20
+BUSY_RETRIES = 10
 LIVE = ("created", "running", "cancelling")
 
 
+PROCESS_TOKEN = secrets.token_hex(4)
+"""Tells this process from an earlier one that had the same pid (a restarted container)."""
+
+
 def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+    """Who holds a lease: host, process id, process token, thread."""
+    return f"{socket.gethostname()}:{os.getpid()}:{PROCESS_TOKEN}:{threading.get_ident()}"
+
+
+def holder_gone(worker: str | None) -> bool:
+    """True when a lease names a process on this host that no longer runs, so its job can
+    be taken over now rather than when the lease runs out. A holder on another host, or a
+    live process that may have reused the pid, is left to its lease."""
+    parts = (worker or "").split(":")
+    if len(parts) != 4 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return parts[2] != PROCESS_TOKEN
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def claim(session: Session, bucket: str, uid: str, me: str, lease_seconds: int) -> bool:
@@ -118,17 +148,22 @@ def _schemas(session: Session, bucket: str) -> dict[str, Any]:
     return {t: schema_for(session, bucket=bucket, resource_type=t) for t in STORED_TYPES}
 
 
-def _load_records(session: Session, bucket: str, items: list[JobItem]) -> list[Record | None]:
+def _load_records(
+    session: Session, bucket: str, items: list[JobItem], *, lock: bool
+) -> list[Record | None]:
     by_type: dict[str, list[str]] = {}
     for item in items:
         by_type.setdefault(item.resource_type, []).append(item.record_uid)
     found: dict[tuple[str, str], Record] = {}
+    if lock:
+        # Locked until the batch commits, after the bucket's change clock as every writer
+        # does: a record changed meanwhile (a PATCH) is read after that change, not over it.
+        stamp(session, bucket)
     for resource_type, uids in by_type.items():
-        rows = session.scalars(
-            select(Record).where(
-                Record.bucket == bucket, Record.resource_type == resource_type, Record.uid.in_(uids)
-            )
-        ).all()
+        query = select(Record).where(
+            Record.bucket == bucket, Record.resource_type == resource_type, Record.uid.in_(uids)
+        )
+        rows = session.scalars(query.with_for_update() if lock else query).all()
         found.update({(r.resource_type, r.uid): r for r in rows})
     return [found.get((i.resource_type, i.record_uid)) for i in items]
 
@@ -187,9 +222,21 @@ def run_job(factory: sessionmaker[Session], settings: Settings, bucket: str, uid
             _fail(factory, bucket, uid)
             return "failed"
     client = httpx.Client(timeout=settings.webhook_timeout, follow_redirects=False)
+    busy = 0
     try:
         while True:
-            status = _batch(factory, settings, bucket, uid, me, client, schemas)
+            try:
+                status = _batch(factory, settings, bucket, uid, me, client, schemas)
+            except (DBAPIError, Unavailable) as exc:
+                # A batch is one transaction: when the database is busy it rolled back
+                # whole, and is simply tried again.
+                busy += 1
+                other = isinstance(exc, DBAPIError) and busy_reason(exc) is None
+                if other or busy > BUSY_RETRIES:
+                    raise
+                time.sleep(min(0.05 * 2**busy, 2.0))
+                continue
+            busy = 0
             if status != "running":
                 return status
     except LeaseLost:
@@ -257,7 +304,9 @@ def _batch(
             undo_infos=[i.undo for i in items],
             checkpoint=lambda: _checkpoint(session, bucket, uid, me, settings.job_lease_seconds),
         )
-        outcomes = action_for(job.action).apply(run, _load_records(session, bucket, items))
+        action = action_for(job.action)
+        records = _load_records(session, bucket, items, lock=action.writes_records)
+        outcomes = action.apply(run, records)
         _record_outcomes(session, job, items, outcomes)
         if run.notes:
             job.params = {**job.params, **run.notes}

@@ -81,3 +81,6 @@ class Action:
     apply: Apply
     undoable: bool = True
     contacts_only: bool = False
+    # Whether the batch rewrites its records: then it locks them while it works, so a
+    # change made meanwhile is not written over. Webhooks only read (and call out).
+    writes_records: bool = True

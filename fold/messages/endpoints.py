@@ -17,6 +17,11 @@ router = APIRouter(prefix="/messages/v1/{bucket}", tags=["messages"])
 public = APIRouter(prefix="/messages/v1/{bucket}", tags=["messages"])
 ERRORS = error_responses(400, 401, 403, 404, 415, 429)
 LINK_ERRORS = error_responses(403, 404)
+# The links in an email open pages for a person, not JSON for a client.
+PAGE_ANSWER = {
+    **LINK_ERRORS,
+    200: {"description": "A page", "content": {"text/html": {"schema": {"type": "string"}}}},
+}
 
 
 @route(router, ["GET"], "/templates", accepts=("page", "page_size", "channel"), responses=ERRORS)
@@ -120,7 +125,8 @@ def _page(title: str, body: str, form: str | None = None) -> HTMLResponse:
     ["GET"],
     "/unsubscribe/{resource_type}/{uid}/{sig}",
     public=True,
-    responses=LINK_ERRORS,
+    response_class=HTMLResponse,
+    responses=PAGE_ANSWER,
 )
 def unsubscribe_page(
     request: Request, bucket: str, resource_type: str, uid: str, sig: str
@@ -138,7 +144,8 @@ def unsubscribe_page(
     "/unsubscribe/{resource_type}/{uid}/{sig}",
     accepts=("List-Unsubscribe",),  # RFC 8058's one-click body
     public=True,
-    responses=LINK_ERRORS,
+    response_class=HTMLResponse,
+    responses=PAGE_ANSWER,
 )
 def unsubscribe(
     request: Request, session: DbSession, bucket: str, resource_type: str, uid: str, sig: str
@@ -155,14 +162,28 @@ def unsubscribe(
     return _page("Unsubscribed", "You will not receive these emails any more.")
 
 
-@route(public, ["GET"], "/acknowledge/{uid}/{sig}", public=True, responses=LINK_ERRORS)
+@route(
+    public,
+    ["GET"],
+    "/acknowledge/{uid}/{sig}",
+    public=True,
+    response_class=HTMLResponse,
+    responses=PAGE_ANSWER,
+)
 def acknowledge_page(request: Request, bucket: str, uid: str, sig: str) -> HTMLResponse:
     """A page asking to confirm the acknowledgement."""
     links.check_acknowledge(request.app.state.settings, bucket=bucket, uid=uid, sig=sig)
     return _page("Acknowledge", "Confirm that you have read this message.", str(request.url.path))
 
 
-@route(public, ["POST"], "/acknowledge/{uid}/{sig}", public=True, responses=LINK_ERRORS)
+@route(
+    public,
+    ["POST"],
+    "/acknowledge/{uid}/{sig}",
+    public=True,
+    response_class=HTMLResponse,
+    responses=PAGE_ANSWER,
+)
 def acknowledge(
     request: Request, session: DbSession, bucket: str, uid: str, sig: str
 ) -> HTMLResponse:

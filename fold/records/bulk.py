@@ -19,6 +19,7 @@ from sqlalchemy import Table, bindparam, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from fold import jsontext
 from fold.audit.service import Change, entry_row, record_writes
 from fold.columns.clock import stamp
 from fold.db.bulk import Encoded, insert_rows, no_cycle_collection
@@ -95,7 +96,9 @@ def ndjson_rows(lines: Iterable[str]) -> Iterator[Row]:
         if not line.strip():
             continue
         try:
-            yield number, json.loads(line)
+            yield number, jsontext.loads(line)
+        except jsontext.JsonRefused as exc:
+            yield number, exc.problem
         except json.JSONDecodeError as exc:
             yield number, Problem(f"line {number} is not JSON: {exc.msg}")
 
@@ -111,7 +114,10 @@ def csv_rows(lines: Iterable[str]) -> Iterator[Row]:
                     Problem(f"line {reader.line_num} has more cells than headers"),
                 )
                 continue
-            yield reader.line_num, {k: v for k, v in row.items() if k is not None and v != ""}
+            cells = {k: v for k, v in row.items() if k is not None and v != ""}
+            refused = (jsontext.text_problem(k + v, k) for k, v in cells.items())
+            problem = next((p for p in refused if p is not None), None)
+            yield reader.line_num, problem or cells
     except csv.Error as exc:
         yield reader.line_num, Problem(f"line {reader.line_num} is not valid CSV: {exc}")
 

@@ -12,8 +12,17 @@ from fold.errors import UnsupportedMediaType
 from fold.fields import service as fields
 from fold.paging import Paging
 from fold.records import bulk, service
+from fold.records.schemas import (
+    DisplayValue,
+    Field,
+    ImportResult,
+    Record,
+    RecordPage,
+    ResourceTypes,
+    TypeFields,
+)
 from fold.web.deps import CallerDep, DbSession, JsonBody
-from fold.web.routing import OBJECT_BODY, route
+from fold.web.routing import OBJECT_BODY, error_responses, route
 
 router = APIRouter(prefix="/api/v2/{bucket}", tags=["records"])
 
@@ -27,14 +36,14 @@ IMPORT_TYPES = {
 }
 
 
-@route(router, ["GET"], "/")
+@route(router, ["GET"], "/", answer=ResourceTypes)
 def resource_types(caller: CallerDep, session: DbSession) -> dict[str, Any]:
     """Resource types of the bucket with their active record count and last change."""
     caller.require("read")
     return service.summary(session, caller=caller)
 
 
-@route(router, ["GET"], "/{resource_type}/fields")
+@route(router, ["GET"], "/{resource_type}/fields", answer=TypeFields)
 def list_fields(caller: CallerDep, session: DbSession, resource_type: str) -> dict[str, Any]:
     """The field schema of a resource type, custom fields included."""
     caller.require("read")
@@ -48,6 +57,7 @@ def list_fields(caller: CallerDep, session: DbSession, resource_type: str) -> di
     router,
     ["POST"],
     "/{resource_type}/fields",
+    answer=Field,
     data_body=True,
     status_code=201,
     openapi_extra=OBJECT_BODY,
@@ -66,7 +76,30 @@ def add_field(
     return fields.field_out(created)
 
 
-@route(router, ["POST"], "/{resource_type}/import", accepts=("format",), data_body=True)
+@route(
+    router,
+    ["POST"],
+    "/{resource_type}/import",
+    accepts=("format",),
+    data_body=True,
+    answer=ImportResult,
+    responses=error_responses(400, 401, 403, 404, 413, 415, 429),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "text/csv": {"schema": {"type": "string"}},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                    }
+                },
+            },
+        }
+    },
+)
 async def import_records(
     request: Request, caller: CallerDep, session: DbSession, resource_type: str
 ) -> dict[str, Any]:
@@ -108,6 +141,7 @@ async def import_records(
     router,
     ["POST"],
     "/{resource_type}/",
+    answer=Record,
     data_body=True,
     status_code=201,
     openapi_extra=OBJECT_BODY,
@@ -119,7 +153,7 @@ def create_record(
     return service.create(session, caller=caller, resource_type=resource_type, body=body)
 
 
-@route(router, ["GET"], "/{resource_type}/", accepts=service.is_list_param)
+@route(router, ["GET"], "/{resource_type}/", answer=RecordPage, accepts=service.is_list_param)
 def list_records(
     request: Request, caller: CallerDep, session: DbSession, resource_type: str
 ) -> dict[str, Any]:
@@ -135,7 +169,7 @@ def list_records(
     )
 
 
-@route(router, ["GET"], "/{resource_type}/{uid}/")
+@route(router, ["GET"], "/{resource_type}/{uid}/", answer=Record)
 def read_record(
     caller: CallerDep, session: DbSession, resource_type: str, uid: str
 ) -> dict[str, Any]:
@@ -143,7 +177,14 @@ def read_record(
     return service.get(session, caller=caller, resource_type=resource_type, uid=uid)
 
 
-@route(router, ["PUT"], "/{resource_type}/{uid}/", data_body=True, openapi_extra=OBJECT_BODY)
+@route(
+    router,
+    ["PUT"],
+    "/{resource_type}/{uid}/",
+    answer=Record,
+    data_body=True,
+    openapi_extra=OBJECT_BODY,
+)
 def replace_record(
     caller: CallerDep, session: DbSession, resource_type: str, uid: str, body: JsonBody
 ) -> dict[str, Any]:
@@ -151,7 +192,14 @@ def replace_record(
     return service.replace(session, caller=caller, resource_type=resource_type, uid=uid, body=body)
 
 
-@route(router, ["PATCH"], "/{resource_type}/{uid}/", data_body=True, openapi_extra=OBJECT_BODY)
+@route(
+    router,
+    ["PATCH"],
+    "/{resource_type}/{uid}/",
+    answer=Record,
+    data_body=True,
+    openapi_extra=OBJECT_BODY,
+)
 def patch_record(
     caller: CallerDep, session: DbSession, resource_type: str, uid: str, body: JsonBody
 ) -> dict[str, Any]:
@@ -159,7 +207,7 @@ def patch_record(
     return service.patch(session, caller=caller, resource_type=resource_type, uid=uid, body=body)
 
 
-@route(router, ["DELETE"], "/{resource_type}/{uid}/")
+@route(router, ["DELETE"], "/{resource_type}/{uid}/", answer=Record)
 def delete_record(
     caller: CallerDep, session: DbSession, resource_type: str, uid: str
 ) -> dict[str, Any]:
@@ -167,7 +215,7 @@ def delete_record(
     return service.delete(session, caller=caller, resource_type=resource_type, uid=uid)
 
 
-@route(router, ["POST"], "/{resource_type}/{uid}/restore")
+@route(router, ["POST"], "/{resource_type}/{uid}/restore", answer=Record)
 def restore_record(
     caller: CallerDep, session: DbSession, resource_type: str, uid: str
 ) -> dict[str, Any]:
@@ -175,7 +223,7 @@ def restore_record(
     return service.restore(session, caller=caller, resource_type=resource_type, uid=uid)
 
 
-@route(router, ["GET"], "/{resource_type}/{uid}/display")
+@route(router, ["GET"], "/{resource_type}/{uid}/display", answer=DisplayValue)
 def display(caller: CallerDep, session: DbSession, resource_type: str, uid: str) -> dict[str, Any]:
     caller.require("read")
     record = service.get(session, caller=caller, resource_type=resource_type, uid=uid)

@@ -99,11 +99,23 @@ def _flush_unique(session: Session, schema: TypeSchema) -> None:
 
 
 def _load(
-    session: Session, caller: Caller, resource_type: str, uid: str, *, deleted_ok: bool = False
+    session: Session,
+    caller: Caller,
+    resource_type: str,
+    uid: str,
+    *,
+    deleted_ok: bool = False,
+    for_update: bool = False,
 ) -> Record:
     if not is_uid(uid):
         raise NotFound(f"No {resource_type} with uid {uid!r}: a uid is 24 hex characters.")
-    row = repository.get(session, bucket=caller.bucket, resource_type=resource_type, uid=uid)
+    row = repository.get(
+        session,
+        bucket=caller.bucket,
+        resource_type=resource_type,
+        uid=uid,
+        for_update=for_update,
+    )
     if row is None or (row.record_state == "deleted" and not deleted_ok):
         raise NotFound(f"No {resource_type} with uid {uid} in this bucket.")
     return row
@@ -184,7 +196,7 @@ def replace(
 ) -> dict[str, Any]:
     caller.require("write_records")
     check_resource_type(resource_type)
-    row = _load(session, caller, resource_type, uid)
+    row = _load(session, caller, resource_type, uid, for_update=True)
     schema = schema_for(session, bucket=caller.bucket, resource_type=resource_type)
     data = _clean_or_refuse(body, schema, caller.bucket)
     return _save(session, caller=caller, row=row, schema=schema, data=data, message="Replaced")
@@ -195,7 +207,9 @@ def patch(
 ) -> dict[str, Any]:
     caller.require("write_records")
     check_resource_type(resource_type)
-    row = _load(session, caller, resource_type, uid)
+    # Locked until the change commits, so a concurrent change (a PATCH, a job's batch) is
+    # applied after this one instead of over it.
+    row = _load(session, caller, resource_type, uid, for_update=True)
     if not isinstance(body, dict):
         raise ValidationFailed("A PATCH body must be a JSON object of the fields to change.")
     problems: list[Problem] = []
@@ -210,7 +224,7 @@ def patch(
 def delete(session: Session, *, caller: Caller, resource_type: str, uid: str) -> dict[str, Any]:
     caller.require("delete_records")
     check_resource_type(resource_type)
-    row = _load(session, caller, resource_type, uid)
+    row = _load(session, caller, resource_type, uid, for_update=True)
     schema = schema_for(session, bucket=caller.bucket, resource_type=resource_type)
     return _save(
         session,
@@ -226,7 +240,7 @@ def delete(session: Session, *, caller: Caller, resource_type: str, uid: str) ->
 def restore(session: Session, *, caller: Caller, resource_type: str, uid: str) -> dict[str, Any]:
     caller.require("restore_records")
     check_resource_type(resource_type)
-    row = _load(session, caller, resource_type, uid, deleted_ok=True)
+    row = _load(session, caller, resource_type, uid, deleted_ok=True, for_update=True)
     if row.record_state == "active":
         return record_out(row)
     schema = schema_for(session, bucket=caller.bucket, resource_type=resource_type)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from fold import jsontext
 from fold.errors import Problem
 from fold.fields.types import read_boolean, read_date, read_datetime, read_number, read_uri
 from fold.ids import parse_uri
@@ -65,7 +66,9 @@ def read_rules(raw: Any) -> tuple[list[Any], list[Problem]]:
         return [], []
     if isinstance(raw, str):
         try:
-            raw = json.loads(raw)
+            raw = jsontext.loads(raw, param="rules")
+        except jsontext.JsonRefused as exc:
+            return [], [exc.problem]
         except json.JSONDecodeError:
             return [], [Problem("rules must be a JSON array of {field, operator, value}", "rules")]
     if isinstance(raw, dict):
@@ -211,7 +214,10 @@ class Normaliser:
     def raw(self, at: str, value: Any) -> dict[str, Any] | None:
         if isinstance(value, str):
             try:
-                value = json.loads(value)
+                value = jsontext.loads(value, param=f"{at}.value")
+            except jsontext.JsonRefused as exc:
+                self.problems.append(exc.problem)
+                return None
             except json.JSONDecodeError:
                 self.fail("raw takes a JSON filter document, never SQL or code", f"{at}.value")
                 return None

@@ -7,7 +7,6 @@ spaces, which SQLite, PostgreSQL (under the "C" collation) and Python all do the
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Float, String, bindparam, func, literal
 
 from fold.db.jsonsql import collate_binary, fold_case
-from fold.rules.values import python_pattern
+from fold.rules.values import compiled_regex
 
 ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
@@ -29,14 +28,13 @@ def fold(value: str) -> str:
     return lower_ascii(value.strip(" "))
 
 
-def regex_flags(flags: str) -> int:
-    return re.IGNORECASE | re.ASCII if "i" in flags else re.ASCII
-
-
 def regex_search(pattern: str, flags: str, value: Any) -> bool:
+    """`$regex` in Python (the twin, the column index and SQLite's fold_regexp), by RE2."""
     if not isinstance(value, str):
         return False
-    return re.search(python_pattern(pattern), value, regex_flags(flags)) is not None
+    fold_case = "i" in flags
+    text = lower_ascii(value) if fold_case else value
+    return compiled_regex(pattern, fold_case).search(text) is not None
 
 
 SqlFn = Callable[[ColumnElement[Any], Any, str, str], ColumnElement[bool]]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
+
+import re2
 
 RELATIVE_RE = re.compile(r"^(today|now)(?:([+-])(\d{1,5})(d|wk|m|y))?$")
 ISO_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -176,32 +179,73 @@ def check_regex(pattern: Any) -> str:
     if groups or in_class:
         raise ValueError("unbalanced brackets in $regex")
     try:
-        re.compile(pattern)
-    except re.error as exc:
+        compiled_regex(pattern, False)
+        compiled_regex(pattern, True)
+    except re2.error as exc:
         raise ValueError(f"$regex does not compile: {exc}") from None
     return pattern
 
 
-def python_pattern(pattern: str) -> str:
-    """Python's `$` also matches before a final newline and `.` skips newlines; make both
-    mean what they mean in PostgreSQL."""
-    out = []
+def _fold_class(body: str) -> str:
+    """A bracket expression's body with the lower case of each upper-case ASCII letter it
+    names added, singly or as a range (`A-F` adds `a-f`)."""
+    extra: list[str] = []
     i = 0
-    in_class = False
+    while i < len(body):
+        if body[i] == "\\":
+            i += 2
+            continue
+        low = high = body[i]
+        if body[i + 1 : i + 2] == "-" and i + 2 < len(body) and body[i + 2] != "\\":
+            high = body[i + 2]
+            i += 3
+        else:
+            i += 1
+        first, last = max(low, "A"), min(high, "Z")
+        if first <= last:
+            extra.append(first.lower() if first == last else f"{first.lower()}-{last.lower()}")
+    return body + "".join(extra)
+
+
+def folded_pattern(pattern: str) -> str:
+    """The pattern for a value lower-cased in ASCII, as the `i` option reads it in
+    PostgreSQL under the "C" collation: ASCII letters only, never é/É or the Kelvin sign."""
+    out: list[str] = []
+    i = 0
     while i < len(pattern):
         ch = pattern[i]
         if ch == "\\":
             out.append(pattern[i : i + 2])
             i += 2
             continue
-        if in_class:
-            in_class = ch != "]"
-        elif ch == "[":
-            in_class = True
-        elif ch == "$":
-            ch = r"\Z"
-        elif ch == ".":
-            ch = "(?s:.)"
-        out.append(ch)
+        if ch == "[":
+            end = i + 1
+            if pattern[end : end + 1] == "^":
+                end += 1
+            head = end
+            while end < len(pattern) and pattern[end] != "]":
+                end += 2 if pattern[end] == "\\" else 1
+            out.append(pattern[i:head] + _fold_class(pattern[head:end]) + "]")
+            i = end + 1
+            continue
+        out.append(ch.lower() if "A" <= ch <= "Z" else ch)
         i += 1
     return "".join(out)
+
+
+def _regex_options() -> Any:
+    options = re2.Options()
+    # `.` matches a newline as in PostgreSQL; RE2's `$` is already the end of the text.
+    options.dot_nl = True
+    options.log_errors = False
+    return options
+
+
+REGEX_OPTIONS = _regex_options()
+
+
+@functools.lru_cache(maxsize=512)
+def compiled_regex(pattern: str, fold_case: bool) -> Any:
+    """RE2, whose matching takes time linear in the value whatever the pattern, so no
+    pattern can stall a worker. With `fold_case` the value must be lower-cased in ASCII."""
+    return re2.compile(folded_pattern(pattern) if fold_case else pattern, REGEX_OPTIONS)

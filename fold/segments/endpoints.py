@@ -11,6 +11,20 @@ from fold.params import read_flag
 from fold.rules.jsonschema import rules_schema
 from fold.segments import explain, fieldsets, service, snapshots, views
 from fold.segments.inputs import ANSWERED_FIELDS, FIELDS
+from fold.segments.schemas import (
+    Config,
+    Count,
+    Explanation,
+    Fieldset,
+    FieldsetPage,
+    LookupItem,
+    Members,
+    Preview,
+    Segment,
+    SegmentPage,
+    Trees,
+    Validation,
+)
 from fold.web.deps import CallerDep, DbSession, Params
 from fold.web.routing import OBJECT_BODY, error_responses, route
 
@@ -34,14 +48,14 @@ def rules_json_schema() -> dict[str, Any]:
     return rules_schema()
 
 
-@route(router, ["GET"], "", accepts=PAGING)
+@route(router, ["GET"], "", answer=SegmentPage, accepts=PAGING)
 def active_segments(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
     """Active, non-deleted segments."""
     caller.require("read")
     return views.listing(session, caller, params, active_only=True)
 
 
-@route(router, ["GET"], "/all", accepts=(*PAGING, "include_deleted"))
+@route(router, ["GET"], "/all", answer=SegmentPage, accepts=(*PAGING, "include_deleted"))
 def all_segments(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
     """Every non-deleted segment, inactive too; `include_deleted=true` adds deleted ones."""
     caller.require("read")
@@ -53,6 +67,7 @@ def all_segments(caller: CallerDep, session: DbSession, params: Params) -> dict[
     router,
     ["POST"],
     "/create",
+    answer=Segment,
     accepts=DEFINITION,
     status_code=201,
     responses=WRITE_ERRORS,
@@ -64,7 +79,7 @@ def create_segment(caller: CallerDep, session: DbSession, params: Params) -> JSO
     return with_etag(body, tag, 201)
 
 
-@route(router, ["GET"], "/find", accepts=(*PAGING, "name"))
+@route(router, ["GET"], "/find", answer=SegmentPage, accepts=(*PAGING, "name"))
 def find_segments(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
     """Active segments whose name contains `name`, ignoring case."""
     caller.require("read")
@@ -72,28 +87,44 @@ def find_segments(caller: CallerDep, session: DbSession, params: Params) -> dict
     return views.listing(session, caller, params, active_only=True, name=str(name or ""))
 
 
-@route(router, ["GET"], "/trees")
+@route(router, ["GET"], "/trees", answer=Trees)
 def segment_trees(caller: CallerDep, session: DbSession) -> dict[str, Any]:
     """The hierarchy: root segments with their `children` nested."""
     caller.require("read")
     return views.trees(session, caller)
 
 
-@route(router, ["POST"], "/preview", accepts=PREVIEW, openapi_extra=OBJECT_BODY)
+@route(
+    router,
+    ["POST"],
+    "/preview",
+    answer=Preview,
+    reads_only=True,
+    accepts=PREVIEW,
+    openapi_extra=OBJECT_BODY,
+)
 def preview(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
     """Count, first page and sentence of an unsaved definition; nothing is saved."""
     caller.require("read")
     return views.preview(session, caller, params)
 
 
-@route(router, ["POST"], "/validate", accepts=DEFINITION, openapi_extra=OBJECT_BODY)
+@route(
+    router,
+    ["POST"],
+    "/validate",
+    answer=Validation,
+    reads_only=True,
+    accepts=DEFINITION,
+    openapi_extra=OBJECT_BODY,
+)
 def validate(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
     """Every problem of a definition, each with its param; nothing is saved."""
     caller.require("read")
     return views.validate(session, caller, params)
 
 
-@route(router, ["GET"], "/fieldset", accepts=(*PAGING, "resource"))
+@route(router, ["GET"], "/fieldset", answer=FieldsetPage, accepts=(*PAGING, "resource"))
 def list_fieldsets(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
     return fieldsets.list_fieldsets(session, caller, params)
 
@@ -102,6 +133,7 @@ def list_fieldsets(caller: CallerDep, session: DbSession, params: Params) -> dic
     router,
     ["POST"],
     "/fieldset",
+    answer=Fieldset,
     accepts=fieldsets.ACCEPTS,
     status_code=201,
     openapi_extra=OBJECT_BODY,
@@ -111,23 +143,23 @@ def create_fieldset(caller: CallerDep, session: DbSession, params: Params) -> di
     return fieldsets.create_fieldset(session, caller, params)
 
 
-@route(router, ["DELETE"], "/fieldset", accepts=("uid",))
+@route(router, ["DELETE"], "/fieldset", answer=Fieldset, accepts=("uid",))
 def delete_fieldset(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
     """Delete the fieldset named by `uid`; a locked one is refused (403)."""
     return fieldsets.delete_fieldset(session, caller, params.get("uid"))
 
 
-@route(router, ["GET"], "/fieldset/{uid}")
+@route(router, ["GET"], "/fieldset/{uid}", answer=Fieldset)
 def get_fieldset(caller: CallerDep, session: DbSession, uid: str) -> dict[str, Any]:
     return fieldsets.get_fieldset(session, caller, uid)
 
 
-@route(router, ["DELETE"], "/fieldset/{uid}")
+@route(router, ["DELETE"], "/fieldset/{uid}", answer=Fieldset)
 def delete_fieldset_by_path(caller: CallerDep, session: DbSession, uid: str) -> dict[str, Any]:
     return fieldsets.delete_fieldset(session, caller, uid)
 
 
-@route(router, ["GET"], "/segment/{uid}")
+@route(router, ["GET"], "/segment/{uid}", answer=Segment)
 def get_segment(caller: CallerDep, session: DbSession, uid: str) -> JSONResponse:
     caller.require("read")
     body, tag = service.get(session, caller=caller, uid=uid)
@@ -147,6 +179,7 @@ def _update(
     router,
     ["PUT"],
     "/segment/{uid}",
+    answer=Segment,
     accepts=DEFINITION,
     responses=WRITE_ERRORS,
     openapi_extra=OBJECT_BODY,
@@ -166,6 +199,7 @@ def replace_segment(
     router,
     ["PATCH"],
     "/segment/{uid}",
+    answer=Segment,
     accepts=DEFINITION,
     responses=WRITE_ERRORS,
     openapi_extra=OBJECT_BODY,
@@ -181,7 +215,14 @@ def patch_segment(
     return _update(caller, session, uid, params, True, if_match)
 
 
-@route(router, ["DELETE"], "/segment/{uid}", accepts=("cascade",), responses=WRITE_ERRORS)
+@route(
+    router,
+    ["DELETE"],
+    "/segment/{uid}",
+    answer=Segment,
+    accepts=("cascade",),
+    responses=WRITE_ERRORS,
+)
 def delete_segment(
     caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> dict[str, Any]:
@@ -189,7 +230,14 @@ def delete_segment(
     return service.delete(session, caller=caller, uid=uid, cascade=read_flag(params, "cascade"))
 
 
-@route(router, ["POST"], "/segment/{uid}/restore", accepts=("cascade",), responses=WRITE_ERRORS)
+@route(
+    router,
+    ["POST"],
+    "/segment/{uid}/restore",
+    answer=Segment,
+    accepts=("cascade",),
+    responses=WRITE_ERRORS,
+)
 def restore_segment(
     caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> dict[str, Any]:
@@ -197,13 +245,13 @@ def restore_segment(
     return service.restore(session, caller=caller, uid=uid, cascade=read_flag(params, "cascade"))
 
 
-@route(router, ["GET"], "/segment/{uid}/config")
+@route(router, ["GET"], "/segment/{uid}/config", answer=Config)
 def segment_config(caller: CallerDep, session: DbSession, uid: str) -> dict[str, Any]:
     """How to show the segment's records: fields, list fields, search and sort."""
     return views.config(session, caller, views.load_for_read(session, caller, uid))
 
 
-@route(router, ["GET"], "/segment/{uid}/count", accepts=("as_of",))
+@route(router, ["GET"], "/segment/{uid}/count", answer=Count, accepts=("as_of",))
 def segment_count(
     caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> dict[str, Any]:
@@ -215,7 +263,7 @@ def segment_count(
     return views.segment_count(session, caller, row)
 
 
-@route(router, ["GET"], "/segment/{uid}/lookup", accepts=("q",))
+@route(router, ["GET"], "/segment/{uid}/lookup", answer=list[LookupItem], accepts=("q",))
 def segment_lookup(
     caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> list[dict[str, Any]]:
@@ -225,7 +273,7 @@ def segment_lookup(
     return views.lookup(session, row, q if isinstance(q, str) else None)
 
 
-@route(router, ["GET"], "/segment/{uid}/all", accepts=(*RECORDS_PAGE, "as_of"))
+@route(router, ["GET"], "/segment/{uid}/all", answer=Members, accepts=(*RECORDS_PAGE, "as_of"))
 def segment_records(
     caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> dict[str, Any]:
@@ -237,7 +285,7 @@ def segment_records(
     return views.segment_records(session, caller, row, params)
 
 
-@route(router, ["GET"], "/segment/{uid}/explain", accepts=("uri",))
+@route(router, ["GET"], "/segment/{uid}/explain", answer=Explanation, accepts=("uri",))
 def explain_segment(
     caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> dict[str, Any]:
@@ -249,7 +297,7 @@ def explain_segment(
     return explain.funnel(session, caller, row)
 
 
-@route(router, ["GET"], "/{view_context}", accepts=PAGING)
+@route(router, ["GET"], "/{view_context}", answer=SegmentPage, accepts=PAGING)
 def view_context_segments(
     caller: CallerDep, session: DbSession, view_context: str, params: Params
 ) -> dict[str, Any]:

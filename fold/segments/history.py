@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 
 from fold.segments import schedules, service, snapshots, versions, views
+from fold.segments.schemas import Segment
 from fold.web.deps import CallerDep, DbSession, Params
 from fold.web.routing import OBJECT_BODY, error_responses, route
 
@@ -43,7 +44,13 @@ def diff_versions(
     return versions.diff(session, row, versions.read_number(a, "a"), versions.read_number(b, "b"))
 
 
-@route(router, ["POST"], "/segment/{uid}/versions/{number}/revert", responses=WRITE_ERRORS)
+@route(
+    router,
+    ["POST"],
+    "/segment/{uid}/versions/{number}/revert",
+    answer=Segment,
+    responses=WRITE_ERRORS,
+)
 def revert_version(
     caller: CallerDep,
     session: DbSession,

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from fold import jsontext
 from fold.errors import Problem
 from fold.fields.types import read_boolean
 from fold.ids import RESOURCE_TYPES, parse_uri
@@ -95,7 +96,7 @@ def _string_list(value: Any) -> list[Any] | None:
         text = value.strip()
         if text.startswith("["):
             try:
-                parsed = json.loads(text)
+                parsed = jsontext.loads(text)
             except json.JSONDecodeError:
                 return None
             return parsed if isinstance(parsed, list) else None

@@ -70,4 +70,7 @@ def sign(settings: Settings, purpose: str, payload: str) -> str:
 
 
 def verify(settings: Settings, purpose: str, payload: str, signature: str) -> bool:
-    return hmac.compare_digest(sign(settings, purpose, payload), signature)
+    # As bytes: a signature from a link may hold any character, and compare_digest refuses
+    # non-ASCII text.
+    given = signature.encode("utf-8", "replace")
+    return hmac.compare_digest(sign(settings, purpose, payload).encode(), given)

@@ -19,19 +19,27 @@ from fold.audit import endpoints as audit_endpoints
 from fold.auth import endpoints as auth_endpoints
 from fold.columns import index as columns
 from fold.config import Settings
-from fold.db.engine import make_engine, make_sessionmaker
+from fold.db.engine import make_engine, make_sessionmaker, server_limits
 from fold.exports import endpoints as export_endpoints
 from fold.jobs import endpoints as job_endpoints
 from fold.jobs.queue import Queue
 from fold.messages import endpoints as message_endpoints
 from fold.records import endpoints as record_endpoints
 from fold.records import prepare
+from fold.schemas import Open
 from fold.segments import endpoints as segment_endpoints
 from fold.segments import history as segment_history
 from fold.settings import endpoints as settings_endpoints
 from fold.web import errors
 from fold.web.middleware import RequestContext
 from fold.web.ratelimit import make_rate_limiter
+from fold.web.routing import error_responses, without_phantoms
+
+
+class Health(Open):
+    status: str
+    version: str
+
 
 DOCS_STATIC = Path(fastapi_offline.__file__).resolve().parent / "static"
 
@@ -73,12 +81,13 @@ def create_app(
         redirect_slashes=False,
         lifespan=_lifespan(embedded_worker),
     )
-    engine = engine or make_engine(settings.database_url)
+    engine = engine or make_engine(settings.database_url, server_limits(settings))
     columns.configure(enabled=settings.columns, max_records=settings.columns_max_records)
     prepare.configure(workers=settings.import_workers)
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = make_sessionmaker(engine)
+    app.state.write_sessions = make_sessionmaker(engine, writes=True)
     app.state.rate_limiter = make_rate_limiter(settings.rate_limit_per_minute, settings.redis_url)
     app.state.queue = Queue(settings, engine)
 
@@ -104,7 +113,21 @@ def create_app(
     app.include_router(settings_endpoints.router)
     app.mount("/static/docs", StaticFiles(directory=DOCS_STATIC), name="docs-static")
 
-    @app.get("/health", tags=["service"])
+    plain_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = without_phantoms(plain_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.get(
+        "/health",
+        tags=["service"],
+        response_model=None,
+        responses={200: {"model": Health, "description": "OK"}, **error_responses(503)},
+    )
     def health(request: Request) -> Any:
         """200 once the server can serve: the database answers."""
         try:

@@ -14,12 +14,21 @@ from fold.auth import service as auth
 from fold.auth.policies import Caller
 from fold.db.engine import unit_of_work
 from fold.errors import RateLimited, UnsupportedMediaType, ValidationFailed
+from fold.jsontext import JsonRefused, loads, text_problem
 from fold.web.ratelimit import RateLimiter
+
+READS_ONLY: set[Any] = set()
+"""Endpoints that only read although their method is POST (previews): their session does
+not queue for the write lock. `fold.web.routing.route(reads_only=True)` adds to it."""
 
 
 def db_session(request: Request) -> Iterator[Session]:
     """Commits when the endpoint returns, rolls back when it raises; services never commit."""
-    factory: sessionmaker[Session] = request.app.state.sessions
+    writes = request.method not in ("GET", "HEAD", "OPTIONS") and (
+        request.scope.get("endpoint") not in READS_ONLY
+    )
+    state = request.app.state
+    factory: sessionmaker[Session] = state.write_sessions if writes else state.sessions
     with unit_of_work(factory) as session:
         yield session
 
@@ -53,7 +62,9 @@ def _content_type(request: Request) -> str:
 
 def parse_json(raw: bytes) -> Any:
     try:
-        return json.loads(raw)
+        return loads(raw)
+    except JsonRefused as exc:
+        raise ValidationFailed(exc.problem.description, param=exc.problem.param) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         where = (
             f" (line {exc.lineno}, column {exc.colno})"
@@ -85,6 +96,8 @@ def _merged(items: list[tuple[str, str]]) -> dict[str, Any]:
     """Pairs as a dict; a key given more than once becomes a list (`?tags=a&tags=b`)."""
     out: dict[str, Any] = {}
     for key, value in items:
+        if problem := text_problem(key, "body") or text_problem(value, key):
+            raise ValidationFailed(problem.description, param=problem.param)
         if key in out:
             previous = out[key]
             out[key] = [*previous, value] if isinstance(previous, list) else [previous, value]

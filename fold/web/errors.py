@@ -10,14 +10,17 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fold.auth import service as auth
+from fold.db.engine import busy_reason
 from fold.errors import (
     FoldError,
     MethodNotAllowed,
     NotFound,
+    Unavailable,
     UnsupportedMediaType,
     ValidationFailed,
 )
@@ -91,6 +94,26 @@ async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(request, error)
 
 
+def busy_database(exc: DBAPIError) -> Unavailable | None:
+    reason = busy_reason(exc)
+    if reason == "lock":
+        return Unavailable("The database is busy with other writes; try again shortly.")
+    if reason == "timeout":
+        return Unavailable(
+            "The query ran past the server's time limit; narrow it or try again later.",
+            retry_after=5,
+        )
+    return None
+
+
+async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError)
+    if busy := busy_database(exc):
+        log.warning("request %s: %s", _request_id(request), busy.description)
+        return error_response(request, busy)
+    return await on_unexpected(request, exc)
+
+
 async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     request_id = _request_id(request)
     log.exception("unhandled error in request %s", request_id)
@@ -104,4 +127,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(FoldError, on_fold_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(DBAPIError, on_database_error)
     app.add_exception_handler(Exception, on_unexpected)

@@ -6,10 +6,12 @@ import json
 import re
 import uuid
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fold.errors import FoldError, PayloadTooLarge
+from fold.errors import FoldError, PayloadTooLarge, ValidationFailed
+from fold.jsontext import text_problem
 
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 IMPORT_PATH_RE = re.compile(r"^/api/v2/[^/]+/[^/]+/import/?$")
@@ -28,6 +30,20 @@ def error_message(error: FoldError, request_id: str) -> tuple[Message, Message]:
 
 class _TooLarge(Exception):
     pass
+
+
+def url_problem(scope: Scope) -> ValidationFailed | None:
+    """NUL or a lone surrogate in the path or the query string: PostgreSQL cannot hold
+    either, so both databases refuse them here alike, before any endpoint reads them."""
+    if problem := text_problem(scope["path"], "path"):
+        return ValidationFailed(problem.description, param="path")
+    query = scope.get("query_string", b"").decode("latin-1")
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if problem := text_problem(key, "query"):
+            return ValidationFailed(problem.description, param="query")
+        if problem := text_problem(value, key):
+            return ValidationFailed(problem.description, param=key)
+    return None
 
 
 class RequestContext:
@@ -51,6 +67,11 @@ class RequestContext:
         too_large = PayloadTooLarge(
             f"The body is larger than the {limit:,} bytes this endpoint accepts.",
         )
+
+        if refused := url_problem(scope):
+            for message in error_message(refused, request_id):
+                await send(message)
+            return
 
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
