@@ -38,6 +38,9 @@ class Settings:
     columns: bool = True  # answer segment counts and pages from the in-memory column index
     columns_max_records: int = 5_000_000  # records the column index holds, all buckets
     import_workers: int = 1  # processes that make import rows ready beside the writer
+    login_failures_per_user: int = 5  # failed sign-ins per username per window, then 429
+    login_failures_per_address: int = 20  # failed sign-ins per client address per window
+    login_window_seconds: int = 300
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -58,4 +61,7 @@ class Settings:
             columns=os.environ.get("FOLD_COLUMNS", "on").strip().lower() not in OFF,
             columns_max_records=_int("FOLD_COLUMNS_MAX_RECORDS", 5_000_000),
             import_workers=_int("FOLD_IMPORT_WORKERS", 1),
+            login_failures_per_user=_int("FOLD_LOGIN_FAILURES_PER_USER", 5),
+            login_failures_per_address=_int("FOLD_LOGIN_FAILURES_PER_ADDRESS", 20),
+            login_window_seconds=_int("FOLD_LOGIN_WINDOW_SECONDS", 300),
         )
