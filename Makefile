@@ -3,16 +3,28 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
 
-.PHONY: install run test lint typecheck unit bench-smoke clean
+.PHONY: install run test lint typecheck unit browser bench-smoke clean
 
-install: $(STAMP)
+install: $(STAMP) $(NODE_STAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
+
+# The web interface's third-party files (htmx; axe-core for the tests), pinned in
+# package-lock.json and served from node_modules.
+$(NODE_STAMP): package.json package-lock.json
+	command -v npm >/dev/null || (apt-get update && apt-get install -y --no-install-recommends nodejs npm)
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+# The browser tests drive Debian's Chromium; installed only when missing.
+browser:
+	test -x /usr/bin/chromium || (apt-get update && apt-get install -y --no-install-recommends chromium fonts-dejavu-core)
 
 run: install
 	$(BIN)/fold migrate
@@ -28,10 +40,10 @@ lint: install
 typecheck: install
 	$(BIN)/mypy fold
 
-unit: install
+unit: install browser
 	$(BIN)/pytest
 
 test: lint typecheck unit
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache
