@@ -32,11 +32,17 @@ class TreeNode:
     children: list[TreeNode] = field(default_factory=list)
 
 
-def tree(db: Session, bucket: str) -> dict[str, Any]:
-    """Live segments as a tree (folders first), and the deleted ones apart."""
+def tree(db: Session, bucket: str, current: str | None = None) -> dict[str, Any]:
+    """Live segments as a tree (folders first), the deleted ones apart, and which folders
+    start open: those on the way to the current segment."""
     rows = repository.all_segments(db, bucket=bucket, include_deleted=True)
     live = [r for r in rows if r.record_state == "active"]
     nodes = {r.uid: TreeNode(r) for r in live}
+    opened: set[str] = set()
+    step = nodes.get(current or "")
+    while step is not None and step.row.uid not in opened:
+        opened.add(step.row.uid)
+        step = nodes.get(step.row.parent_uid or "")
     roots: list[TreeNode] = []
     for row in live:
         parent = nodes.get(row.parent_uid or "")
@@ -50,19 +56,21 @@ def tree(db: Session, bucket: str) -> dict[str, Any]:
     return {
         "roots": order(roots),
         "deleted": [r for r in rows if r.record_state != "active"],
+        "opened": opened,
     }
 
 
 def page(name: str, ui: UiSession, db: Session, status: int = 200, **context: Any) -> Response:
     """A full page: the sidebar tree and the session's details around the content."""
+    current = context.pop("current", None)
     return render(
         name,
         status,
         ui=ui,
         bucket=ui.caller.bucket,
         can=ui.caller.can,
-        sidebar=tree(db, ui.caller.bucket),
-        current=context.pop("current", None),
+        sidebar=tree(db, ui.caller.bucket, current),
+        current=current,
         **context,
     )
 

@@ -1,0 +1,366 @@
+"""The web interface in a real browser: Debian's Chromium, driven by Playwright, against a
+real `fold serve` on a demo bucket. Also checks accessibility with axe-core on each page
+and takes the README's screenshots."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from fold.auth.service import add_user, create_key
+from fold.db.engine import make_engine, make_sessionmaker, unit_of_work
+
+CHROMIUM = Path("/usr/bin/chromium")
+REPO = Path(__file__).resolve().parents[2]
+AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
+IMAGES = REPO / "docs" / "images"
+XSS = "<img src=x onerror=alert(1)>"
+BUCKET = "demo"
+
+if not CHROMIUM.exists() or not AXE.exists():
+    if os.environ.get("CI"):
+        raise RuntimeError("the browser tests need /usr/bin/chromium and `make install` (npm ci)")
+    pytest.skip("no /usr/bin/chromium or node_modules: run `make test`", allow_module_level=True)
+
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+
+@dataclass
+class Server:
+    url: str
+    admin_key: str
+    viewer_key: str
+    users: dict[str, str]
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.admin_key}"}
+        return httpx.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
+
+    def preview_count(self, rules: list[dict[str, Any]]) -> int:
+        body = {"resource_type": "person", "rules": rules, "page_size": 1}
+        answer = self.api("POST", f"/segments/v2/{BUCKET}/preview", json=body)
+        assert answer.status_code == 200, answer.text
+        return int(answer.json()["count"])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    folder = tmp_path_factory.mktemp("ui-server")
+    env = {
+        **os.environ,
+        "FOLD_DATA_DIR": str(folder),
+        "FOLD_DATABASE_URL": f"sqlite:///{folder / 'fold.db'}",
+        "FOLD_IMPORT_WORKERS": "0",
+    }
+    env.pop("FOLD_REDIS_URL", None)
+    fold = [sys.executable, "-m", "fold.cli.main"]
+    run = {"env": env, "check": True, "capture_output": True, "cwd": folder}
+    subprocess.run([*fold, "migrate"], **run)  # type: ignore[call-overload]
+    subprocess.run([*fold, "demo", "--bucket", BUCKET, "--people", "600"], **run)  # type: ignore[call-overload]
+    engine = make_engine(env["FOLD_DATABASE_URL"])
+    users = {"ada": "ada-password", "vic": "vic-password"}
+    with unit_of_work(make_sessionmaker(engine)) as session:
+        add_user(session, username="ada", password=users["ada"], bucket=BUCKET, policy="admin")
+        add_user(session, username="vic", password=users["vic"], bucket=BUCKET, policy="viewer")
+        admin = create_key(session, bucket=BUCKET, policy="admin").key
+        viewer = create_key(session, bucket=BUCKET, policy="viewer").key
+    engine.dispose()
+    port = _free_port()
+    log = (folder / "serve.log").open("wb")
+    process = subprocess.Popen(
+        [*fold, "serve", "--port", str(port)], env=env, cwd=folder, stdout=log, stderr=log
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert process.poll() is None and time.monotonic() < deadline, "fold serve did not start"
+        time.sleep(0.2)
+    try:
+        yield Server(url, admin, viewer, users)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+def _new_page(browser: Browser, server: Server, width: int = 1366, height: int = 768) -> Page:
+    context = browser.new_context(viewport={"width": width, "height": height}, base_url=server.url)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.on("dialog", lambda d: pytest.fail(f"a dialog opened: {d.message}"))
+    return page
+
+
+def sign_in(page: Page, username: str, password: str) -> None:
+    page.goto("/ui/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.locator(".who")).to_contain_text(username)
+
+
+def check_accessibility(page: Page) -> None:
+    """axe-core from its npm package: no serious or critical violation on the page."""
+    if not page.evaluate("typeof axe !== 'undefined'"):
+        page.evaluate(AXE.read_text())
+    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    bad = [
+        f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes'][:3]]}"
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert not bad, f"{page.url}: " + "; ".join(bad)
+
+
+def wait_preview(page: Page) -> int:
+    expect(page.locator(".preview")).to_have_attribute("data-state", "ready")
+    text = page.locator("#preview-count").inner_text().replace(",", "")
+    return int(text) if text.isdigit() else -1
+
+
+def set_rule(page: Page, n: int, field: str, operator: str, value: str) -> None:
+    page.locator(f"#field-{n}").fill(field)
+    page.locator(f"#field-{n}").press("Tab")
+    page.locator(f"#op-{n}").select_option(operator)
+    page.locator(f"#value-{n}").fill(value)
+
+
+def uid_of(url: str) -> str:
+    found = re.search(r"/segments/([0-9a-f]{24})", url)
+    assert found, url
+    return found.group(1)
+
+
+def test_staff_journey(browser: Browser, server: Server) -> None:
+    """Sign in, open a folder, build a segment of three rules, browse, explain, act, undo,
+    delete and restore — as an administrator, with the accessibility check on each page."""
+    folder = server.api(
+        "POST", f"/segments/v2/{BUCKET}/create",
+        json={"name": "Campaigns", "segment_type": "auxiliary", "resource_type": "person"},
+    ).json()  # fmt: skip
+    server.api(
+        "POST", f"/segments/v2/{BUCKET}/create",
+        json={"name": "Spring appeal", "resource_type": "person",
+              "parent_segment": folder["uri"], "rules": [
+                  {"field": "tags", "operator": "equals", "value": "donor"}]},
+    )  # fmt: skip
+    page = _new_page(browser, server)
+    page.goto("/ui/login")
+    check_accessibility(page)
+    sign_in(page, "ada", server.users["ada"])
+    check_accessibility(page)
+
+    # A folder opens to show its children.
+    child = page.get_by_role("link", name="Spring appeal")
+    expect(child).to_be_hidden()
+    page.locator("summary", has_text="Campaigns").click()
+    expect(child).to_be_visible()
+    child.click()
+    expect(page.locator("h1")).to_have_text("Spring appeal")
+    page.screenshot(path=str(IMAGES / "segment-page.png"))
+    check_accessibility(page)
+
+    # The rule builder: three rules, the count checked against the API after each.
+    page.get_by_role("link", name="New segment").click()
+    page.get_by_label("Name", exact=True).fill("Active Londoners who joined lately")
+    rules = [
+        ("membership_status", "equals", "active"),
+        ("address.locality", "or_list", "London, Bristol, Manchester"),
+        ("joined", "greater_than", "today-3y"),
+    ]
+    wait_preview(page)
+    sent: list[dict[str, Any]] = []
+    for n, (field, operator, value) in enumerate(rules, start=1):
+        page.get_by_role("button", name="Add a rule").click()
+        set_rule(page, n, field, operator, value)
+        listed = [v.strip() for v in value.split(",")] if operator == "or_list" else value
+        sent.append({"field": field, "operator": operator, "value": listed})
+        shown = wait_preview(page)
+        assert shown == server.preview_count(sent), (n, shown)
+    assert 0 < shown < 600
+    # A problem is shown beside its rule, and goes away when fixed.
+    page.locator("#value-3").fill("not a date")
+    assert wait_preview(page) == -1
+    expect(page.locator("li.rule").nth(2).locator(".problem")).not_to_be_empty()
+    page.locator("#value-3").fill("today-3y")
+    assert wait_preview(page) == shown
+    expect(page.locator("li.rule").nth(2).locator(".problem")).to_be_empty()
+    page.screenshot(path=str(IMAGES / "rule-builder.png"))
+    check_accessibility(page)
+    page.get_by_role("button", name="Create segment").click()
+    expect(page.locator("h1")).to_have_text("Active Londoners who joined lately")
+    expect(page.locator("[data-count]")).to_have_text(f"{shown:,}")
+    built = uid_of(page.url)
+
+    # Paging, search and sort on a bigger segment.
+    everyone = server.api("GET", f"/segments/v2/{BUCKET}/find?name=All people").json()
+    all_people = everyone["segments"][0]["uid"]
+    page.goto(f"/ui/{BUCKET}/segments/{all_people}")
+    page.get_by_role("link", name="Next").click()
+    expect(page.locator("[data-results-total]")).to_contain_text("page 2 of 24")
+    page.get_by_role("link", name="Email").click()
+    api_sorted = server.api(
+        "GET", f"/segments/v2/{BUCKET}/segment/{all_people}/all?sort=email&page_size=1"
+    ).json()["results"][0]
+    expect(page.locator("table.records tbody tr").first).to_contain_text(
+        api_sorted["display_value"]
+    )
+    name = api_sorted["display_value"]
+    page.get_by_label("Search").fill(name.split()[-1])
+    page.get_by_role("button", name="Show").click()
+    expect(page.locator("table.records")).to_contain_text(name)
+    check_accessibility(page)
+
+    # A record's detail, and why a record is not in the built segment.
+    page.get_by_role("link", name=name).first.click()
+    expect(page.locator("h1")).to_have_text(name)
+    expect(page.locator("#audit-h")).to_be_visible()
+    outsider = server.api(
+        "GET", f"/api/v2/{BUCKET}/person/?membership_status=lapsed&page_size=1"
+    ).json()["results"][0]
+    page.goto(f"/ui/{BUCKET}/records/person/{outsider['uid']}?segment={built}")
+    why = page.locator("[data-why]")
+    expect(why).to_contain_text("Not in")
+    expect(why.locator(".fails").first).to_contain_text("membership")
+    check_accessibility(page)
+
+    # A bulk action with its progress bar, then its undo.
+    page.goto(f"/ui/{BUCKET}/segments/{built}")
+    page.get_by_role("link", name="Bulk action").click()
+    check_accessibility(page)
+    page.get_by_label("Action").select_option("add_tag")
+    page.get_by_label("Value (a tag", exact=False).fill("ui-tagged")
+    page.get_by_label("Description, for the audit trail").fill("Tag from the browser")
+    page.get_by_label("Yes, act on these", exact=False).check()
+    page.get_by_role("button", name="Start").click()
+    page.screenshot(path=str(IMAGES / "job-running.png"))
+    expect(page.locator("[data-status]")).to_have_text("completed", timeout=60_000)
+    bar = page.locator("#job-bar")
+    assert bar.get_attribute("value") == bar.get_attribute("max") == str(shown)
+    check_accessibility(page)
+    tagged = {"field": "tags", "operator": "equals", "value": "ui-tagged"}
+    assert server.preview_count([tagged]) == shown
+    page.get_by_role("button", name="Undo this job").click()
+    expect(page.locator("h1")).to_contain_text("Undo")
+    expect(page.locator("[data-status]")).to_have_text("completed", timeout=60_000)
+    assert server.preview_count([tagged]) == 0
+
+    # Delete (with the cascade confirmation) and restore.
+    page.goto(f"/ui/{BUCKET}/segments/{folder['uid']}")
+    page.get_by_role("link", name="Delete").click()
+    check_accessibility(page)
+    page.get_by_label("Also delete these 1 child segment(s)").check()
+    page.get_by_role("button", name="Delete").click()
+    deleted = page.locator("details.deleted")
+    deleted.locator("summary").click()
+    page.get_by_role("button", name="Restore Campaigns").click()
+    expect(page.locator("h1")).to_have_text("Campaigns")
+    page.locator("details.deleted summary").click()
+    page.get_by_role("button", name="Restore Spring appeal").click()
+    expect(page.locator("h1")).to_have_text("Spring appeal")
+    page.context.close()
+
+
+def test_viewer_is_offered_nothing_and_forgeries_are_refused(
+    browser: Browser, server: Server
+) -> None:
+    page = _new_page(browser, server)
+    page.goto("/ui/login")
+    page.get_by_label("API key").fill(server.viewer_key)
+    page.get_by_role("button", name="Sign in with the key").click()
+    expect(page.locator(".who")).to_contain_text("viewer")
+    page.get_by_role("link", name="All people").click()
+    for label in ("Edit", "Delete", "Bulk action", "New child segment", "New segment"):
+        expect(page.get_by_role("link", name=label, exact=True)).to_have_count(0)
+    check_accessibility(page)
+    uid = uid_of(page.url)
+    token = page.locator('meta[name="csrf-token"]').get_attribute("content")
+    forged = page.evaluate(
+        """async ([bucket, token]) => (await fetch(`/segments/v2/${bucket}/create`, {
+            method: "POST", headers: {"Content-Type": "application/json", "X-CSRF-Token": token},
+            body: JSON.stringify({name: "forged", resource_type: "person"})})).status""",
+        [BUCKET, token],
+    )
+    assert forged == 403
+    form = page.request.post(
+        f"/ui/{BUCKET}/segments/{uid}/delete", form={"csrf_token": str(token), "cascade": "true"}
+    )
+    assert form.status == 403
+    # An administrator's forged form without its token is refused too.
+    admin = _new_page(browser, server)
+    sign_in(admin, "ada", server.users["ada"])
+    no_token = admin.request.post(f"/ui/{BUCKET}/segments/{uid}/delete", form={"cascade": "true"})
+    assert no_token.status == 403
+    assert server.api("GET", f"/segments/v2/{BUCKET}/segment/{uid}").status_code == 200
+    page.context.close()
+    admin.context.close()
+
+
+def test_a_hostile_name_is_shown_as_text(browser: Browser, server: Server) -> None:
+    person = server.api(
+        "POST", f"/api/v2/{BUCKET}/person/", json={"first_name": XSS, "last_name": "Hostile"}
+    ).json()
+    segment = server.api(
+        "POST", f"/segments/v2/{BUCKET}/create",
+        json={"name": XSS, "resource_type": "person", "description": XSS,
+              "rules": [{"field": "last_name", "operator": "equals", "value": "Hostile"}]},
+    ).json()  # fmt: skip
+    page = _new_page(browser, server)
+    sign_in(page, "ada", server.users["ada"])
+    page.goto(f"/ui/{BUCKET}/segments/{segment['uid']}")
+    expect(page.locator("h1")).to_have_text(XSS)
+    expect(page.locator(".tree")).to_contain_text(XSS)
+    expect(page.locator("table.records")).to_contain_text(XSS)
+    assert page.locator("img").count() == 0
+    page.goto(f"/ui/{BUCKET}/records/person/{person['uid']}?segment={segment['uid']}")
+    expect(page.locator("h1")).to_contain_text(XSS)
+    page.goto(f"/ui/{BUCKET}/segments/{segment['uid']}/edit")
+    expect(page.locator("#name")).to_have_value(XSS)
+    wait_preview(page)
+    expect(page.locator("#preview-records")).to_contain_text(XSS)
+    assert page.locator("img").count() == 0
+    page.context.close()
+
+
+def test_narrow_window_and_keyboard(browser: Browser, server: Server) -> None:
+    page = _new_page(browser, server, width=420, height=800)
+    sign_in(page, "vic", server.users["vic"])
+    page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement.textContent")
+    assert "Skip to content" in focused
+    page.keyboard.press("Enter")
+    check_accessibility(page)
+    wide = page.evaluate("document.documentElement.scrollWidth")
+    assert wide <= 440, wide
+    json.dumps(wide)
+    page.context.close()
