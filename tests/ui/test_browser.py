@@ -324,6 +324,10 @@ def test_viewer_is_offered_nothing_and_forgeries_are_refused(
     page.get_by_label("API key").fill(server.viewer_key)
     page.get_by_role("button", name="Sign in with the key").click()
     expect(page.locator(".who")).to_contain_text("viewer")
+    page.get_by_label("Filter segments").fill("current")
+    expect(page.get_by_role("link", name="All people")).to_be_hidden()
+    expect(page.get_by_role("link", name="Current members")).to_be_visible()
+    page.get_by_label("Filter segments").fill("")
     page.get_by_role("link", name="All people").click()
     for label in ("Edit", "Delete", "Bulk action", "New child segment", "New segment"):
         expect(page.get_by_role("link", name=label, exact=True)).to_have_count(0)

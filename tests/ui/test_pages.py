@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from fold.auth.sessions import SESSION_COOKIE
-from tests.conftest import Database, Tenant, assert_error
+from fold.web.app import create_app
+from tests.conftest import Database, Tenant, assert_error, settings_for
 from tests.ui.conftest import Browser, csrf_of, make_user, sign_in
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -78,6 +79,30 @@ class TestSignIn:
         assert wrong.status_code == 403 and "not right" in wrong.text
         forged = client.post("/ui/login", data={"username": name, "password": "nope-nope"})
         assert forged.status_code == 403 and "CSRF" in forged.text
+
+    def test_sign_in_is_throttled_the_same_for_missing_users(
+        self, database: Database, tenant: Tenant
+    ) -> None:
+        settings = settings_for(database, login_failures_per_user=2, login_failures_per_address=50)
+        name, password = make_user(tenant.db, tenant.bucket, "viewer")
+        with TestClient(create_app(settings, database.engine)) as client:
+            token = csrf_of(client.get("/ui/login").text)
+            seen = {}
+            for who in (name, "nobody-at-all"):
+                answers = [
+                    client.post(
+                        "/ui/login",
+                        data={"csrf_token": token, "username": who, "password": "wrong-pass"},
+                    )
+                    for _ in range(3)
+                ]
+                seen[who] = [a.status_code for a in answers]
+                assert "Retry-After" in answers[-1].headers
+            assert seen[name] == seen["nobody-at-all"] == [403, 403, 429]
+            late = client.post(
+                "/ui/login", data={"csrf_token": token, "username": name, "password": password}
+            )
+            assert late.status_code == 429 and "try again" in late.text
 
     def test_pages_need_a_session(self, app_client: TestClient, tenant: Tenant) -> None:
         client = TestClient(app_client.app)
