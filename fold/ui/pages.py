@@ -17,7 +17,7 @@ from fold.fields.service import check_resource_type, schema_for
 from fold.ids import make_uri
 from fold.records import service as records
 from fold.segments import explain, fieldsets, repository, service, views
-from fold.segments.members import segment_schema
+from fold.segments.members import segment_schema, stored_types
 from fold.ui.render import UiRoute, render
 from fold.ui.session import UiDep, UiSession
 from fold.web.deps import DbSession
@@ -158,9 +158,7 @@ def record_page(
     choices = [
         s
         for s in repository.all_segments(db, bucket=ui.caller.bucket)
-        if s.segment_type != "auxiliary"
-        and s.resource_type
-        in (resource_type, "contact" if resource_type in ("person", "organisation") else "")
+        if s.segment_type != "auxiliary" and resource_type in stored_types(s.resource_type)
     ]
     labels = {name: f.label for name, f in schema.fields.items()}
     system = ("uid", "uri", "created", "last_updated", "record_state", "display_value")
