@@ -9,6 +9,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +27,12 @@ from fold.db.engine import make_engine, make_sessionmaker, unit_of_work
 CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
 AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
-IMAGES = REPO / "docs" / "images"
+# The README's screenshots are rewritten only when asked, so a test run leaves the tree clean.
+IMAGES = (
+    REPO / "docs" / "images"
+    if os.environ.get("FOLD_UI_SCREENSHOTS") == "1"
+    else Path(tempfile.mkdtemp(prefix="fold-ui-shots-"))
+)
 XSS = "<img src=x onerror=alert(1)>"
 BUCKET = "demo"
 
