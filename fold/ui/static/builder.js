@@ -128,7 +128,11 @@
       return input;
     } else if (type === "geo") {
       input = el("input", { id: id, type: "text", placeholder: "51.5,-0.12,5 or SW1A 1AA,5mi" });
-      input.value = value === undefined ? "" : (typeof value === "string" ? value : JSON.stringify(value));
+      if (value && typeof value === "object") {
+        const unit = value.unit === "mi" && !/mi$/.test(String(value.distance)) ? "mi" : "";
+        value = [value.postcode || [value.lat, value.lng].join(","), value.distance + unit].join(",");
+      }
+      input.value = value === undefined ? "" : value;
     } else {
       input = el("input", { id: id, type: "text" });
       input.value = value === undefined ? "" : value;
