@@ -431,3 +431,23 @@ def test_a_running_job_is_followed_and_cancelled(browser: Browser, server: Serve
         page.goto(f"/ui/{BUCKET}/jobs/{job}")
         expect(page.locator("[data-status]")).to_have_text("cancelled")
     page.context.close()
+
+
+def test_static_segment_from_record_lookup(browser: Browser, server: Server) -> None:
+    page = _new_page(browser, server)
+    sign_in(page, "ada", server.users["ada"])
+    page.goto(f"/ui/{BUCKET}/new")
+    page.get_by_label("Name", exact=True).fill("Hand picked")
+    page.get_by_label("Type", exact=True).select_option("static")
+    expect(page.locator("#rules-box")).to_be_hidden()
+    wait_preview(page)
+    person = server.api("GET", f"/api/v2/{BUCKET}/person/?page_size=1&sort=email").json()
+    name = person["results"][0]["display_value"]
+    page.get_by_label("Find a record to add").fill(person["results"][0]["email"])
+    page.get_by_role("button", name=f"Include {name}").first.click()
+    assert wait_preview(page) == 1
+    expect(page.locator("#preview-records")).to_contain_text(name)
+    page.get_by_role("button", name="Create segment").click()
+    expect(page.locator("[data-count]")).to_have_text("1")
+    expect(page.locator("table.records")).to_contain_text(name)
+    page.context.close()
