@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Iterator
 
@@ -67,7 +68,11 @@ class TestLoginThrottle:
         answers = {}
         for name in (real, ghost):
             seen = [_login(client, name, "wrong-one") for _ in range(4)]
-            answers[name] = [(r.status_code, r.json()) for r in seen]  # type: ignore[attr-defined]
+            # The seconds to wait differ with the clock; nothing else may.
+            answers[name] = [
+                (r.status_code, re.sub(r"\d+", "N", r.text))  # type: ignore[attr-defined]
+                for r in seen
+            ]
         assert [s for s, _ in answers[real]] == [403, 403, 403, 429]
         assert answers[real] == answers[ghost]
 
