@@ -136,6 +136,19 @@ def segment_page(request: Request, ui: UiDep, db: DbSession, uid: str) -> Respon
     )
 
 
+def _flat(record: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested objects (an address) as dotted fields, as the schema names them; a point
+    stays whole."""
+    out: list[tuple[str, Any]] = []
+    for key, value in record.items():
+        path = prefix + key
+        if isinstance(value, dict) and value and not {"lat", "lng"} <= value.keys():
+            out.extend(_flat(value, path + "."))
+        else:
+            out.append((path, value))
+    return out
+
+
 @router.get("/records/{resource_type}/{uid}")
 def record_page(
     request: Request, ui: UiDep, db: DbSession, resource_type: str, uid: str
@@ -168,7 +181,7 @@ def record_page(
         db,
         current=segment_uid or None,
         record=record,
-        fields=[(k, labels.get(k, k), v) for k, v in record.items() if k not in system],
+        fields=[(k, labels.get(k, k), v) for k, v in _flat(record) if k not in system],
         system={k: record.get(k) for k in system},
         entries=entries,
         why=why,
