@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from fold.auth.sessions import SESSION_COOKIE
 from fold.web.app import create_app
 from tests.conftest import Database, Tenant, assert_error, settings_for
-from tests.ui.conftest import Browser, csrf_of, make_user, sign_in
+from tests.ui.conftest import WebClient, csrf_of, make_user, sign_in
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -20,7 +20,7 @@ def _segment(tenant: Tenant, **body: object) -> dict[str, object]:
     return result
 
 
-def _browser(app_client: TestClient, tenant: Tenant, policy: str) -> Browser:
+def _browser(app_client: TestClient, tenant: Tenant, policy: str) -> WebClient:
     name, password = make_user(tenant.db, tenant.bucket, policy)
     return sign_in(app_client, tenant.bucket, name, password)
 
