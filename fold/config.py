@@ -47,6 +47,9 @@ class Settings:
     export_retention_days: int = 30  # export files are removed this many days after
     statement_timeout: float = 30.0  # seconds one query of the server may run (503 after)
     lock_timeout: float = 10.0  # seconds a write waits for a lock (503 with Retry-After after)
+    login_failures_per_user: int = 5  # failed sign-ins per username per window, then 429
+    login_failures_per_address: int = 20  # failed sign-ins per client address per window
+    login_window_seconds: int = 300
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -74,4 +77,7 @@ class Settings:
             export_retention_days=_int("FOLD_EXPORT_RETENTION_DAYS", 30),
             statement_timeout=float(_int("FOLD_STATEMENT_TIMEOUT", 30)),
             lock_timeout=float(_int("FOLD_LOCK_TIMEOUT", 10)),
+            login_failures_per_user=_int("FOLD_LOGIN_FAILURES_PER_USER", 5),
+            login_failures_per_address=_int("FOLD_LOGIN_FAILURES_PER_ADDRESS", 20),
+            login_window_seconds=_int("FOLD_LOGIN_WINDOW_SECONDS", 300),
         )

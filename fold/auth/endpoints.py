@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from fold.auth import service
 from fold.auth.schemas import LoginAnswer
+from fold.auth.throttle import LoginThrottle
 from fold.errors import ValidationFailed
 from fold.web.deps import DbSession, Params
 from fold.web.routing import error_responses, route
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 @route(
@@ -21,13 +26,23 @@ router = APIRouter(prefix="/api/v1", tags=["auth"])
     "/auth/",
     answer=LoginAnswer,
     accepts=("username", "password"),
-    responses=error_responses(400, 403, 415),
+    responses=error_responses(400, 403, 415, 429),
 )
-def login(session: DbSession, params: Params) -> dict[str, Any]:
-    """Exchange `username` and `password` (JSON or form) for an API key."""
+def login(request: Request, session: DbSession, params: Params) -> dict[str, Any]:
+    """Exchange `username` and `password` (JSON or form) for an API key. Repeated failures
+    for a username or from an address answer 429 with `Retry-After` for a while."""
     username, password = params.get("username"), params.get("password")
     for name, value in (("username", username), ("password", password)):
         if not isinstance(value, str) or not value:
             raise ValidationFailed(f"'{name}' is required.", param=name)
     assert isinstance(username, str) and isinstance(password, str)
-    return {"api_key": service.login(session, username=username, password=password)}
+    throttle: LoginThrottle = request.app.state.login_throttle
+    return {
+        "api_key": service.login_throttled(
+            session,
+            throttle,
+            username=username,
+            password=password,
+            address=client_address(request),
+        )
+    }

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fold.auth.policies import Caller, Policy, check_policy_name
+from fold.auth.throttle import LoginThrottle
 from fold.buckets.service import ensure_bucket
 from fold.db.models import ApiKey, KeyGrant, User, UserGrant
 from fold.errors import AuthenticationFailed, NotFound, PermissionDenied, ValidationFailed
@@ -126,6 +127,38 @@ def login(session: Session, *, username: str, password: str) -> str:
     new = _insert_key(session, name=f"login {username}", username=username)
     session.flush()
     return new.key
+
+
+def login_throttled(
+    session: Session, throttle: LoginThrottle, *, username: str, password: str, address: str
+) -> str:
+    """`login`, refused with 429 while the username or address has failed too often."""
+    throttle.check(username=username, address=address)
+    try:
+        key = login(session, username=username, password=password)
+    except PermissionDenied:
+        throttle.failed(username=username, address=address)
+        raise
+    throttle.succeeded(username=username, address=address)
+    return key
+
+
+def user_buckets(session: Session, username: str) -> list[str]:
+    """The buckets a user has a policy on, by name."""
+    rows = session.scalars(
+        select(UserGrant.bucket).where(UserGrant.username == username).order_by(UserGrant.bucket)
+    )
+    return list(rows)
+
+
+def key_buckets(session: Session, key: ApiKey) -> list[str]:
+    """The buckets a key (or the user behind it) has a policy on, by name."""
+    if key.username is not None:
+        return user_buckets(session, key.username)
+    rows = session.scalars(
+        select(KeyGrant.bucket).where(KeyGrant.key_id == key.id).order_by(KeyGrant.bucket)
+    )
+    return list(rows)
 
 
 def authenticate(session: Session, authorization: str | None) -> ApiKey:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from fold.auth.policies import Caller
@@ -250,13 +250,24 @@ def load_job(session: Session, caller: Caller, uid: str) -> Job:
 def cancel(session: Session, *, caller: Caller, uid: str) -> dict[str, Any]:
     caller.require("run_actions")
     job = load_job(session, caller, uid)
-    if job.status == "created":
-        job.status, job.finished = "cancelled", utcnow()
-    elif job.status == "running":
-        job.status = "cancelling"
-    elif job.status != "cancelling":
+    # Conditional updates: a worker may finish the job between our read and our write, and
+    # a finished job must not be marked cancelling.
+    moves = (
+        ("created", {"status": "cancelled", "finished": utcnow()}),
+        ("running", {"status": "cancelling"}),
+    )
+    moved = False
+    for before, values in moves:
+        changed: Any = session.execute(
+            update(Job)
+            .where(Job.bucket == caller.bucket, Job.uid == job.uid, Job.status == before)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        moved = moved or changed.rowcount == 1
+    session.refresh(job)
+    if not moved and job.status != "cancelling":
         raise Conflict(f"The job is {job.status}; only a created or running job can be cancelled.")
-    session.flush()
     return job_out(job)
 
 

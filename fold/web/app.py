@@ -17,6 +17,7 @@ from sqlalchemy import Engine, text
 from fold import __version__
 from fold.audit import endpoints as audit_endpoints
 from fold.auth import endpoints as auth_endpoints
+from fold.auth.throttle import ThrottleLimits, make_login_throttle
 from fold.columns import index as columns
 from fold.config import Settings
 from fold.db.engine import make_engine, make_sessionmaker, server_limits
@@ -30,6 +31,7 @@ from fold.schemas import Open
 from fold.segments import endpoints as segment_endpoints
 from fold.segments import history as segment_history
 from fold.settings import endpoints as settings_endpoints
+from fold.ui import endpoints as ui_endpoints
 from fold.web import errors
 from fold.web.middleware import RequestContext
 from fold.web.ratelimit import make_rate_limiter
@@ -90,6 +92,14 @@ def create_app(
     app.state.write_sessions = make_sessionmaker(engine, writes=True)
     app.state.rate_limiter = make_rate_limiter(settings.rate_limit_per_minute, settings.redis_url)
     app.state.queue = Queue(settings, engine)
+    app.state.login_throttle = make_login_throttle(
+        ThrottleLimits(
+            per_user=settings.login_failures_per_user,
+            per_address=settings.login_failures_per_address,
+            window_seconds=settings.login_window_seconds,
+        ),
+        settings.redis_url,
+    )
 
     errors.install(app)
     app.add_middleware(
@@ -111,6 +121,7 @@ def create_app(
     app.include_router(message_endpoints.router)
     app.include_router(message_endpoints.public)
     app.include_router(settings_endpoints.router)
+    ui_endpoints.install(app)
     app.mount("/static/docs", StaticFiles(directory=DOCS_STATIC), name="docs-static")
 
     plain_openapi = app.openapi

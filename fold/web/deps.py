@@ -11,9 +11,10 @@ from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from fold.auth import service as auth
+from fold.auth import sessions
 from fold.auth.policies import Caller
 from fold.db.engine import unit_of_work
-from fold.errors import RateLimited, UnsupportedMediaType, ValidationFailed
+from fold.errors import PermissionDenied, RateLimited, UnsupportedMediaType, ValidationFailed
 from fold.jsontext import JsonRefused, loads, text_problem
 from fold.web.ratelimit import RateLimiter
 
@@ -36,12 +37,33 @@ def db_session(request: Request) -> Iterator[Session]:
 DbSession = Annotated[Session, Depends(db_session, scope="function")]
 
 
+def authorization_of(request: Request) -> str | None:
+    """The bearer key, or the web interface's session cookie standing in for it.
+
+    A cookie is sent by the browser whatever page asks, so a cookie-borne request that
+    changes something must also carry the session's CSRF token."""
+    header = request.headers.get("authorization")
+    if header:
+        return header
+    cookie = request.cookies.get(sessions.SESSION_COOKIE)
+    if not cookie:
+        return None
+    if request.method not in sessions.SAFE_METHODS and not sessions.csrf_ok(
+        cookie, request.headers.get(sessions.CSRF_HEADER)
+    ):
+        raise PermissionDenied(
+            "This request came with the web session's cookie but without its CSRF token.",
+            error="CSRF token missing or wrong",
+        )
+    return f"Bearer {cookie}"
+
+
 def bucket_caller(
     request: Request,
     session: DbSession,
     bucket: Annotated[str, Path(description="The bucket (tenant) name")],
 ) -> Caller:
-    key = auth.authenticate(session, request.headers.get("authorization"))
+    key = auth.authenticate(session, authorization_of(request))
     limiter: RateLimiter = request.app.state.rate_limiter
     verdict = limiter.hit(key.id)
     request.state.extra_headers = verdict.headers()

@@ -96,7 +96,8 @@ def test_every_route_checks_its_parameters(app_client: Any) -> None:
     routes = api_routes(app_client.app)
     assert len(routes) > 40
     for r in routes:
-        if r.path in ("/health", "/docs", "/openapi.json"):
+        # The web interface's pages are HTML for a browser, not the API that SPEC 9 binds.
+        if r.path in ("/health", "/docs", "/openapi.json") or r.path.startswith("/ui"):
             continue
         if not any(hasattr(d.call, "accepts") for d in r.dependant.dependencies):
             unchecked.append(f"{sorted(r.methods)} {r.path}")

@@ -1,0 +1,87 @@
+"""Bulk actions from the web interface: the action form, and a job's page whose progress
+bar follows it to its end, with cancel and undo."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from fold.jobs import service as jobs
+from fold.jobs.actions import ACTIONS, action_for
+from fold.segments import views
+from fold.ui.pages import page
+from fold.ui.render import UiRoute, render
+from fold.ui.session import UiDep, checked_form, redirect
+from fold.web.deps import DbSession
+
+router = APIRouter(prefix="/ui/{bucket}", route_class=UiRoute, include_in_schema=False)
+FINISHED = ("completed", "failed", "cancelled")
+# htmx stops polling when a poll answers 286.
+STOP_POLLING = 286
+
+
+@router.get("/segments/{uid}/action")
+def action_form(ui: UiDep, db: DbSession, uid: str) -> Response:
+    ui.caller.require("run_actions")
+    row = views.load_for_read(db, ui.caller, uid)
+    counted = views.segment_count(db, ui.caller, row)
+    return page(
+        "action.html", ui, db, current=row.uid, row=row, counted=counted, actions=list(ACTIONS)
+    )
+
+
+@router.post("/segments/{uid}/action")
+async def start_action(request: Request, ui: UiDep, db: DbSession, uid: str) -> Response:
+    form = await checked_form(request, ui)
+    params = {k: v for k, v in form.items() if k in ("action", "value", "field", "description")}
+    if not params.get("field"):
+        params.pop("field", None)
+    state = request.app.state
+    receipt = jobs.start_action(
+        db, caller=ui.caller, uid=uid, params=params, queue=state.queue, settings=state.settings
+    )
+    job_uid = receipt["sheep_event"].rstrip("/").split("/")[-1]
+    return redirect(f"/ui/{ui.caller.bucket}/jobs/{job_uid}")
+
+
+def _job_context(ui: UiDep, db: DbSession, job_uid: str) -> dict[str, Any]:
+    job = jobs.job_out(jobs.load_job(db, ui.caller, job_uid))
+    undoable = (
+        job["status"] == "completed"
+        and job["action"] in ACTIONS
+        and action_for(str(job["action"])).undoable
+    )
+    return {"job": job, "finished": job["status"] in FINISHED, "undoable": undoable}
+
+
+@router.get("/jobs/{job_uid}")
+def job_page(ui: UiDep, db: DbSession, job_uid: str) -> Response:
+    ui.caller.require("read")
+    return page("job.html", ui, db, **_job_context(ui, db, job_uid))
+
+
+@router.get("/jobs/{job_uid}/progress")
+def job_progress(ui: UiDep, db: DbSession, job_uid: str) -> Response:
+    """The progress fragment the job page polls; the last poll stops the polling."""
+    ui.caller.require("read")
+    context = _job_context(ui, db, job_uid)
+    status = STOP_POLLING if context["finished"] else 200
+    return render(
+        "progress.html", status, ui=ui, can=ui.caller.can, bucket=ui.caller.bucket, **context
+    )
+
+
+@router.post("/jobs/{job_uid}/cancel")
+async def cancel_job(request: Request, ui: UiDep, db: DbSession, job_uid: str) -> Response:
+    await checked_form(request, ui)
+    jobs.cancel(db, caller=ui.caller, uid=job_uid)
+    return redirect(f"/ui/{ui.caller.bucket}/jobs/{job_uid}")
+
+
+@router.post("/jobs/{job_uid}/undo")
+async def undo_job(request: Request, ui: UiDep, db: DbSession, job_uid: str) -> Response:
+    await checked_form(request, ui)
+    out = jobs.undo(db, caller=ui.caller, uid=job_uid, queue=request.app.state.queue)
+    return redirect(f"/ui/{ui.caller.bucket}/jobs/{out['uid']}")

@@ -1,0 +1,243 @@
+"""The web interface as a server: sessions, CSRF, policies, escaping, headers."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from fold.auth.sessions import SESSION_COOKIE
+from fold.web.app import create_app
+from tests.conftest import Database, Tenant, assert_error, settings_for
+from tests.ui.conftest import WebClient, csrf_of, make_user, sign_in
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+def _segment(tenant: Tenant, **body: object) -> dict[str, object]:
+    body.setdefault("resource_type", "person")
+    created = tenant.admin.post(f"/segments/v2/{tenant.bucket}/create", json=body)
+    assert created.status_code == 201, created.text
+    result: dict[str, object] = created.json()
+    return result
+
+
+def _browser(app_client: TestClient, tenant: Tenant, policy: str) -> WebClient:
+    name, password = make_user(tenant.db, tenant.bucket, policy)
+    return sign_in(app_client, tenant.bucket, name, password)
+
+
+class TestSignIn:
+    def test_sign_in_sets_a_safe_cookie_and_sign_out_ends_the_session(
+        self, app_client: TestClient, tenant: Tenant
+    ) -> None:
+        name, password = make_user(tenant.db, tenant.bucket, "editor")
+        client = TestClient(app_client.app)
+        token = csrf_of(client.get("/ui/login").text)
+        answer = client.post(
+            "/ui/login",
+            data={"csrf_token": token, "username": name, "password": password},
+            follow_redirects=False,
+        )
+        cookie = answer.headers["set-cookie"].lower()
+        assert SESSION_COOKIE in cookie and "httponly" in cookie and "samesite=strict" in cookie
+        assert "secure" not in cookie  # plain HTTP here; HTTPS adds Secure
+        home = client.get(f"/ui/{tenant.bucket}/")
+        assert home.status_code == 200 and name in home.text
+        session_key = client.cookies[SESSION_COOKIE]
+        out = client.post(
+            "/ui/logout", data={"csrf_token": csrf_of(home.text)}, follow_redirects=False
+        )
+        assert out.status_code == 303
+        # The key behind the session is revoked, so a copied cookie is worthless too.
+        revoked = tenant.admin.with_key(session_key).get("/")
+        assert_error(revoked, 401, "authentication_error")
+        assert client.get(f"/ui/{tenant.bucket}/", follow_redirects=False).status_code == 303
+
+    def test_https_cookie_is_secure(self, app_client: TestClient, tenant: Tenant) -> None:
+        name, password = make_user(tenant.db, tenant.bucket, "viewer")
+        client = TestClient(app_client.app, base_url="https://testserver")
+        token = csrf_of(client.get("/ui/login").text)
+        answer = client.post(
+            "/ui/login",
+            data={"csrf_token": token, "username": name, "password": password},
+            follow_redirects=False,
+        )
+        assert "secure" in answer.headers["set-cookie"].lower()
+
+    def test_api_key_quick_sign_in(self, app_client: TestClient, tenant: Tenant) -> None:
+        client = TestClient(app_client.app)
+        token = csrf_of(client.get("/ui/login").text)
+        answer = client.post("/ui/login", data={"csrf_token": token, "api_key": tenant.viewer.key})
+        assert answer.status_code == 200 and "viewer" in answer.text
+
+    def test_wrong_password_and_missing_csrf(self, app_client: TestClient, tenant: Tenant) -> None:
+        name, _ = make_user(tenant.db, tenant.bucket, "viewer")
+        client = TestClient(app_client.app)
+        token = csrf_of(client.get("/ui/login").text)
+        wrong = client.post(
+            "/ui/login", data={"csrf_token": token, "username": name, "password": "nope-nope"}
+        )
+        assert wrong.status_code == 403 and "not right" in wrong.text
+        forged = client.post("/ui/login", data={"username": name, "password": "nope-nope"})
+        assert forged.status_code == 403 and "CSRF" in forged.text
+
+    def test_sign_in_is_throttled_the_same_for_missing_users(
+        self, database: Database, tenant: Tenant
+    ) -> None:
+        settings = settings_for(database, login_failures_per_user=2, login_failures_per_address=50)
+        name, password = make_user(tenant.db, tenant.bucket, "viewer")
+        with TestClient(create_app(settings, database.engine)) as client:
+            token = csrf_of(client.get("/ui/login").text)
+            seen = {}
+            for who in (name, "nobody-at-all"):
+                answers = [
+                    client.post(
+                        "/ui/login",
+                        data={"csrf_token": token, "username": who, "password": "wrong-pass"},
+                    )
+                    for _ in range(3)
+                ]
+                seen[who] = [a.status_code for a in answers]
+                assert "Retry-After" in answers[-1].headers
+            assert seen[name] == seen["nobody-at-all"] == [403, 403, 429]
+            late = client.post(
+                "/ui/login", data={"csrf_token": token, "username": name, "password": password}
+            )
+            assert late.status_code == 429 and "try again" in late.text
+
+    def test_pages_need_a_session(self, app_client: TestClient, tenant: Tenant) -> None:
+        client = TestClient(app_client.app)
+        answer = client.get(f"/ui/{tenant.bucket}/", follow_redirects=False)
+        assert answer.status_code == 303 and answer.headers["location"] == "/ui/login"
+
+    def test_another_bucket_is_refused(
+        self, app_client: TestClient, tenant: Tenant, other_tenant: Tenant
+    ) -> None:
+        browser = _browser(app_client, tenant, "admin")
+        assert browser.client.get(f"/ui/{other_tenant.bucket}/").status_code == 403
+
+
+class TestHeadersAndEscaping:
+    def test_every_page_forbids_inline_script(self, app_client: TestClient, tenant: Tenant) -> None:
+        browser = _browser(app_client, tenant, "viewer")
+        for path in ("/ui/login", f"/ui/{tenant.bucket}/"):
+            csp = browser.client.get(path).headers["content-security-policy"]
+            assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+            assert "frame-ancestors 'none'" in csp
+
+    def test_a_hostile_name_is_text(self, app_client: TestClient, tenant: Tenant) -> None:
+        person = tenant.admin.post("/person/", json={"first_name": XSS, "last_name": XSS}).json()
+        segment = _segment(tenant, name=XSS, description=XSS)
+        browser = _browser(app_client, tenant, "viewer")
+        pages = [
+            f"/ui/{tenant.bucket}/",
+            f"/ui/{tenant.bucket}/segments/{segment['uid']}",
+            f"/ui/{tenant.bucket}/records/person/{person['uid']}?segment={segment['uid']}",
+        ]
+        for path in pages:
+            html = browser.page(path)
+            assert XSS not in html
+            assert "&lt;img src=x onerror=alert(1)&gt;" in html
+
+    def test_vendor_htmx_is_served_from_the_installed_package(self, app_client: TestClient) -> None:
+        answer = app_client.get("/ui/vendor/htmx.min.js")
+        assert answer.status_code == 200 and "htmx" in answer.text[:2000]
+        assert app_client.get("/ui/vendor/other.js").status_code == 404
+        assert app_client.get("/ui/static/../render.py").status_code == 404
+
+
+class TestPolicy:
+    def test_viewer_sees_no_write_controls_and_forged_writes_are_refused(
+        self, app_client: TestClient, tenant: Tenant
+    ) -> None:
+        segment = _segment(tenant, name="Readers")
+        browser = _browser(app_client, tenant, "viewer")
+        html = browser.page(f"/ui/{tenant.bucket}/segments/{segment['uid']}")
+        for control in ("/edit", "/delete", "/action", "New segment", "New child"):
+            assert control not in html
+        csrf = csrf_of(html)
+        base = f"/ui/{tenant.bucket}"
+        forged = {
+            f"{base}/new": {"name": "x", "resource_type": "person", "rules": "[]"},
+            f"{base}/segments/{segment['uid']}/edit": {"name": "x", "rules": "[]"},
+            f"{base}/segments/{segment['uid']}/delete": {},
+            f"{base}/segments/{segment['uid']}/action": {
+                "action": "add_tag",
+                "value": "x",
+                "description": "x",
+            },
+        }
+        for path, data in forged.items():
+            answer = browser.client.post(path, data={**data, "csrf_token": csrf})
+            assert answer.status_code == 403, (path, answer.text)
+        assert browser.client.get(f"{base}/new").status_code == 403
+        assert (
+            tenant.admin.get(f"/segments/v2/{tenant.bucket}/segment/{segment['uid']}").json()[
+                "name"
+            ]
+            == "Readers"
+        )
+
+    def test_a_form_without_its_csrf_token_is_refused(
+        self, app_client: TestClient, tenant: Tenant
+    ) -> None:
+        segment = _segment(tenant, name="Keep me")
+        browser = _browser(app_client, tenant, "admin")
+        path = f"/ui/{tenant.bucket}/segments/{segment['uid']}/delete"
+        assert browser.client.post(path, data={}).status_code == 403
+        assert browser.client.post(path, data={"csrf_token": "0" * 64}).status_code == 403
+        still = tenant.admin.get(f"/segments/v2/{tenant.bucket}/segment/{segment['uid']}")
+        assert still.status_code == 200
+
+    def test_the_api_takes_the_session_cookie_only_with_its_csrf_header(
+        self, app_client: TestClient, tenant: Tenant
+    ) -> None:
+        browser = _browser(app_client, tenant, "editor")
+        body = {"resource_type": "person", "rules": []}
+        url = f"/segments/v2/{tenant.bucket}/preview"
+        assert_error(browser.client.post(url, json=body), 403, "permission_denied")
+        ok = browser.client.post(url, json=body, headers={"X-CSRF-Token": browser.csrf()})
+        assert ok.status_code == 200 and "count" in ok.json()
+        assert browser.client.get(f"/api/v2/{tenant.bucket}/person/fields").status_code == 200
+
+
+class TestWrites:
+    def test_create_edit_delete_cascade_and_restore(
+        self, app_client: TestClient, tenant: Tenant, database: Database
+    ) -> None:
+        browser = _browser(app_client, tenant, "admin")
+        base = f"/ui/{tenant.bucket}"
+        csrf = browser.csrf()
+        rules = '[{"field": "first_name", "operator": "equals", "value": "Ada"}]'
+        made = browser.client.post(
+            f"{base}/new",
+            data={"csrf_token": csrf, "name": "Adas", "segment_type": "dynamic",
+                  "resource_type": "person", "active": "true", "rules": rules},
+            follow_redirects=False,
+        )  # fmt: skip
+        assert made.status_code == 303, made.text
+        uid = made.headers["location"].rsplit("/", 1)[-1]
+        bad = browser.client.post(
+            f"{base}/segments/{uid}/edit",
+            data={"csrf_token": csrf, "name": "Adas", "segment_type": "dynamic",
+                  "resource_type": "person", "active": "true",
+                  "rules": '[{"field": "joined", "operator": "greater_than", "value": "soon"}]'},
+        )  # fmt: skip
+        assert bad.status_code == 400 and "rules[0].value" in bad.text
+        child = _segment(tenant, name="Child", parent_segment=f"/{tenant.bucket}/segment/{uid}/")
+        confirm = browser.page(f"{base}/segments/{uid}/delete")
+        assert "Child" in confirm and 'name="cascade"' in confirm
+        refused = browser.client.post(f"{base}/segments/{uid}/delete", data={"csrf_token": csrf})
+        assert refused.status_code == 409
+        gone = browser.client.post(
+            f"{base}/segments/{uid}/delete",
+            data={"csrf_token": csrf, "cascade": "true"},
+            follow_redirects=False,
+        )
+        assert gone.status_code == 303
+        api = tenant.admin
+        assert api.get(f"/segments/v2/{tenant.bucket}/segment/{child['uid']}").status_code == 404
+        back = browser.client.post(
+            f"{base}/segments/{uid}/restore", data={"csrf_token": csrf}, follow_redirects=False
+        )
+        assert back.status_code == 303
+        assert api.get(f"/segments/v2/{tenant.bucket}/segment/{uid}").status_code == 200
