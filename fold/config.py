@@ -44,6 +44,9 @@ class Settings:
     public_url: str = "http://127.0.0.1:8000"  # where message links point
     smtp_attempts: int = 4  # tries per email on temporary (4xx) refusals and lost connections
     smtp_backoff: float = 0.5  # seconds before the second try, doubling after
+    mailchimp_backoff: float = 0.5  # seconds before retrying a 429 without Retry-After, doubling
+    mailchimp_sync_interval: int = 0  # minutes between scheduled syncs; 0: no schedule
+    mailchimp_sync_delay: int = 60  # seconds a changed segment stays quiet before it syncs
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -67,5 +70,8 @@ class Settings:
             secret_key=os.environ.get("FOLD_SECRET_KEY") or None,
             smtp_attempts=_int("FOLD_SMTP_ATTEMPTS", 4),
             smtp_backoff=_int("FOLD_SMTP_BACKOFF_MS", 500) / 1000,
+            mailchimp_backoff=_int("FOLD_MAILCHIMP_BACKOFF_MS", 500) / 1000,
+            mailchimp_sync_interval=_int("FOLD_MAILCHIMP_SYNC_INTERVAL", 0),
+            mailchimp_sync_delay=_int("FOLD_MAILCHIMP_SYNC_DELAY", 60),
             public_url=(os.environ.get("FOLD_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
         )

@@ -81,3 +81,8 @@ class Action:
     apply: Apply
     undoable: bool = True
     contacts_only: bool = False
+    # Run once after the last batch, in the transaction that completes the job (again,
+    # if the worker died in it): for work on the whole set, such as a sync's removals.
+    finish: Callable[[Run], None] | None = None
+    # What `finish` raises when the job must fail; its message is the job's error.
+    failure: type[Exception] | None = None
