@@ -159,5 +159,9 @@ def finish(run: Run) -> None:
     )
 
 
+def _chunks(emails: list[str]) -> list[list[str]]:
+    return [emails[i : i + MAX_MEMBERS] for i in range(0, len(emails), MAX_MEMBERS)]
+
+
 class SyncFailed(Exception):
     """The finishing step could not reach or use Mailchimp; the job fails with the reason."""
