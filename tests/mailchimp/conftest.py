@@ -54,9 +54,7 @@ def set_mailchimp(api: Api, server: StandIn, **extra: Any) -> dict[str, Any]:
 
 
 def sync(api: Api, segment_uid: str, method: str = "POST", **params: Any) -> dict[str, Any]:
-    response = api.request(
-        method, seg_url(api, segment_uid, "/all/sync_mailchimp"), params=params
-    )
+    response = api.request(method, seg_url(api, segment_uid, "/all/sync_mailchimp"), params=params)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body

@@ -1,19 +1,21 @@
 """A segment of 12,000 contacts synced to the Mailchimp stand-in through real HTTP: the
 right members and segment membership, opted-out contacts never sent, refused addresses
 failed with Mailchimp's reason, a second run changing nothing, contacts who left removed
-from the Mailchimp segment but still subscribed (not in safe mode)."""
+from the Mailchimp segment but still subscribed (not in safe mode), 429s waited out, the
+receipt as the reference documents it, and the settings' secret never answered."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fold.bench.mailchimp_standin import StandIn
-from tests.conftest import Tenant
-from tests.mailchimp.conftest import AUDIENCE, set_mailchimp, sync, wait_job
+from fold.bench.mailchimp_standin import StandIn, subscriber_hash
+from tests.conftest import Tenant, assert_error
+from tests.mailchimp.conftest import AUDIENCE, KEY, set_mailchimp, sync, wait_job
 from tests.messages.conftest import fill_contacts
 from tests.segments.conftest import make_segment, seg_url
 
 CONTACTS = 12_000
+KEY_TEXT = KEY.split("-")[0]
 
 
 def person(i: int) -> dict[str, Any]:
@@ -25,13 +27,13 @@ def person(i: int) -> dict[str, Any]:
     return data
 
 
-def fate(i: int) -> str:
+def fate(i: int, p1_unsubscribed: bool = False) -> str:
     data = person(i)
     if data.get("email_opt_out"):
         return "skipped"
     if "email" not in data:
         return "skipped"
-    if data["email"].endswith(".invalid") or i == 1:
+    if data["email"].endswith(".invalid") or (i == 1 and p1_unsubscribed):
         return "failed"
     return "done"
 
@@ -55,7 +57,7 @@ def test_twelve_thousand_contacts(mc: Tenant, standin: StandIn) -> None:
     receipt = sync(api, segment["uid"])
     job = wait_job(api, receipt["journal_uri"])
 
-    fates = [fate(i) for i in range(CONTACTS)]
+    fates = [fate(i, p1_unsubscribed=True) for i in range(CONTACTS)]
     synced = {f"p{i}@example.org" for i in range(CONTACTS) if fates[i] == "done"}
     assert job["status"] == "completed", job
     assert (job["total"], job["succeeded"], job["failed"], job["skipped"]) == (
@@ -96,17 +98,140 @@ def test_twelve_thousand_contacts(mc: Tenant, standin: StandIn) -> None:
     assert (again["params"]["mailchimp_added"], again["params"]["mailchimp_removed"]) == (0, 0)
     assert state.changes == changes
 
-    # Fifty contacts leave the Fold segment: safe mode keeps them in the tag; a normal run
-    # takes them out of it, and they stay subscribed.
-    leavers = [i for i in range(CONTACTS) if fates[i] == "done"][:50]
+
+def test_leavers_removed_but_still_subscribed_and_safe_mode(mc: Tenant, standin: StandIn) -> None:
+    api = mc.admin
+    set_mailchimp(api, standin)
+    state = standin.state
+    uids = fill_contacts(mc.db, mc.bucket, [person(i) for i in range(300)])
+    segment = make_segment(
+        api, name="News", rules=[{"field": "tags", "operator": "equals", "value": "news"}]
+    )
+    first = wait_job(api, sync(api, segment["uid"], segment_name="Weekly news")["journal_uri"])
+    synced = {f"p{i}@example.org" for i in range(300) if fate(i) == "done"}
+    assert first["status"] == "completed"
+    assert state.segment_emails(AUDIENCE, "Weekly news") == synced
+    leavers = [i for i in range(300) if fate(i) == "done"][:20]
     for i in leavers:
         response = api.patch(f"/person/{uids[i]}/", json={"tags": []})
         assert response.status_code == 200, response.text
     gone = {f"p{i}@example.org" for i in leavers}
-    safe = wait_job(api, sync(api, segment["uid"], safe_mode="true")["journal_uri"])
-    assert safe["params"]["mailchimp_removed"] == 0
-    assert state.segment_emails(AUDIENCE, "Newsletter") == synced
-    wait_job(api, sync(api, segment["uid"])["journal_uri"])
-    assert state.segment_emails(AUDIENCE, "Newsletter") == synced - gone
+    safe = wait_job(
+        api, sync(api, segment["uid"], segment_name="Weekly news", safe_mode="true")["journal_uri"]
+    )
+    assert safe["status"] == "completed" and safe["params"]["mailchimp_removed"] == 0
+    assert state.segment_emails(AUDIENCE, "Weekly news") == synced
+    after = wait_job(api, sync(api, segment["uid"], segment_name="Weekly news")["journal_uri"])
+    assert after["params"]["mailchimp_removed"] == len(gone)
+    assert state.segment_emails(AUDIENCE, "Weekly news") == synced - gone
     for email in gone:
         assert state.member(AUDIENCE, email)["status"] == "subscribed"  # type: ignore[index]
+
+
+def test_429_waited_out_and_small_batches(mc: Tenant, standin: StandIn) -> None:
+    api = mc.admin
+    set_mailchimp(api, standin)
+    state = standin.state
+    state.refuse_next, state.retry_after = 5, "0"
+    fill_contacts(mc.db, mc.bucket, [person(i) for i in range(450)])
+    segment = make_segment(api, name="All people")
+    receipt = sync(api, segment["uid"], mailchimp_batch_size=100)
+    job = wait_job(api, receipt["journal_uri"])
+    assert job["status"] == "completed", job
+    assert state.refused == 5
+    expected = {f"p{i}@example.org" for i in range(450) if fate(i) == "done"}
+    assert state.segment_emails(AUDIENCE, "All people") == expected
+    assert job["succeeded"] == len(expected)
+
+
+def test_standin_refuses_an_eleventh_connection_and_big_batches(standin: StandIn) -> None:
+    """The stand-in behaves as Mailchimp documents, so the tests above mean something."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from tests.mailchimp.conftest import KEY
+
+    standin.state.delay = 0.3
+    url = f"{standin.base_url}/lists/{AUDIENCE}/segments"
+    with ThreadPoolExecutor(max_workers=15) as pool:
+        codes = list(pool.map(lambda _: httpx.get(url, auth=("x", KEY)).status_code, range(15)))
+    assert codes.count(429) >= 1 and codes.count(200) >= 1
+    standin.state.delay = 0
+    assert httpx.get(url, auth=("x", "wrong")).status_code == 401
+    members = [{"email_address": f"m{i}@example.org", "status": "subscribed"} for i in range(501)]
+    too_many = httpx.post(
+        f"{standin.base_url}/lists/{AUDIENCE}", json={"members": members}, auth=("x", KEY)
+    )
+    assert too_many.status_code == 400
+    found = httpx.get(
+        f"{standin.base_url}/lists/{AUDIENCE}/members/{subscriber_hash('A@B.org')}",
+        auth=("x", KEY),
+    )
+    assert found.status_code == 404
+    standin.state.add_member(AUDIENCE, "a@b.org")
+    found = httpx.get(
+        f"{standin.base_url}/lists/{AUDIENCE}/members/{subscriber_hash('A@B.org')}",
+        auth=("x", KEY),
+    )
+    assert found.status_code == 200 and found.json()["email_address"] == "a@b.org"
+
+
+RECEIPT_TYPES = {
+    "bucket": str,
+    "journal_uri": str,
+    "lambda_prefix": str,
+    "mailchimp_batch_size": int,
+    "safe_mode": bool,
+    "segment_name": str,
+    "segment_uri": str,
+    "verbose": bool,
+}
+
+
+def test_receipt_and_bad_inputs(mc: Tenant, standin: StandIn) -> None:
+    api = mc.admin
+    segment = make_segment(api, name="Members")
+    url = seg_url(api, segment["uid"], "/all/sync_mailchimp")
+    assert_error(api.post(url), 400, "validation_error", "mailchimp")  # not set up yet
+    set_mailchimp(api, standin)
+    for method in ("GET", "POST"):
+        body = sync(api, segment["uid"], method=method, verbose="true")
+        assert set(body) == set(RECEIPT_TYPES)
+        for name, kind in RECEIPT_TYPES.items():
+            assert type(body[name]) is kind, (name, body)
+        assert body["segment_name"] == "Members" and body["mailchimp_batch_size"] == 500
+        assert body["safe_mode"] is False and body["verbose"] is True
+        assert body["segment_uri"] == segment["uri"]
+        assert wait_job(api, body["journal_uri"])["status"] == "completed"
+    form = api.post(url, data={"segment_name": "From a form", "mailchimp_batch_size": "20"})
+    assert form.status_code == 200 and form.json()["mailchimp_batch_size"] == 20
+    assert_error(api.get(url, params={"mailchimp_batch_size": 501}), 400, "validation_error",
+                 "mailchimp_batch_size")  # fmt: skip
+    assert_error(api.get(url, params={"mailchimp_batch_size": "x"}), 400, "validation_error",
+                 "mailchimp_batch_size")  # fmt: skip
+    assert_error(api.get(url, params={"safe_mode": "maybe"}), 400, "validation_error", "safe_mode")
+    assert_error(api.get(url, params={"segment_name": "x" * 101}), 400, "validation_error",
+                 "segment_name")  # fmt: skip
+    assert_error(mc.viewer.get(url), 403, "permission_denied")
+    groups = make_segment(api, name="Groups", resource_type="group")
+    assert_error(api.get(seg_url(api, groups["uid"], "/all/sync_mailchimp")), 400,
+                 "validation_error", "segment")  # fmt: skip
+    assert api.get(seg_url(api, "nope", "/all/sync_mailchimp")).status_code == 404
+
+
+def test_settings_secret_never_answered(mc: Tenant, standin: StandIn, caplog: Any) -> None:
+    api = mc.admin
+    answer = set_mailchimp(api, standin)
+    assert KEY_TEXT not in str(answer)
+    assert answer["secrets_set"] == {"api_key": True}
+    assert answer["values"]["audience_id"] == AUDIENCE
+    shown = api.get(f"/settings/v1/{api.bucket}/mailchimp")
+    assert shown.status_code == 200 and KEY_TEXT not in shown.text
+    assert KEY_TEXT not in api.get(f"/settings/v1/{api.bucket}").text
+    assert KEY_TEXT not in caplog.text
+    bad = api.put(
+        f"/settings/v1/{api.bucket}/mailchimp", json={"api_key": "nodc", "audience_id": "a"}
+    )
+    assert_error(bad, 400, "validation_error", "api_key")
+    assert_error(mc.editor.put(f"/settings/v1/{api.bucket}/mailchimp", json={}), 403, "permission_denied")
