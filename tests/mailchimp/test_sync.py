@@ -234,4 +234,6 @@ def test_settings_secret_never_answered(mc: Tenant, standin: StandIn, caplog: An
         f"/settings/v1/{api.bucket}/mailchimp", json={"api_key": "nodc", "audience_id": "a"}
     )
     assert_error(bad, 400, "validation_error", "api_key")
-    assert_error(mc.editor.put(f"/settings/v1/{api.bucket}/mailchimp", json={}), 403, "permission_denied")
+    assert_error(
+        mc.editor.put(f"/settings/v1/{api.bucket}/mailchimp", json={}), 403, "permission_denied"
+    )
