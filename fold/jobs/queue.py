@@ -60,6 +60,8 @@ class Queue:
         self._run: Callable[..., Any] = huey.task(name="fold.run_job")(run)
         # Every minute, a worker sends again the jobs whose worker went away.
         huey.periodic_task(crontab(minute="*"), name="fold.recover_jobs")(self.recover)
+        # Every minute, segments with mailchimp_sync whose sync is due get one.
+        huey.periodic_task(crontab(minute="*"), name="fold.mailchimp_syncs")(self.mailchimp_syncs)
 
     def send(self, bucket: str, uid: str) -> None:
         self._run(bucket, uid)
@@ -86,6 +88,11 @@ class Queue:
             log.info("resuming job %s/%s", bucket, uid)
             self.send(bucket, uid)
         return len(stale)
+
+    def mailchimp_syncs(self) -> int:
+        from fold.mailchimp.tasks import start_due_syncs  # the sync's modules import this one
+
+        return start_due_syncs(self.sessions, self.settings, self)
 
     def consumer(self, workers: int = 2, *, embedded: bool = False) -> Any:
         """Huey's consumer; embedded in a server, it leaves signals to the server."""
