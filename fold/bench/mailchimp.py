@@ -4,6 +4,7 @@ and audited, the segment's members read and the differences sent. Then an unchan
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import time
 from collections.abc import Callable
@@ -52,6 +53,8 @@ def run(
     contacts: int,
     say: Callable[[str], None],
 ) -> dict[str, Any]:
+    # The stand-in listens on loopback, which outside calls may reach only when allowed.
+    settings = dataclasses.replace(settings, allow_private_webhooks=True)
     port = _free_port()
     spawn = multiprocessing.get_context("spawn")
     stop = spawn.Event()

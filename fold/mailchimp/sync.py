@@ -21,6 +21,7 @@ from fold.db.models import JobItem, Record
 from fold.jobs.work import Outcome, Run
 from fold.mailchimp.client import MAX_CONNECTIONS, MAX_MEMBERS, Client, MailchimpError
 from fold.messages import compose
+from fold.outbound import http
 from fold.records.bulk import Rewrite
 from fold.settings import service as bucket_settings
 from fold.timefmt import format_datetime, utcnow
@@ -42,6 +43,15 @@ def client_for(run: Run) -> Client:
         raise NotSetUp(str(exc)) from None
     if not config or not config.get("api_key") or not config.get("audience_id"):
         raise NotSetUp("Mailchimp is not set up for this bucket")
+    if config.get("base_url"):
+        # A base URL set by an administrator is an address like a webhook's: private and
+        # loopback addresses only when the operator allows them.
+        try:
+            http.check_url(
+                str(config["base_url"]), allow_private=run.settings.allow_private_webhooks
+            )
+        except http.Refused as exc:
+            raise NotSetUp(f"base_url: {exc}") from None
     return Client(
         api_key=str(config["api_key"]),
         audience_id=str(config["audience_id"]),

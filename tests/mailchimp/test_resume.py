@@ -53,6 +53,7 @@ def test_killed_sync_ends_in_the_same_state(
         data_dir=str(tmp_path),
         job_lease_seconds=LEASE,
         secret_key=SECRET,
+        allow_private_webhooks=True,
     )
     queue = Queue(settings, database.engine)
     queue.huey.flush()
@@ -78,6 +79,7 @@ def test_killed_sync_ends_in_the_same_state(
         "FOLD_DATA_DIR": str(tmp_path),
         "FOLD_JOB_LEASE_SECONDS": str(LEASE),
         "FOLD_SECRET_KEY": SECRET,
+        "FOLD_ALLOW_PRIVATE_WEBHOOKS": "1",
     }
     env.pop("FOLD_REDIS_URL", None)
     if queue_kind == "redis":

@@ -237,3 +237,26 @@ def test_settings_secret_never_answered(mc: Tenant, standin: StandIn, caplog: An
     assert_error(
         mc.editor.put(f"/settings/v1/{api.bucket}/mailchimp", json={}), 403, "permission_denied"
     )
+
+
+def test_private_base_url_refused_unless_allowed(
+    database: Any, standin: StandIn, tmp_path: Any
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from fold.web.app import create_app
+    from tests.conftest import make_tenant, settings_for
+    from tests.mailchimp.conftest import SECRET
+
+    settings = settings_for(
+        database, secret_key=SECRET, data_dir=str(tmp_path), allow_private_webhooks=False
+    )
+    with TestClient(create_app(settings, database.engine)) as client:
+        api = make_tenant(client, database, prefix="mp").admin
+        set_mailchimp(api, standin)
+        fill_contacts(database, api.bucket, [person(0)])
+        segment = make_segment(api, name="Private")
+        job = wait_job(api, sync(api, segment["uid"])["journal_uri"])
+    assert job["status"] == "failed" and job["failed"] == 1
+    assert "private or loopback" in str(job["errors"])
+    assert standin.state.requests == 0
