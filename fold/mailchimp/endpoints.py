@@ -16,7 +16,16 @@ ERRORS = error_responses(400, 401, 403, 404, 415, 429)
 SYNC_PARAMS = ("segment_name", "mailchimp_batch_size", "verbose", "safe_mode")
 
 
-@route(router, ["GET", "POST"], "/all/sync_mailchimp", responses=ERRORS)
+@route(
+    router, ["GET"], "/all/sync_mailchimp", responses=ERRORS, operation_id="segmentAllSyncMailchimp"
+)
+@route(
+    router,
+    ["POST"],
+    "/all/sync_mailchimp",
+    responses=ERRORS,
+    operation_id="segmentAllSyncMailchimpPost",
+)
 def sync_mailchimp(
     request: Request, caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> dict[str, Any]:
