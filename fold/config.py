@@ -50,6 +50,9 @@ class Settings:
     login_failures_per_user: int = 5  # failed sign-ins per username per window, then 429
     login_failures_per_address: int = 20  # failed sign-ins per client address per window
     login_window_seconds: int = 300
+    mailchimp_backoff: float = 0.5  # seconds before retrying a 429 without Retry-After, doubling
+    mailchimp_sync_interval: int = 0  # minutes between scheduled syncs; 0: no schedule
+    mailchimp_sync_delay: int = 60  # seconds a changed segment stays quiet before it syncs
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -73,6 +76,9 @@ class Settings:
             secret_key=os.environ.get("FOLD_SECRET_KEY") or None,
             smtp_attempts=_int("FOLD_SMTP_ATTEMPTS", 4),
             smtp_backoff=_int("FOLD_SMTP_BACKOFF_MS", 500) / 1000,
+            mailchimp_backoff=_int("FOLD_MAILCHIMP_BACKOFF_MS", 500) / 1000,
+            mailchimp_sync_interval=_int("FOLD_MAILCHIMP_SYNC_INTERVAL", 0),
+            mailchimp_sync_delay=_int("FOLD_MAILCHIMP_SYNC_DELAY", 60),
             public_url=(os.environ.get("FOLD_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
             export_retention_days=_int("FOLD_EXPORT_RETENTION_DAYS", 30),
             statement_timeout=float(_int("FOLD_STATEMENT_TIMEOUT", 30)),

@@ -226,7 +226,10 @@ class Job(Base):
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
     worker: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
-    __table_args__ = (Index("ix_jobs_status", "bucket", "status"),)
+    __table_args__ = (
+        Index("ix_jobs_status", "bucket", "status"),
+        Index("ix_jobs_segment", "bucket", "segment_uid", "action", "created"),
+    )
 
 
 class JobItem(Base):

@@ -25,6 +25,7 @@ from fold.fields.types import read_value
 from fold.ids import make_uri, new_uid, parse_uri
 from fold.jobs import messaging
 from fold.jobs.work import Action, Outcome, Run
+from fold.mailchimp import sync as mailchimp
 from fold.outbound import http
 from fold.records.bulk import Rewrite
 from fold.records.service import FILTER_PATH_RE, derived, record_out
@@ -451,6 +452,15 @@ INTERNAL: dict[str, Action] = {
     "replace": Action("replace", _check_none, _replace, undoable=False),
     "delete": Action("delete", _check_none, _delete),
     "undo": Action("undo", _check_none, _undo, undoable=False),
+    "sync_mailchimp": Action(
+        "sync_mailchimp",
+        _check_none,
+        mailchimp.upsert,
+        undoable=False,
+        contacts_only=True,
+        finish=mailchimp.finish,
+        failure=mailchimp.SyncFailed,
+    ),
 }
 
 

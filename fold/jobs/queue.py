@@ -66,6 +66,8 @@ class Queue:
         huey.periodic_task(crontab(minute="*"), name="fold.segment_snapshots")(self.snapshots)
         # Every hour, export files older than FOLD_EXPORT_RETENTION_DAYS go.
         huey.periodic_task(crontab(minute="7"), name="fold.purge_exports")(self.purge_exports)
+        # Every minute, segments with mailchimp_sync whose sync is due get one.
+        huey.periodic_task(crontab(minute="*"), name="fold.mailchimp_syncs")(self.mailchimp_syncs)
 
     def send(self, bucket: str, uid: str) -> None:
         self._run(bucket, uid)
@@ -114,6 +116,11 @@ class Queue:
 
     def purge_exports(self) -> int:
         return purge(self.sessions, self.settings)
+
+    def mailchimp_syncs(self) -> int:
+        from fold.mailchimp.tasks import start_due_syncs  # the sync's modules import this one
+
+        return start_due_syncs(self.sessions, self.settings, self)
 
     def consumer(self, workers: int = 2, *, embedded: bool = False) -> Any:
         """Huey's consumer; embedded in a server, it leaves signals to the server."""

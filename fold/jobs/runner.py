@@ -31,7 +31,7 @@ from fold.exports.service import EXPORT_ACTION, run_export
 from fold.fields.service import schema_for
 from fold.ids import STORED_TYPES, make_uri
 from fold.jobs.actions import action_for
-from fold.jobs.work import LeaseLost, Outcome, Run
+from fold.jobs.work import Action, LeaseLost, Outcome, Run
 from fold.rules.compile import rules_filter
 from fold.rules.filter import all_of
 from fold.segments.members import make_context, segment_filter, selection, stream_keys
@@ -288,7 +288,12 @@ def _batch(
                 .limit(size)
             ).all()
         )
+        action = action_for(job.action)
         if not items:
+            if action.finish is not None:
+                return _finish(
+                    session, job, action, _run(session, settings, job, client, schemas, me)
+                )
             job.status, job.finished, job.worker = "completed", utcnow(), None
             return "completed"
         run = Run(
@@ -304,13 +309,52 @@ def _batch(
             undo_infos=[i.undo for i in items],
             checkpoint=lambda: _checkpoint(session, bucket, uid, me, settings.job_lease_seconds),
         )
-        action = action_for(job.action)
         records = _load_records(session, bucket, items, lock=action.writes_records)
         outcomes = action.apply(run, records)
         _record_outcomes(session, job, items, outcomes)
         if run.notes:
             job.params = {**job.params, **run.notes}
         return "running"
+
+
+def _run(
+    session: Session,
+    settings: Settings,
+    job: Job,
+    client: httpx.Client,
+    schemas: dict[str, Any],
+    me: str,
+) -> Run:
+    return Run(
+        session=session,
+        bucket=job.bucket,
+        user_uri=job.user_uri,
+        description=job.description,
+        params=job.params,
+        settings=settings,
+        schemas=schemas,
+        job_uid=job.uid,
+        http_client=client,
+        checkpoint=lambda: _checkpoint(
+            session, job.bucket, job.uid, me, settings.job_lease_seconds
+        ),
+    )
+
+
+def _finish(session: Session, job: Job, action: Action, run: Run) -> str:
+    assert action.finish is not None
+    status = "completed"
+    try:
+        action.finish(run)
+    except Exception as exc:
+        if action.failure is None or not isinstance(exc, action.failure):
+            raise
+        status = "failed"
+        job.errors = [*job.errors, {"uri": None, "reason": str(exc)}][-MAX_ERRORS:]
+    if run.notes:
+        job.params = {**job.params, **run.notes}
+    job.status, job.finished, job.worker = status, utcnow(), None
+    return status
 
 
 def _checkpoint(session: Session, bucket: str, uid: str, me: str, lease_seconds: int) -> None:

@@ -84,3 +84,8 @@ class Action:
     # Whether the batch rewrites its records: then it locks them while it works, so a
     # change made meanwhile is not written over. Webhooks only read (and call out).
     writes_records: bool = True
+    # Run once after the last batch, in the transaction that completes the job (again,
+    # if the worker died in it): for work on the whole set, such as a sync's removals.
+    finish: Callable[[Run], None] | None = None
+    # What `finish` raises when the job must fail; its message is the job's error.
+    failure: type[Exception] | None = None

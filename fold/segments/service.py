@@ -19,6 +19,7 @@ from fold.errors import (
     ValidationFailed,
 )
 from fold.ids import is_uid, make_uri, new_uid, parse_uri
+from fold.mailchimp import status as mailchimp
 from fold.records import repository as records
 from fold.rules.compile import normalise, rules_object
 from fold.rules.sentence import describe
@@ -85,6 +86,7 @@ def segment_out(session: Session, caller: Caller, row: Segment) -> dict[str, Any
         "system_segment": row.system_segment,
         "tags": row.tags,
         "mailchimp_sync": row.mailchimp_sync,
+        "mailchimp_last_sync": mailchimp.last_sync(session, row),
         "legacy_uid": row.legacy_uid,
         "created": format_datetime(row.created),
         "last_updated": format_datetime(row.last_updated),

@@ -9,12 +9,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 EMAIL_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+MAILCHIMP_KEY_RE = re.compile(r"^[0-9a-f]{32}-[a-z]+[0-9]+$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class Option:
     name: str
-    kind: str  # text, int, float, choice, email, url
+    kind: str  # text, int, float, choice, email, url, mailchimp_key
     required: bool = False
     default: Any = None
     choices: tuple[str, ...] = ()
@@ -41,6 +42,13 @@ SECTIONS: dict[str, tuple[Option, ...]] = {
         Option("from_number", "text", required=True),
         Option("default_region", "text", default="GB"),
     ),
+    "mailchimp": (
+        # The key's data-centre suffix (`-us6`) gives the API's address; `base_url`
+        # overrides it (a local stand-in server in tests).
+        Option("api_key", "mailchimp_key", required=True, secret=True),
+        Option("audience_id", "text", required=True),
+        Option("base_url", "url"),
+    ),
 }
 
 
@@ -63,6 +71,8 @@ def read_option(option: Option, raw: Any) -> Any:
     text = raw.strip()
     if option.kind == "choice" and text not in option.choices:
         raise ValueError(f"must be one of {', '.join(option.choices)}")
+    if option.kind == "mailchimp_key" and not MAILCHIMP_KEY_RE.match(text):
+        raise ValueError("must be a Mailchimp API key: 32 hex digits, a dash, the data centre")
     if option.kind == "email" and not EMAIL_RE.match(text):
         raise ValueError("must be an email address")
     if option.kind == "url":

@@ -24,6 +24,7 @@ from fold.db.engine import make_engine, make_sessionmaker, server_limits
 from fold.exports import endpoints as export_endpoints
 from fold.jobs import endpoints as job_endpoints
 from fold.jobs.queue import Queue
+from fold.mailchimp import endpoints as mailchimp_endpoints
 from fold.messages import endpoints as message_endpoints
 from fold.records import endpoints as record_endpoints
 from fold.records import prepare
@@ -122,6 +123,7 @@ def create_app(
     app.include_router(message_endpoints.public)
     app.include_router(settings_endpoints.router)
     ui_endpoints.install(app)
+    app.include_router(mailchimp_endpoints.router)
     app.mount("/static/docs", StaticFiles(directory=DOCS_STATIC), name="docs-static")
 
     plain_openapi = app.openapi

@@ -1,0 +1,1 @@
+"""Mailchimp: a segment's contacts synced to a static segment (tag) of an audience (SPEC 5)."""

@@ -1,0 +1,117 @@
+"""Starting a Mailchimp sync (SPEC 5) and what a segment shows of its last one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from fold.auth.policies import Caller
+from fold.config import Settings
+from fold.db.models import Job, Segment
+from fold.errors import ValidationFailed
+from fold.ids import make_uri, new_uid
+from fold.jobs.actions import CONTACT_TYPES
+from fold.jobs.queue import Queue
+from fold.mailchimp.client import MAX_MEMBERS
+from fold.mailchimp.status import ACTION
+from fold.paging import read_int
+from fold.params import read_flag
+from fold.segments import service as segments
+from fold.settings import service as bucket_settings
+from fold.timefmt import utcnow
+
+MAX_NAME = 100  # Mailchimp's longest segment name
+
+
+def read_params(params: dict[str, Any], row: Segment) -> dict[str, Any]:
+    name = params.get("segment_name")
+    if name is None or (isinstance(name, str) and not name.strip()):
+        name = row.name
+    if not isinstance(name, str):
+        raise ValidationFailed("'segment_name' must be text.", param="segment_name")
+    name = " ".join(name.split())
+    if len(name) > MAX_NAME:
+        raise ValidationFailed(
+            f"'segment_name' is at most {MAX_NAME} characters (Mailchimp's limit).",
+            param="segment_name",
+        )
+    size = read_int(
+        params.get("mailchimp_batch_size"),
+        param="mailchimp_batch_size",
+        default=MAX_MEMBERS,
+        low=1,
+        high=MAX_MEMBERS,
+    )
+    return {
+        "segment_name": name,
+        "mailchimp_batch_size": size,
+        "safe_mode": read_flag(params, "safe_mode"),
+        "verbose": read_flag(params, "verbose"),
+    }
+
+
+def _check(session: Session, settings: Settings, row: Segment) -> None:
+    if row.segment_type == "auxiliary":
+        raise ValidationFailed(
+            "An auxiliary segment holds no records to sync; choose one of its children.",
+            param="segment",
+        )
+    if row.resource_type not in CONTACT_TYPES:
+        raise ValidationFailed(
+            f"Mailchimp syncs contacts, not {row.resource_type} records.", param="segment"
+        )
+    try:
+        config = bucket_settings.load(session, settings, bucket=row.bucket, section="mailchimp")
+    except bucket_settings.Unreadable as exc:
+        raise ValidationFailed(str(exc), param="mailchimp") from None
+    if not config:
+        raise ValidationFailed(
+            "Mailchimp is not set up for this bucket: an administrator sets its API key and "
+            "audience id (PUT /settings/v1/{bucket}/mailchimp or `fold mailchimp set`).",
+            param="mailchimp",
+        )
+
+
+def new_sync(
+    session: Session, row: Segment, checked: dict[str, Any], user_uri: str, queue: Queue
+) -> Job:
+    description = f"Sync segment '{row.name}' to Mailchimp segment '{checked['segment_name']}'"
+    job = Job(
+        bucket=row.bucket, uid=new_uid(), action=ACTION, description=description[:500],
+        params={**checked, "batch_size": checked["mailchimp_batch_size"]},
+        segment_uid=row.uid, undo_of=None, user_uri=user_uri,
+        status="created", total=0, processed=0, succeeded=0, failed=0, skipped=0, errors=[],
+        created=utcnow(), started=None, finished=None, lease_until=None, worker=None,
+    )  # fmt: skip
+    session.add(job)
+    session.flush()
+    queue.send_after_commit(session, row.bucket, job.uid)
+    return job
+
+
+def start_sync(
+    session: Session,
+    *,
+    caller: Caller,
+    uid: str,
+    params: dict[str, Any],
+    queue: Queue,
+    settings: Settings,
+) -> dict[str, Any]:
+    """Start a sync job; answers the receipt the reference documents."""
+    caller.require("run_actions")
+    row = segments.load(session, caller, uid)
+    checked = read_params(params, row)
+    _check(session, settings, row)
+    job = new_sync(session, row, checked, caller.user_uri, queue)
+    return {
+        "bucket": caller.bucket,
+        "journal_uri": make_uri(caller.bucket, "sheep_event", job.uid),
+        "lambda_prefix": ACTION,
+        "mailchimp_batch_size": checked["mailchimp_batch_size"],
+        "safe_mode": checked["safe_mode"],
+        "segment_name": checked["segment_name"],
+        "segment_uri": make_uri(caller.bucket, "segment", row.uid),
+        "verbose": checked["verbose"],
+    }
