@@ -66,6 +66,7 @@ ANSWERED_FIELDS = (
     "display_value",
     "legacy_uid",
     "user_interface",
+    "mailchimp_last_sync",
 )
 MAX_URIS = 100_000
 
