@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse, Response
 
-from fold.ui import jobs, pages, signin, writes
+from fold.ui import history, jobs, pages, signin, writes
 from fold.ui.render import SECURITY_HEADERS, STATIC
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,4 +51,5 @@ def install(app: FastAPI) -> None:
     # The job and writing pages first: their fixed paths must win over /{bucket}/... ones.
     app.include_router(jobs.router)
     app.include_router(writes.router)
+    app.include_router(history.router)
     app.include_router(pages.router)

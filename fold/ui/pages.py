@@ -17,14 +17,16 @@ from fold.exports.columns import find_fieldset
 from fold.fields.service import check_resource_type, schema_for
 from fold.ids import make_uri
 from fold.records import service as records
-from fold.segments import explain, fieldsets, repository, service, views
+from fold.segments import explain, fieldsets, repository, service, versions, views
 from fold.segments.members import segment_schema, stored_types
+from fold.timefmt import utcnow
 from fold.ui.render import UiRoute, render
 from fold.ui.session import UiDep, UiSession
 from fold.web.deps import DbSession
 
 router = APIRouter(prefix="/ui/{bucket}", route_class=UiRoute, include_in_schema=False)
 PAGE_SIZE = 25
+HISTORY_SIZE = 50
 
 
 @dataclass
@@ -134,6 +136,8 @@ def segment_page(request: Request, ui: UiDep, db: DbSession, uid: str) -> Respon
         if row.parent_uid
         else None,
         children=repository.live_children(db, bucket=row.bucket, uid=row.uid),
+        history=versions.listing(db, row, {"page": 1, "page_size": HISTORY_SIZE}),
+        today=utcnow().date().isoformat(),
     )
 
 

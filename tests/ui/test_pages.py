@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
+from html import unescape
+
 from fastapi.testclient import TestClient
 
 from fold.auth.sessions import SESSION_COOKIE
@@ -241,3 +245,91 @@ class TestWrites:
         )
         assert back.status_code == 303
         assert api.get(f"/segments/v2/{tenant.bucket}/segment/{uid}").status_code == 200
+
+
+def _etag_of(html: str) -> str:
+    found = re.search(r'name="etag" value="([^"]+)"', html)
+    assert found, "no ETag in the form"
+    return unescape(found.group(1))
+
+
+ADA = {"field": "first_name", "operator": "equals", "value": "Ada"}
+
+
+class TestHistory:
+    def test_ten_edits_are_listed_and_a_revert_through_the_form_restores_the_rules(
+        self, app_client: TestClient, tenant: Tenant
+    ) -> None:
+        segment = _segment(tenant, name="v1", rules=[ADA])
+        uid, api = segment["uid"], tenant.admin
+        url = f"/segments/v2/{tenant.bucket}/segment/{uid}"
+        for i in range(2, 11):
+            rules = [ADA] if i < 10 else [{**ADA, "value": "Bob"}]
+            changed = api.patch(url, json={"name": f"v{i}", "rules": rules})
+            assert changed.status_code == 200, changed.text
+        browser = _browser(app_client, tenant, "editor")
+        base = f"/ui/{tenant.bucket}/segments/{uid}"
+        html = browser.page(base)
+        assert all(f'data-version="{n}"' in html for n in range(1, 11))
+        assert 'data-version="11"' not in html and "rules" in html
+        shown = browser.page(f"{base}/versions/1")
+        assert "Revert to version 1" in shown and "Bob" in shown and "v10" in shown
+        reverted = browser.client.post(
+            f"{base}/versions/1/revert",
+            data={"csrf_token": csrf_of(shown), "etag": _etag_of(shown)},
+            follow_redirects=False,
+        )
+        assert reverted.status_code == 303, reverted.text
+        now = api.get(url).json()
+        assert now["name"] == "v1" and now["rules"]["conditions"] == [ADA]
+        assert 'data-version="11"' in browser.page(base)
+        assert "No difference" in browser.page(f"{base}/versions/1")
+
+    def test_viewer_sees_no_revert_and_forged_ones_are_refused(
+        self, app_client: TestClient, tenant: Tenant
+    ) -> None:
+        segment = _segment(tenant, name="Before", rules=[ADA])
+        uid = segment["uid"]
+        url = f"/segments/v2/{tenant.bucket}/segment/{uid}"
+        assert tenant.admin.patch(url, json={"name": "After"}).status_code == 200
+        base = f"/ui/{tenant.bucket}/segments/{uid}"
+        viewer = _browser(app_client, tenant, "viewer")
+        shown = viewer.page(f"{base}/versions/1")
+        assert "Before" in shown and "After" in shown
+        assert "Revert" not in shown and "/revert" not in shown
+        assert "Take a snapshot" not in viewer.page(base)
+        csrf = csrf_of(shown)
+        forged = viewer.client.post(f"{base}/versions/1/revert", data={"csrf_token": csrf})
+        assert forged.status_code == 403
+        snap = viewer.client.post(f"{base}/snapshots", data={"csrf_token": csrf})
+        assert snap.status_code == 403
+        editor = _browser(app_client, tenant, "editor")
+        for path in (f"{base}/versions/1/revert", f"{base}/snapshots"):
+            assert editor.client.post(path, data={}).status_code == 403
+        assert tenant.admin.get(url).json()["name"] == "After"
+        listed = tenant.admin.get(f"{url}/snapshots").json()
+        assert listed["total"] == 0
+
+    def test_changes_since_a_snapshot_lists_who_entered(
+        self, app_client: TestClient, tenant: Tenant
+    ) -> None:
+        segment = _segment(tenant, name="Adas", rules=[ADA])
+        uid = segment["uid"]
+        base = f"/ui/{tenant.bucket}/segments/{uid}"
+        editor = _browser(app_client, tenant, "editor")
+        html = editor.page(base)
+        assert 'type="date"' in html and "Take a snapshot now" in html
+        taken = editor.client.post(
+            f"{base}/snapshots", data={"csrf_token": csrf_of(html)}, follow_redirects=False
+        )
+        assert taken.status_code == 303
+        ada = tenant.admin.post("/person/", json={"first_name": "Ada", "last_name": XSS})
+        assert ada.status_code == 201, ada.text
+        today = datetime.now(UTC).date().isoformat()
+        shown = editor.page(f"{base}/changes?since={today}")
+        assert re.search(r"data-entered>1<", shown) and re.search(r"data-left>0<", shown)
+        assert ada.json()["uid"] in shown and XSS not in shown
+        bad = editor.client.get(f"{base}/changes?since=yesterday")
+        assert bad.status_code == 400 and "YYYY-MM-DD" in bad.text
+        early = editor.client.get(f"{base}/changes?since=2001-01-01")
+        assert early.status_code == 400 and "first snapshot" in early.text
