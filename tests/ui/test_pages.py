@@ -272,6 +272,9 @@ class TestHistory:
         html = browser.page(base)
         assert all(f'data-version="{n}"' in html for n in range(1, 11))
         assert 'data-version="11"' not in html and "rules" in html
+        # The history is shown once, in the page, and the page's title is the name alone.
+        assert html.count('id="history-h"') == 1
+        assert "<title>v10 · Fold</title>" in html
         shown = browser.page(f"{base}/versions/1")
         assert "Revert to version 1" in shown and "Bob" in shown and "v10" in shown
         reverted = browser.client.post(
