@@ -22,15 +22,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from fold.auth.policies import Caller
 from fold.auth.service import create_key
 from fold.bench.suite import CASES, Case
+from fold.bench.tools import dev_tool
 from fold.config import Settings
 from fold.db.engine import unit_of_work
 from fold.db.models import Record, Segment
+from fold.db.queries import count as count_rows
 from fold.demo.generate import DemoPlan
 from fold.demo.load import load_demo, record_count
 from fold.ids import make_uri
@@ -204,11 +206,13 @@ def typed_row(uid: str, data: dict[str, Any], search: str) -> dict[str, Any]:
     }
 
 
+def _duckdb() -> Any:
+    return dev_tool("duckdb", "fold bench (DuckDB is the reference time)")
+
+
 def duckdb_people(factory: sessionmaker[Session], bucket: str, included: list[str]) -> Any:
     """The bucket's people in DuckDB, in typed columns (a benchmark-only reference)."""
-    import duckdb
-
-    connection = duckdb.connect()
+    connection = _duckdb().connect()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "people.ndjson"
         with path.open("w") as out, unit_of_work(factory) as session:
@@ -266,7 +270,7 @@ def measure_case(
 
         def json_scan() -> Any:
             stmt = base_query(row.bucket, row.resource_type).where(to_sql(node, bucket=row.bucket))
-            return session.scalar(select(func.count()).select_from(stmt.subquery()))
+            return count_rows(session, stmt)
 
         scans = timed(json_scan, max(3, runs // 2))
     url = f"{base}/segments/v2/{segment.bucket}/segment/{segment.uid}"
@@ -449,6 +453,7 @@ def run(
     say: Say,
     bucket: str | None = None,
 ) -> dict[str, Any]:
+    _duckdb()  # before minutes of loading: say now if it is missing
     bucket = bucket or f"bench-{people}"
     other = f"bench-other-{other_people}"
     ensure_bucket(factory, bucket, people, seed, say)

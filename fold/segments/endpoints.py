@@ -7,6 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 
+from fold.api.deps import CallerDep, DbSession, Params
+from fold.api.routing import OBJECT_BODY, error_responses, route
 from fold.params import read_flag
 from fold.rules.jsonschema import rules_schema
 from fold.segments import explain, fieldsets, service, snapshots, views
@@ -25,8 +27,6 @@ from fold.segments.schemas import (
     Trees,
     Validation,
 )
-from fold.web.deps import CallerDep, DbSession, Params
-from fold.web.routing import OBJECT_BODY, error_responses, route
 
 schema_router = APIRouter(tags=["segments"])
 router = APIRouter(prefix="/segments/v2/{bucket}", tags=["segments"])

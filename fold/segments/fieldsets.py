@@ -10,11 +10,11 @@ from sqlalchemy.orm import Session
 from fold.auth.policies import Caller
 from fold.db.models import Fieldset
 from fold.errors import NotFound, PermissionDenied, Problem, ValidationFailed
+from fold.fields.paths import FIELD_PATH_RE
 from fold.fields.service import check_resource_type, schema_for
 from fold.fields.types import read_boolean
 from fold.ids import is_uid, make_uri, new_uid
 from fold.paging import Paging
-from fold.records.service import FILTER_PATH_RE
 from fold.segments.inputs import _string_list
 from fold.timefmt import format_datetime, utcnow
 
@@ -125,7 +125,7 @@ def create_fieldset(session: Session, caller: Caller, params: dict[str, Any]) ->
         except ValidationFailed as exc:
             problems.append(Problem(exc.description, f"applicable_resources[{index}]"))
     fields = _string_list(params.get("fields"))
-    if fields is None or not all(isinstance(f, str) and FILTER_PATH_RE.match(f) for f in fields):
+    if fields is None or not all(isinstance(f, str) and FIELD_PATH_RE.match(f) for f in fields):
         problems.append(Problem("fields is a list of field paths", "fields"))
         fields = []
     if not fields:

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 
+from fold.api.deps import CallerDep, DbSession, Params
+from fold.api.routing import OBJECT_BODY, error_responses, route
 from fold.segments import schedules, service, snapshots, versions, views
 from fold.segments.schemas import Segment
-from fold.web.deps import CallerDep, DbSession, Params
-from fold.web.routing import OBJECT_BODY, error_responses, route
 
 router = APIRouter(prefix="/segments/v2/{bucket}", tags=["segment history"])
 WRITE_ERRORS = error_responses(400, 401, 403, 404, 409, 412, 429)

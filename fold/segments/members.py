@@ -9,12 +9,13 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, Select, and_, func, select
+from sqlalchemy import ColumnElement, Select, and_, select
 from sqlalchemy.orm import Session
 
 from fold.columns import index as columns
 from fold.db.jsonsql import one_of
 from fold.db.models import Record, Segment
+from fold.db.queries import count
 from fold.fields.schema import TypeSchema
 from fold.fields.service import schema_for
 from fold.paging import Paging
@@ -116,17 +117,11 @@ def selection(bucket: str, resource_type: str, node: Node, q: str | None = None)
     return stmt if condition is None else stmt.where(condition)
 
 
-def count(session: Session, stmt: Select[Record]) -> int:
-    return session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-
-
 def order_by(schema: TypeSchema, sort: str | None) -> list[Any]:
     keys = [sort] if sort else list(schema.sort_by)
     out: list[Any] = []
     for key in keys:
-        column = records.sort_column(schema, key.lstrip("-"))
-        # Records without the field come last either way, on both databases.
-        out.append((column.desc() if key.startswith("-") else column.asc()).nulls_last())
+        out.append(records.sort_order(schema, key))
     out.append(Record.uid.asc())
     return out
 

@@ -19,11 +19,11 @@ from fold.errors import (
     ValidationFailed,
 )
 from fold.ids import is_uid, make_uri, new_uid, parse_uri
-from fold.mailchimp import status as mailchimp
 from fold.records import repository as records
 from fold.rules.compile import normalise, rules_object
 from fold.rules.sentence import describe
 from fold.segments import repository, versions
+from fold.segments import syncs as mailchimp
 from fold.segments.inputs import (
     CONTACT_TYPES,
     DEFAULT_VIEW,

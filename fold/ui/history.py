@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from fold.api.deps import DbSession
 from fold.db.models import Segment, SegmentVersion
 from fold.errors import ValidationFailed
 from fold.segments import service, snapshots, versions, views
@@ -19,7 +20,6 @@ from fold.timefmt import utcnow
 from fold.ui.pages import page
 from fold.ui.render import UiRoute
 from fold.ui.session import UiDep, checked_form, redirect
-from fold.web.deps import DbSession
 
 router = APIRouter(prefix="/ui/{bucket}", route_class=UiRoute, include_in_schema=False)
 CHANGES_PAGE_SIZE = 50

@@ -8,13 +8,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from fold.api.deps import DbSession
+from fold.ids import uid_of
 from fold.jobs import service as jobs
 from fold.jobs.actions import ACTIONS, action_for
 from fold.segments import views
 from fold.ui.pages import page
 from fold.ui.render import UiRoute, render
 from fold.ui.session import UiDep, checked_form, redirect
-from fold.web.deps import DbSession
 
 router = APIRouter(prefix="/ui/{bucket}", route_class=UiRoute, include_in_schema=False)
 FINISHED = ("completed", "failed", "cancelled")
@@ -42,7 +43,7 @@ async def start_action(request: Request, ui: UiDep, db: DbSession, uid: str) -> 
     receipt = jobs.start_action(
         db, caller=ui.caller, uid=uid, params=params, queue=state.queue, settings=state.settings
     )
-    job_uid = receipt["sheep_event"].rstrip("/").split("/")[-1]
+    job_uid = uid_of(receipt["sheep_event"])
     return redirect(f"/ui/{ui.caller.bucket}/jobs/{job_uid}")
 
 

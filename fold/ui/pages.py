@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
+from fold.api.deps import DbSession
 from fold.audit.service import AuditQuery, list_entries
 from fold.db.models import Segment
 from fold.errors import FoldError, ValidationFailed
@@ -22,7 +23,6 @@ from fold.segments.members import segment_schema, stored_types
 from fold.timefmt import utcnow
 from fold.ui.render import UiRoute, render
 from fold.ui.session import UiDep, UiSession
-from fold.web.deps import DbSession
 
 router = APIRouter(prefix="/ui/{bucket}", route_class=UiRoute, include_in_schema=False)
 PAGE_SIZE = 25
