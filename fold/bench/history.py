@@ -27,7 +27,8 @@ from fold.records import clock
 from fold.records.clock import stamp
 from fold.rules.sqlite import FUNCTIONS as SQLITE_FUNCTIONS
 from fold.segments import snapshots
-from fold.segments.members import count_selected, segment_filter, stored_types
+from fold.segments.index_or_sql import count_selected
+from fold.segments.members import segment_filter, stored_types
 
 
 def _segment(session: Session, bucket: str, name: str) -> Segment:

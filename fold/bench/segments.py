@@ -40,8 +40,8 @@ from fold.records import service as records
 from fold.records.bulk import import_rows, ndjson_rows
 from fold.records.clock import stamp as stamp_clock
 from fold.rules.sql import to_sql
+from fold.segments import reads
 from fold.segments import service as segments
-from fold.segments import views
 from fold.segments.members import base_query, segment_filter
 
 Say = Callable[[str], None]
@@ -254,12 +254,12 @@ def measure_case(
         def count() -> int:
             if case.q:
                 return int(
-                    views.segment_records(session, caller, row, {**params, "page_size": 1})["total"]
+                    reads.segment_records(session, caller, row, {**params, "page_size": 1})["total"]
                 )
-            return int(views.segment_count(session, caller, row)["count"])
+            return int(reads.segment_count(session, caller, row)["count"])
 
         def first_page() -> Any:
-            return views.segment_records(session, caller, row, {**params, "page_size": 25})
+            return reads.segment_records(session, caller, row, {**params, "page_size": 25})
 
         started = time.perf_counter()
         total = count()  # the first: builds what this segment needs (store, columns)
@@ -367,7 +367,7 @@ def write_costs(
         with unit_of_work(factory) as session:
             row = session.get(Segment, (watched.bucket, watched.uid))
             assert row is not None
-            views.segment_count(session, caller, row)
+            reads.segment_count(session, caller, row)
         next_counts.append((time.perf_counter() - started) * 1000)
         # What the change clock alone adds to a write: one bump in its own transaction.
         started = time.perf_counter()

@@ -20,7 +20,7 @@ from fold.exports.gdpr import Gdpr, read_gdpr
 from fold.exports.run import Counts, audit_bypass, selected
 from fold.exports.sheets import CsvWriter
 from fold.segments import repository
-from fold.segments.views import load_for_read
+from fold.segments.reads import load_for_read
 from fold.timefmt import utcnow
 
 segments = APIRouter(prefix="/segments/v2/{bucket}/segment/{uid}", tags=["exports"])

@@ -36,7 +36,7 @@ from fold.params import read_flag
 from fold.segments import repository as segment_rows
 from fold.segments import service as segments
 from fold.segments.members import segment_filter, segment_schema, selection
-from fold.segments.views import sentence
+from fold.segments.reads import sentence
 from fold.timefmt import format_datetime, utcnow
 
 log = logging.getLogger("fold.exports")

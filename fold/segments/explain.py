@@ -18,13 +18,8 @@ from fold.rules.filter import Node, all_of, any_of, negate
 from fold.rules.python import matches
 from fold.rules.sentence import clause
 from fold.segments import repository
-from fold.segments.members import (
-    count_selected,
-    definition,
-    lists_lookup,
-    make_context,
-    stored_types,
-)
+from fold.segments.index_or_sql import count_selected
+from fold.segments.members import definition, lists_lookup, make_context, stored_types
 from fold.timefmt import format_datetime, utcnow
 
 

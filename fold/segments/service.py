@@ -434,6 +434,7 @@ def restore(session: Session, *, caller: Caller, uid: str, cascade: bool = False
 
 
 def get(session: Session, *, caller: Caller, uid: str) -> tuple[dict[str, Any], str]:
+    caller.require("read")
     row = load(session, caller, uid)
     return segment_out(session, caller, row), etag(row)
 

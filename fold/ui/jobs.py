@@ -12,7 +12,7 @@ from fold.api.deps import DbSession
 from fold.ids import uid_of
 from fold.jobs import service as jobs
 from fold.jobs.actions import ACTIONS, action_for
-from fold.segments import views
+from fold.segments import reads
 from fold.ui.pages import page
 from fold.ui.render import UiRoute, render
 from fold.ui.session import UiDep, checked_form, redirect
@@ -26,8 +26,8 @@ STOP_POLLING = 286
 @router.get("/segments/{uid}/action")
 def action_form(ui: UiDep, db: DbSession, uid: str) -> Response:
     ui.caller.require("run_actions")
-    row = views.load_for_read(db, ui.caller, uid)
-    counted = views.segment_count(db, ui.caller, row)
+    row = reads.load_for_read(db, ui.caller, uid)
+    counted = reads.segment_count(db, ui.caller, row)
     return page(
         "action.html", ui, db, current=row.uid, row=row, counted=counted, actions=list(ACTIONS)
     )

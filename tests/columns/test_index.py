@@ -22,13 +22,8 @@ from fold.records import service as records
 from fold.rules.compile import normalise, rules_filter
 from fold.rules.filter import Node
 from fold.rules.sqlite import FUNCTIONS as SQLITE_FUNCTIONS
-from fold.segments.members import (
-    count_and_page,
-    count_selected,
-    make_context,
-    page,
-    selection,
-)
+from fold.segments.index_or_sql import count_and_page, count_selected
+from fold.segments.members import make_context, page, selection
 from tests.conftest import Database, Tenant, sessions_for
 from tests.jobs.conftest import job, start
 from tests.segments.conftest import make_segment, seg_url
