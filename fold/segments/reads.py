@@ -21,8 +21,9 @@ from fold.rules.filter import SYSTEM_KINDS, Node
 from fold.rules.sentence import describe_segment
 from fold.segments import repository, service
 from fold.segments.index_or_sql import count_and_page, count_selected
-from fold.segments.inputs import VIEW_CONTEXTS, Definition, read_definition
+from fold.segments.inputs import VIEW_CONTEXTS, read_definition
 from fold.segments.members import make_context, segment_filter, segment_schema
+from fold.segments.schemas import Checked, Definition
 from fold.timefmt import format_datetime, utcnow
 
 
@@ -248,7 +249,7 @@ def lookup(session: Session, row: Segment, q: str | None) -> list[dict[str, Any]
 
 def definition_filter(
     session: Session, caller: Caller, params: dict[str, Any]
-) -> tuple[Definition, service.Checked, list[Problem]]:
+) -> tuple[Definition, Checked, list[Problem]]:
     problems: list[Problem] = []
     d = read_definition(params, Definition(), problems)
     checked = service.check(session, caller, d, problems, None)
@@ -284,7 +285,7 @@ def preview(session: Session, caller: Caller, params: dict[str, Any]) -> dict[st
 
 
 def preview_sentence(
-    session: Session, caller: Caller, d: Definition, checked: service.Checked, schema: TypeSchema
+    session: Session, caller: Caller, d: Definition, checked: Checked, schema: TypeSchema
 ) -> str:
     parent = (
         repository.get(session, bucket=caller.bucket, uid=checked.parent_uid)
@@ -303,7 +304,7 @@ def preview_sentence(
 
 
 def unsaved_filter(
-    session: Session, caller: Caller, d: Definition, checked: service.Checked, ctx: Any
+    session: Session, caller: Caller, d: Definition, checked: Checked, ctx: Any
 ) -> Node:
     """The membership of a definition not yet saved: its lists go in as uid sets."""
     from fold.rules.filter import all_of, any_of, leaf, negate
