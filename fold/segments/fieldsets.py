@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fold.auth.policies import Caller
@@ -15,6 +14,7 @@ from fold.fields.service import check_resource_type, schema_for
 from fold.fields.types import read_boolean
 from fold.ids import is_uid, make_uri, new_uid
 from fold.paging import Paging
+from fold.segments import repository
 from fold.segments.inputs import _string_list
 from fold.timefmt import format_datetime, utcnow
 
@@ -70,12 +70,7 @@ def fieldset_out(session: Session, row: Fieldset) -> dict[str, Any]:
 def list_fieldsets(session: Session, caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
     caller.require("read")
     paging = Paging.read(params)
-    stmt = (
-        select(Fieldset)
-        .where(Fieldset.bucket == caller.bucket)
-        .order_by(Fieldset.name, Fieldset.uid)
-    )
-    rows = list(session.scalars(stmt).all())
+    rows = list(repository.fieldsets(session, bucket=caller.bucket))
     resource = params.get("resource")
     if resource:
         check_resource_type(str(resource), param="resource")
@@ -95,7 +90,7 @@ def get_fieldset(session: Session, caller: Caller, uid: str) -> dict[str, Any]:
 
 def _load(session: Session, caller: Caller, uid: Any) -> Fieldset:
     row = (
-        session.get(Fieldset, (caller.bucket, uid))
+        repository.fieldset(session, bucket=caller.bucket, uid=uid)
         if isinstance(uid, str) and is_uid(uid)
         else None
     )
