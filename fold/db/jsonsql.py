@@ -66,6 +66,16 @@ def collate_binary(expr: ColumnElement[Any], dialect: str) -> ColumnElement[Any]
     return expr.collate("C") if dialect == "postgresql" else expr
 
 
+def regex_match(expr: ColumnElement[Any], pattern: str, flags: str, dialect: str) -> Any:
+    """`$regex`: on PostgreSQL its own operator, on SQLite Fold's fold_regexp (RE2)."""
+    if dialect == "postgresql":
+        # Under the "C" collation PostgreSQL's regex folds case and reads classes in ASCII
+        # only, as Python does with re.ASCII; a server locale would fold more.
+        operator = "~*" if "i" in flags else "~"
+        return expr.collate("C").op(operator)(bindparam(None, pattern, type_=String()))
+    return func.fold_regexp(pattern, flags, expr) == 1
+
+
 class JsonTest(ColumnElement[bool]):
     type = Boolean()
     inherit_cache = False

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from fold import jsontext
@@ -20,35 +21,16 @@ from fold.fields.types import read_boolean, read_date, read_datetime, read_numbe
 from fold.ids import parse_uri
 from fold.rules.context import Context, SegmentDef
 from fold.rules.filter import SYSTEM_KINDS, Node, all_of, any_of, leaf, negate
+from fold.rules.ops import LIST_FORMS, TESTS
+from fold.rules.ops import OPERATORS as OPS
 from fold.rules.raw import FIELD_RE, read_raw
 from fold.rules.values import ISO_DATE_RE, is_relative, read_near, resolve_relative
 
-OPERATORS = (
-    "equals",
-    "exact",
-    "not_equal_to",
-    "greater_than",
-    "greater_than_or_equals",
-    "less_than",
-    "less_than_or_equals",
-    "starts_with",
-    "starts_with_case_insensitive",
-    "or_list",
-    "and_list",
-    "none_of",
-    "near",
-    "raw",
-)
-LIST_OPERATORS = ("or_list", "and_list", "none_of")
-ORDERED = {
-    "greater_than": "gt",
-    "greater_than_or_equals": "gte",
-    "less_than": "lt",
-    "less_than_or_equals": "lte",
-}
-TEXT_ONLY = ("starts_with", "starts_with_case_insensitive")
+OPERATORS = tuple(OPS)
+LIST_OPERATORS = tuple(name for name, op in OPS.items() if op.form in LIST_FORMS)
 SEGMENT_FIELD = "segment"
-URI_OPERATORS = ("equals", "exact", "not_equal_to", "or_list", "none_of")
+URI_OPERATORS = tuple(name for name, op in OPS.items() if op.uri)
+SEGMENT_OPERATORS = tuple(name for name, op in OPS.items() if op.segment)
 MAX_RULES = 100
 MAX_LIST = 5000
 MAX_SEGMENT_DEPTH = 20
@@ -189,9 +171,10 @@ class Normaliser:
             )
             return None
         field = item.get("field") or ""
-        if operator == "near" and not field:
+        form = OPS[operator].form
+        if form == "near" and not field:
             field = "geo"
-        if operator == "raw":
+        if form == "raw":
             return self.raw(at, item.get("value"))
         if not isinstance(field, str) or not (field == "uri" or FIELD_RE.match(field)):
             self.fail(
@@ -207,7 +190,7 @@ class Normaliser:
             return self.segment_rule(at, operator, value)
         if field == "uri":
             return self.uri_rule(at, operator, value)
-        if operator == "near":
+        if form == "near":
             return self.near(at, field, value)
         return self.compare(at, field, operator, value)
 
@@ -264,11 +247,9 @@ class Normaliser:
             except ValueError as exc:
                 self.fail(f"{value!r} cannot be read as {item_type}: {exc}", f"{at}.value")
                 return None
-            if operator in ORDERED and item_type == "boolean":
-                self.fail(f"{operator} needs an ordered value, not true/false", f"{at}.operator")
-                return None
-            if operator in TEXT_ONLY and item_type in ("number", "boolean"):
-                self.fail(f"{operator} works on text, not {item_type}", f"{at}.operator")
+            spec = OPS[operator]
+            if _kind(item_type) not in spec.value_kinds:
+                self.fail(spec.refuse.format(operator=operator, kind=item_type), f"{at}.operator")
                 return None
         return {"field": field, "operator": operator, "value": typed if is_list_op else typed[0]}
 
@@ -289,8 +270,8 @@ class Normaliser:
     def segment_rule(self, at: str, operator: str, value: Any) -> dict[str, Any] | None:
         if operator == "equals":
             operator = "or_list"
-        if operator not in ("or_list", "and_list", "none_of"):
-            self.fail("segment takes or_list, and_list or none_of", f"{at}.operator")
+        if operator not in SEGMENT_OPERATORS:
+            self.fail(f"segment takes {', '.join(SEGMENT_OPERATORS)}", f"{at}.operator")
             return None
         uris = []
         for item in as_list(value):
@@ -346,7 +327,8 @@ def _value_for(value: Any, ftype: str, ctx: Context) -> Any:
 def rule_filter(rule: dict[str, Any], ctx: Context, stack: list[str]) -> Node:
     """One normalised rule as a filter node, evaluated now."""
     field, operator, value = rule["field"], rule["operator"], rule["value"]
-    if operator == "raw":
+    form = OPS[operator].form
+    if form == "raw":
         node, _ = read_raw(value, "rules")
         return node
     if field == SEGMENT_FIELD:
@@ -358,10 +340,11 @@ def rule_filter(rule: dict[str, Any], ctx: Context, stack: list[str]) -> Node:
                 members.append({"const": False})
             else:
                 members.append(membership(other, ctx, stack))
-        if operator == "and_list":
+        form = OPS[operator].form
+        if form == "all":
             return all_of(members)
         joined = any_of(members)
-        return negate(joined) if operator == "none_of" else joined
+        return negate(joined) if form == "none" else joined
     if field == "uri":
         uids = [parse_uri(u).uid for u in (value if isinstance(value, list) else [value])]  # type: ignore[union-attr]
         node = (
@@ -369,8 +352,8 @@ def rule_filter(rule: dict[str, Any], ctx: Context, stack: list[str]) -> Node:
             if len(uids) > 1
             else leaf("uid", "eq", "string", uids[0])
         )
-        return negate(node) if operator in ("not_equal_to", "none_of") else node
-    if operator == "near":
+        return negate(node) if OPS[operator].form in ("not", "none") else node
+    if form == "near":
         near = read_near(value)
         if near.postcode is not None:
             point = ctx.postcode(near.postcode)
@@ -381,32 +364,29 @@ def rule_filter(rule: dict[str, Any], ctx: Context, stack: list[str]) -> Node:
             lat, lng = near.lat, near.lng  # type: ignore[assignment]
         return {"near": {"field": field, "lat": lat, "lng": lng, "km": near.km}}
     declared = field_type(field, ctx)
-    many = field not in SYSTEM_KINDS and declared in (None, "list")
+    many_values = field not in SYSTEM_KINDS and declared in (None, "list")
 
     def test(op: str, item: Any) -> Node:
         ftype = declared if declared not in (None, "list") else inferred_type(item)
-        return leaf(field, op, _kind(ftype), _value_for(item, ftype, ctx), any=many)
+        return leaf(field, op, _kind(ftype), _value_for(item, ftype, ctx), any=many_values)
 
-    if operator in ("equals", "not_equal_to"):
-        node = test("eq_fold", value)
-        return negate(node) if operator == "not_equal_to" else node
-    if operator == "exact":
-        return test("eq", value)
-    if operator in ORDERED:
-        return test(ORDERED[operator], value)
-    if operator == "starts_with":
-        return test("prefix", value)
-    if operator == "starts_with_case_insensitive":
-        return test("prefix_fold", value)
-    if operator == "and_list":
-        return all_of([test("eq_fold", item) for item in value])
-    # or_list / none_of: one `in_fold` test per kind of value.
+    spec = OPS[operator]
+    form, name = spec.form, spec.test
+    assert name is not None
+    if form in ("one", "not"):
+        node = test(name, value)
+        return negate(node) if form == "not" else node
+    if form == "all":
+        return all_of([test(name, item) for item in value])
+    # any / none: one test of the list form per kind of value.
+    many = TESTS[name].many
+    assert many is not None
     by_kind: dict[str, list[Any]] = {}
     for item in value:
-        node = test("eq_fold", item)
+        node = test(name, item)
         by_kind.setdefault(node["kind"], []).append(node["value"])
-    joined = any_of([leaf(field, "in_fold", k, vs, any=many) for k, vs in by_kind.items()])
-    return negate(joined) if operator == "none_of" else joined
+    joined = any_of([leaf(field, many, k, vs, any=many_values) for k, vs in by_kind.items()])
+    return negate(joined) if form == "none" else joined
 
 
 def rules_filter(rules: list[dict[str, Any]], ctx: Context, stack: list[str] | None = None) -> Node:
@@ -417,37 +397,100 @@ def listed(segment_uid: str, kind: str) -> Node:
     return {"listed": {"segment": segment_uid, "list": kind}}
 
 
-def own_filter(segment: SegmentDef, ctx: Context, stack: list[str]) -> Node:
-    """A segment's own records, before its parent refines them (SPEC 2.2)."""
-    kind = segment.segment_type
-    if kind == "auxiliary":
-        return {"const": False}
-    if kind == "static":
-        return all_of([listed(segment.uid, "include"), negate(listed(segment.uid, "exclude"))])
-    rules = rules_filter(segment.rules, ctx, stack)
-    if kind == "hybrid":
-        return all_of(
-            [
-                any_of([rules, listed(segment.uid, "include")]),
-                negate(listed(segment.uid, "exclude")),
-            ]
-        )
-    return rules
+@dataclass(frozen=True)
+class Step:
+    """One step of a segment's definition: its name (the `param` it comes from), what it
+    says, and every condition up to and including it."""
+
+    name: str
+    info: dict[str, Any]
+    node: Node
 
 
-def membership(segment: SegmentDef, ctx: Context, stack: list[str] | None = None) -> Node:
-    """Every condition a record must meet to be in `segment`, parents included."""
+@dataclass(frozen=True)
+class Composition:
+    """How a segment's type, rules, include/exclude lists, parent and any extra rules
+    combine (SPEC 2.2): written once, read by count, pages, preview, explain, jobs and
+    exports (`node`) and by explain's funnel (`steps`)."""
+
+    segment_type: str
+    rules: tuple[tuple[dict[str, Any], Node], ...]
+    include: Node
+    exclude: Node
+    parent: SegmentDef | None = None
+    parent_node: Node | None = None
+    extra: Node | None = None
+
+    @property
+    def steps(self) -> list[Step]:
+        kind = self.segment_type
+        out: list[Step] = []
+        so_far: Node = {"const": kind != "auxiliary"}
+        if kind in ("dynamic", "hybrid"):
+            for index, (rule, node) in enumerate(self.rules):
+                so_far = all_of([so_far, node])
+                out.append(Step(f"rules[{index}]", {"rule": rule}, so_far))
+        if kind in ("static", "hybrid"):
+            so_far = self.include if kind == "static" else any_of([so_far, self.include])
+            info = {"sentence": "plus the records listed in uris_include"}
+            out.append(Step("uris_include", info, so_far))
+            so_far = all_of([so_far, negate(self.exclude)])
+            info = {"sentence": "minus the records listed in uris_exclude"}
+            out.append(Step("uris_exclude", info, so_far))
+        if self.parent is not None and self.parent_node is not None:
+            so_far = all_of([so_far, self.parent_node])
+            info = {"sentence": f"within the parent segment '{self.parent.name}'"}
+            out.append(Step("parent_segment", info, so_far))
+        if self.extra is not None:
+            so_far = all_of([so_far, self.extra])
+            out.append(Step("extra_rules", {"sentence": "and the job's own rules"}, so_far))
+        return out
+
+    @property
+    def node(self) -> Node:
+        steps = self.steps
+        if steps:
+            return steps[-1].node
+        return {"const": self.segment_type != "auxiliary"}
+
+
+def compose(
+    segment: SegmentDef,
+    ctx: Context,
+    stack: list[str] | None = None,
+    *,
+    include: Node | None = None,
+    exclude: Node | None = None,
+    extra: list[dict[str, Any]] | None = None,
+) -> Composition:
+    """A segment's composition for this moment. `include`/`exclude`: its lists as given
+    (an unsaved definition's), else the saved lists; `extra`: normalised rules a job adds."""
     stack = list(stack or [])
-    if segment.uid in stack:
+    if segment.uid and segment.uid in stack:
         raise RuleError(
             Problem(f"segment membership forms a cycle through {segment.name or segment.uid}")
         )
     if len(stack) > MAX_SEGMENT_DEPTH:
         raise RuleError(Problem("segments nest too deeply"))
-    stack.append(segment.uid)
-    node = own_filter(segment, ctx, stack)
-    if segment.parent_uid:
-        parent = ctx.segment(segment.parent_uid)
-        if parent is not None and parent.segment_type != "auxiliary":
-            node = all_of([node, membership(parent, ctx, stack)])
-    return node
+    if segment.uid:
+        stack.append(segment.uid)
+    rules: tuple[tuple[dict[str, Any], Node], ...] = ()
+    if segment.segment_type in ("dynamic", "hybrid"):
+        rules = tuple((rule, rule_filter(rule, ctx, stack)) for rule in segment.rules)
+    parent = ctx.segment(segment.parent_uid) if segment.parent_uid else None
+    if parent is not None and parent.segment_type == "auxiliary":
+        parent = None
+    return Composition(
+        segment_type=segment.segment_type,
+        rules=rules,
+        include=include if include is not None else listed(segment.uid, "include"),
+        exclude=exclude if exclude is not None else listed(segment.uid, "exclude"),
+        parent=parent,
+        parent_node=membership(parent, ctx, stack) if parent is not None else None,
+        extra=rules_filter(extra, ctx, stack) if extra else None,
+    )
+
+
+def membership(segment: SegmentDef, ctx: Context, stack: list[str] | None = None) -> Node:
+    """Every condition a record must meet to be in `segment`, parents included."""
+    return compose(segment, ctx, stack).node

@@ -4,70 +4,65 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, assert_never
 
 from fold.fields.paths import MISSING, get_path
-from fold.rules.filter import SYSTEM_KINDS, Node
-from fold.rules.ops import OPS, kind_of
-from fold.rules.sql import TINY, near_factors
+from fold.rules.filter import Node
+from fold.rules.nodes import (
+    And,
+    Const,
+    Exists,
+    Leaf,
+    Listed,
+    Near,
+    Not,
+    Or,
+    Size,
+    SystemLeaf,
+    Typed,
+    typed,
+)
+from fold.rules.ops import argument, kind_of, near_python
 
 Lists = Callable[[str, str], set[str]]  # (segment uid, "include"|"exclude") -> record uids
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
 def matches(node: Node, record: dict[str, Any], lists: Lists) -> bool:
-    if "and" in node:
-        return all(matches(n, record, lists) for n in node["and"])
-    if "or" in node:
-        return any(matches(n, record, lists) for n in node["or"])
-    if "not" in node:
-        return not matches(node["not"], record, lists)
-    if "const" in node:
-        return bool(node["const"])
-    if "near" in node:
-        return _near(node["near"], record)
-    if "exists" in node:
-        return get_path(record, node["exists"]) not in (MISSING, None)
-    if "size" in node:
-        value = get_path(record, node["size"]["field"])
-        return isinstance(value, list) and len(value) == node["size"]["n"]
-    if "listed" in node:
-        listed = node["listed"]
-        return record["uid"] in lists(listed["segment"], listed["list"])
-    return _leaf(node, record)
+    return holds(typed(node), record, lists)
 
 
-def _leaf(node: Node, record: dict[str, Any]) -> bool:
-    op = OPS[node["op"]]
-    field, kind, arg = node["field"], node["kind"], node["value"]
-    value = get_path(record, field)
-    if field in SYSTEM_KINDS:
-        return value is not MISSING and op.python(value, arg, kind)
-    if node["any"]:
-        candidates = (
-            value if isinstance(value, list) else [] if isinstance(value, dict) else [value]
-        )
-    else:
-        candidates = [value]
-    return any(kind_of(c) == kind and op.python(c, arg, kind) for c in candidates)
-
-
-def _clamp(offset: float) -> float:
-    return 0.0 if abs(offset) < TINY else offset
-
-
-def _near(near: dict[str, Any], record: dict[str, Any]) -> bool:
-    lat = _number(get_path(record, f"{near['field']}.lat"))
-    lng = _number(get_path(record, f"{near['field']}.lng"))
-    if lat is None or lng is None:
-        return False
-    k_lat, k_lng = near_factors(near["lat"])
-    dy = _clamp((lat - near["lat"]) * k_lat)
-    dx = _clamp((lng - near["lng"]) * k_lng)
-    limit: float = near["km"] * near["km"]
-    return bool(dy * dy + dx * dx <= limit)
+def holds(node: Typed, record: dict[str, Any], lists: Lists) -> bool:
+    match node:
+        case And(parts):
+            return all(holds(n, record, lists) for n in parts)
+        case Or(parts):
+            return any(holds(n, record, lists) for n in parts)
+        case Not(part):
+            return not holds(part, record, lists)
+        case Const(value):
+            return value
+        case Near(field, lat, lng, km):
+            lat_value = get_path(record, f"{field}.lat")
+            lng_value = get_path(record, f"{field}.lng")
+            return near_python(lat_value, lng_value, lat, lng, km)
+        case Exists(field):
+            return get_path(record, field) not in (MISSING, None)
+        case Size(field, n):
+            value = get_path(record, field)
+            return isinstance(value, list) and len(value) == n
+        case Listed(segment, kind):
+            return record["uid"] in lists(segment, kind)
+        case SystemLeaf(system, test, value):
+            kind = system.kind
+            return test.python(system.python(record), argument(value, kind), kind)
+        case Leaf(field, test, kind, value, many):
+            found = get_path(record, field)
+            if many:
+                candidates = (
+                    found if isinstance(found, list) else [] if isinstance(found, dict) else [found]
+                )
+            else:
+                candidates = [found]
+            return any(kind_of(c) == kind and test.python(c, value, kind) for c in candidates)
+        case _:
+            assert_never(node)

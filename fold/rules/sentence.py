@@ -8,55 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 from fold.fields.schema import TypeSchema, label_for
+from fold.rules.ops import OPERATORS, SYSTEM, URI_LABEL
 from fold.rules.values import RELATIVE_RE
 
-EQUALITY = {
-    "equals": "is {v}",
-    "exact": "is exactly {v}",
-    "not_equal_to": "is not {v}",
-    "starts_with": "starts with {v}",
-    "starts_with_case_insensitive": "starts with {v} (any case)",
-    "or_list": "is any of {v}",
-    "and_list": "includes all of {v}",
-    "none_of": "is none of {v}",
-}
-# A list field (tags) holds values, so it "includes" them.
-LIST_EQUALITY = {
-    "equals": "include {v}",
-    "exact": "include exactly {v}",
-    "not_equal_to": "do not include {v}",
-    "or_list": "include any of {v}",
-    "and_list": "include all of {v}",
-    "none_of": "include none of {v}",
-}
-ORDER = {
-    "number": {
-        "greater_than": "is more than {v}",
-        "greater_than_or_equals": "is at least {v}",
-        "less_than": "is less than {v}",
-        "less_than_or_equals": "is at most {v}",
-    },
-    "date": {
-        "greater_than": "is after {v}",
-        "greater_than_or_equals": "is on or after {v}",
-        "less_than": "is before {v}",
-        "less_than_or_equals": "is on or before {v}",
-    },
-    "string": {
-        "greater_than": "comes after {v} alphabetically",
-        "greater_than_or_equals": "is {v} or comes after it alphabetically",
-        "less_than": "comes before {v} alphabetically",
-        "less_than_or_equals": "is {v} or comes before it alphabetically",
-    },
-}
 UNITS = {"d": "day", "wk": "week", "m": "month", "y": "year"}
-SYSTEM_LABELS = {
-    "uid": "uid",
-    "uri": "URI",
-    "created": "creation date",
-    "last_updated": "last update",
-    "display_value": "name",
-}
+SYSTEM_LABELS = {"uri": URI_LABEL, **{name: s.label for name, s in SYSTEM.items()}}
 
 
 def _show(value: Any) -> str:
@@ -97,8 +53,8 @@ def _relative(operator: str, value: str) -> str | None:
 
 
 def _kind(schema: TypeSchema, field: str, value: Any) -> str:
-    if field in ("created", "last_updated"):
-        return "date"
+    if field in SYSTEM:
+        return "date" if SYSTEM[field].kind == "datetime" else "string"
     declared = schema.field_type(field)
     if declared in ("date", "datetime"):
         return "date"
@@ -143,9 +99,7 @@ def clause(schema: TypeSchema, rule: dict[str, Any], segment_names: dict[str, st
     if kind == "date" and isinstance(value, str):
         phrase = _relative(operator, value)
     if phrase is None:
-        table = LIST_EQUALITY if kind == "list" else ORDER.get(kind, {})
-        template = table.get(operator) or EQUALITY[operator]
-        phrase = template.format(v=_show(value))
+        phrase = OPERATORS[operator].phrase_for(kind).format(v=_show(value))
     return f"whose {_label(schema, field)} {phrase}"
 
 

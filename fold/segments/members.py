@@ -19,7 +19,7 @@ from fold.fields.schema import TypeSchema
 from fold.fields.service import schema_for
 from fold.paging import Paging
 from fold.records import repository as records
-from fold.rules.compile import membership
+from fold.rules.compile import compose
 from fold.rules.context import Context, SegmentDef
 from fold.rules.filter import Node
 from fold.rules.sql import to_sql
@@ -96,9 +96,12 @@ def base_query(bucket: str, resource_type: str) -> Select[Record]:
     )
 
 
-def segment_filter(session: Session, row: Segment) -> Node:
+def segment_filter(
+    session: Session, row: Segment, extra: list[dict[str, Any]] | None = None
+) -> Node:
+    """The segment's filter for this moment; `extra`: normalised rules a job adds to it."""
     ctx = make_context(session, bucket=row.bucket, resource_type=row.resource_type)
-    return membership(definition(row), ctx)
+    return compose(definition(row), ctx, extra=extra).node
 
 
 def search_condition(q: str | None) -> ColumnElement[bool] | None:
