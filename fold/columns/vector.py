@@ -11,6 +11,7 @@ database instead.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any, assert_never
 
@@ -27,18 +28,20 @@ from fold.rules.nodes import (
     Near,
     Not,
     Or,
+    Related,
     Size,
     SystemLeaf,
     Typed,
     typed,
 )
 from fold.rules.nodes import paths as node_paths
-from fold.rules.ops import Test, argument, near_vector
+from fold.rules.ops import AGGREGATES, Moments, Test, argument, near_vector
 
 # Below this many entries of a kind, testing each in Python costs less than numpy's setup.
 VECTOR_MIN = 64
 
 Lists = Callable[[str, str], list[str]]  # (segment uid, "include"|"exclude") -> record uids
+Stores = Callable[[str], Store]  # resource type -> its store, caught up and locked
 
 
 class Unsupported(Exception):
@@ -50,24 +53,28 @@ def paths(node: Node) -> set[str]:
     return node_paths(typed(node))
 
 
-def evaluate(store: Store, node: Node, lists: Lists) -> Mask:
-    return run(store, typed(node), lists)
+def no_stores(resource_type: str) -> Store:
+    raise Unsupported(f"no store of {resource_type} records at hand")
 
 
-def run(store: Store, node: Typed, lists: Lists) -> Mask:
+def evaluate(store: Store, node: Node, lists: Lists, stores: Stores = no_stores) -> Mask:
+    return run(store, typed(node), lists, stores)
+
+
+def run(store: Store, node: Typed, lists: Lists, stores: Stores = no_stores) -> Mask:
     match node:
         case And(parts):
-            out = run(store, parts[0], lists)
+            out = run(store, parts[0], lists, stores)
             for part in parts[1:]:
-                out &= run(store, part, lists)
+                out &= run(store, part, lists, stores)
             return out
         case Or(parts):
-            out = run(store, parts[0], lists)
+            out = run(store, parts[0], lists, stores)
             for part in parts[1:]:
-                out |= run(store, part, lists)
+                out |= run(store, part, lists, stores)
             return out
         case Not(part):
-            return ~run(store, part, lists)
+            return ~run(store, part, lists, stores)
         case Const(value):
             return np.full(store.n, value)
         case Near(field, lat, lng, km):
@@ -96,8 +103,72 @@ def run(store: Store, node: Typed, lists: Lists) -> Mask:
             return _hits(source, test, system.kind, arg)  # type: ignore[no-any-return]
         case Leaf(field, test, kind, value, many):
             return _leaf(store.columns[field], test, kind, value, many)
+        case Related():
+            return _related(store, node, lists, stores)
         case _:
             assert_never(node)
+
+
+def _related(store: Store, node: Related, lists: Lists, stores: Stores) -> Mask:
+    """The related rule over columns: the filter over the related type's store, each of
+    its rows' owner (the row of `store` its link names), then per owner the count or
+    aggregate by numpy.bincount (or minimum/maximum.at), compared with the rule's
+    number by the operator table's vectorised test."""
+    other = stores(node.type)
+    passing = run(other, node.filter, lists, stores) & other.active
+    owners = owner_rows(other, node.link, store)
+    chosen = passing & (owners >= 0)
+    having = node.having
+    aggregate = AGGREGATES[having.aggregate]
+    if having.field is None:
+        weights = None
+    else:
+        numbers = other.columns[having.field].numbers()
+        chosen &= ~np.isnan(numbers)
+        weights = numbers[chosen]
+    values = aggregate.vector(owners[chosen], weights, store.n)
+    vector = having.test.vector
+    hits = None if vector is None else vector(Moments(values), having.value, "number")
+    if hits is None:
+        raise Unsupported(f"{having.test.name} on an aggregate")
+    out: Mask = np.asarray(hits, dtype=bool)
+    return out
+
+
+# link column -> owner store -> (entries resolved, owner rows seen, owner row per entry)
+# (stores are unhashable dataclasses: keyed by id, with a weak reference to check it)
+_owners: weakref.WeakKeyDictionary[Column, dict[int, Any]] = weakref.WeakKeyDictionary()
+
+
+def owner_rows(other: Store, link: str, store: Store) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """For each row of `other`: the row of `store` whose URI its `link` field holds, or -1.
+    The entry-to-row map is kept per column and extended as entries and rows are added
+    (rows never move, and an entry's value never changes)."""
+    column = other.columns[link]
+    cached = _owners.setdefault(column, {})
+    ref, done, seen, rows = cached.get(id(store), (None, 0, -1, None))
+    if ref is None or ref() is not store:
+        done, seen, rows = 0, -1, np.zeros(0, dtype=np.int64)
+    size = len(column.values)
+    if done < size or seen != store.n:
+        fresh = np.full(size, -1, dtype=np.int64)
+        fresh[:done] = rows[:done]
+        # Entries that named no row may name one added since.
+        retry = range(done) if seen != store.n else range(0)
+        todo = [i for i in retry if fresh[i] < 0]
+        todo.extend(range(done, size))
+        prefix = f"/{store.bucket}/{store.resource_type}/"
+        row_of = store.row_of
+        values = column.values
+        for entry in todo:
+            value = values[entry]
+            # Exactly the URI Fold writes (make_uri), as the SQL compares it.
+            if isinstance(value, str) and value.startswith(prefix) and value.endswith("/"):
+                fresh[entry] = row_of.get(value[len(prefix) : -1], -1)
+        rows = fresh
+        cached[id(store)] = (weakref.ref(store), size, store.n, rows)
+    owners: np.ndarray[Any, np.dtype[np.int64]] = rows[column.codes]
+    return owners
 
 
 def _leaf(column: Column, test: Test, kind: str, value: Any, many: bool) -> Mask:

@@ -217,6 +217,28 @@ def _json_number_pg(element: JsonNumber, compiler: SQLCompiler, **kw: Any) -> st
     return _pg_value(f"({column} #> {pg_path(element.path)})", "number")
 
 
+class JsonLink(ColumnElement[str]):
+    """The text at a path (a link field's URI), spelt exactly as migration 0013's
+    expression indexes are, so a correlated lookup of related records uses them."""
+
+    type = String()
+    inherit_cache = False
+
+    def __init__(self, column: Any, path: str) -> None:
+        self.column = column
+        self.path = check_path(path)
+
+
+@compiles(JsonLink, "sqlite")
+def _json_link_sqlite(element: JsonLink, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_extract({compiler.process(element.column, **kw)}, {sqlite_path(element.path)})"
+
+
+@compiles(JsonLink, "postgresql")
+def _json_link_pg(element: JsonLink, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"({compiler.process(element.column, **kw)} #>> {pg_path(element.path)})"
+
+
 def one_of(column: Any, values: list[str], dialect: str) -> ColumnElement[bool]:
     """`column IN values`; on PostgreSQL as `= ANY(array)`, one parameter however many
     values (a thousand-value IN costs more to render and bind than to run)."""

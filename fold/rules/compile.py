@@ -21,7 +21,7 @@ from fold.fields.types import read_boolean, read_date, read_datetime, read_numbe
 from fold.ids import parse_uri
 from fold.rules.context import Context, SegmentDef
 from fold.rules.filter import SYSTEM_KINDS, Node, all_of, any_of, leaf, negate
-from fold.rules.ops import LIST_FORMS, TESTS
+from fold.rules.ops import AGGREGATES, COMPARISONS, LIST_FORMS, QUANTIFIERS, TESTS
 from fold.rules.ops import OPERATORS as OPS
 from fold.rules.raw import FIELD_RE, read_raw
 from fold.rules.values import ISO_DATE_RE, is_relative, read_near, resolve_relative
@@ -34,6 +34,11 @@ SEGMENT_OPERATORS = tuple(name for name, op in OPS.items() if op.segment)
 MAX_RULES = 100
 MAX_LIST = 5000
 MAX_SEGMENT_DEPTH = 20
+MAX_RELATED_DEPTH = 2
+HAVING_HELP = (
+    "having is 'any', 'none', {at_least: n}, {at_most: n} or "
+    "{sum|min|max: field, operator: comparison, value: number}"
+)
 
 
 class RuleError(Exception):
@@ -75,6 +80,19 @@ def read_rules(raw: Any) -> tuple[list[Any], list[Problem]]:
     if len(raw) > MAX_RULES:
         return [], [Problem(f"at most {MAX_RULES} rules", "rules")]
     return raw, []
+
+
+def segment_uris(rules: list[dict[str, Any]]) -> list[str]:
+    """Every segment normalised rules name, related rules' included (for their names)."""
+    out: list[str] = []
+    for rule in rules:
+        if rule["field"] == SEGMENT_FIELD:
+            out.extend(rule["value"])
+        elif rule["operator"] == "related":
+            if rule["value"].get("segment"):
+                out.append(rule["value"]["segment"])
+            out.extend(segment_uris(rule["value"]["where"]))
+    return out
 
 
 def rules_object(rules: list[dict[str, Any]]) -> dict[str, Any]:
@@ -138,8 +156,10 @@ def as_list(value: Any) -> list[Any]:
 
 
 class Normaliser:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, prefix: str = "rules", depth: int = 0) -> None:
         self.ctx = ctx
+        self.prefix = prefix
+        self.depth = depth
         self.problems: list[Problem] = []
 
     def fail(self, description: str, param: str) -> None:
@@ -156,7 +176,7 @@ class Normaliser:
         return out
 
     def rule(self, index: int, item: Any) -> dict[str, Any] | None:
-        at = f"rules[{index}]"
+        at = f"{self.prefix}[{index}]"
         if not isinstance(item, dict):
             self.fail("a rule is an object {field, operator, value}", at)
             return None
@@ -186,6 +206,8 @@ class Normaliser:
             self.fail("a rule needs a value", f"{at}.value")
             return None
         value = item["value"]
+        if form == "related":
+            return self.related(at, field, value)
         if field == SEGMENT_FIELD:
             return self.segment_rule(at, operator, value)
         if field == "uri":
@@ -193,6 +215,116 @@ class Normaliser:
         if form == "near":
             return self.near(at, field, value)
         return self.compare(at, field, operator, value)
+
+    def related(self, at: str, field: str, value: Any) -> dict[str, Any] | None:
+        """`{"field": "payment", "operator": "related", "value": {"where": [rules],
+        "segment": URI, "having": "any" | "none" | {"at_least": n} | {"at_most": n} |
+        {"sum"|"min"|"max": field, "operator": comparison, "value": number}}}`."""
+        link = self.ctx.link(field)
+        if link is None:
+            linked = ", ".join(self.ctx.linked_types()) or "none"
+            self.fail(
+                f"no {field} records link to {self.ctx.resource_type} records; related "
+                f"rules here take one of: {linked}",
+                f"{at}.field",
+            )
+            return None
+        if self.depth >= MAX_RELATED_DEPTH:
+            self.fail("related rules nest at most two deep", f"{at}.operator")
+            return None
+        if not isinstance(value, dict):
+            self.fail("related takes {where: [rules], segment: URI, having: ...}", f"{at}.value")
+            return None
+        unknown = set(value) - {"where", "segment", "having"}
+        if unknown:
+            self.fail(
+                f"related takes where, segment and having, not {sorted(unknown)}", f"{at}.value"
+            )
+            return None
+        other = self.ctx.related(field)
+        out: dict[str, Any] = {"where": []}
+        where = value.get("where", [])
+        if not isinstance(where, list) or len(where) > MAX_RULES:
+            self.fail(f"where is a list of at most {MAX_RULES} rules", f"{at}.value.where")
+            return None
+        inner = Normaliser(other, f"{at}.value.where", self.depth + 1)
+        for index, item in enumerate(where):
+            rule = inner.rule(index, item)
+            if rule is not None:
+                out["where"].append(rule)
+        self.problems.extend(inner.problems)
+        if "segment" in value:
+            segment = self.related_segment(f"{at}.value.segment", field, value["segment"], other)
+            if segment is None:
+                return None
+            out["segment"] = segment
+        having = self.having(f"{at}.value.having", value.get("having", "any"), other)
+        if having is None or inner.problems:
+            return None
+        out["having"] = having
+        return {"field": field, "operator": "related", "value": out}
+
+    def related_segment(self, at: str, field: str, value: Any, other: Context) -> str | None:
+        parsed = parse_uri(value)
+        if parsed is None or parsed.resource_type != "segment":
+            self.fail(f"{value!r} is not a segment URI", at)
+            return None
+        if parsed.bucket != self.ctx.bucket:
+            self.fail(f"{value} belongs to another bucket", at)
+            return None
+        segment = self.ctx.segment(parsed.uid)
+        if segment is None or segment.deleted:
+            self.fail(f"no segment {value} in this bucket", at)
+            return None
+        if segment.resource_type != field:
+            self.fail(f"{value} holds {segment.resource_type} records, not {field}", at)
+            return None
+        try:
+            membership(segment, other, [self.ctx.self_uid or ""])
+        except RuleError as exc:
+            self.fail(exc.problem.description, at)
+            return None
+        return str(parsed)
+
+    def having(self, at: str, value: Any, other: Context) -> Any:
+        if value in ("any", "none"):
+            return value
+        if not isinstance(value, dict) or len(value) not in (1, 3):
+            self.fail(HAVING_HELP, at)
+            return None
+        if len(value) == 1:
+            ((key, n),) = value.items()
+            if key not in ("at_least", "at_most"):
+                self.fail(HAVING_HELP, at)
+                return None
+            if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 1_000_000:
+                self.fail(f"{key} takes a whole number from 0", f"{at}.{key}")
+                return None
+            return {key: n}
+        aggregates = [k for k in value if k in AGGREGATES and k != "count"]
+        if len(aggregates) != 1 or set(value) != {aggregates[0], "operator", "value"}:
+            self.fail(HAVING_HELP, at)
+            return None
+        aggregate = aggregates[0]
+        path = value[aggregate]
+        declared = other.schema.field_type(path) if isinstance(path, str) else None
+        if declared != "number":
+            numbers = [n for n, f in other.schema.fields.items() if f.type == "number"]
+            self.fail(
+                f"{aggregate} takes a number field of {other.resource_type}: "
+                f"{', '.join(numbers) or 'it has none'}",
+                f"{at}.{aggregate}",
+            )
+            return None
+        if value["operator"] not in COMPARISONS:
+            self.fail(f"compare with one of {', '.join(COMPARISONS)}", f"{at}.operator")
+            return None
+        try:
+            number = read_number(value["value"])
+        except ValueError as exc:
+            self.fail(f"{value['value']!r} is not a number: {exc}", f"{at}.value")
+            return None
+        return {aggregate: path, "operator": value["operator"], "value": number}
 
     def raw(self, at: str, value: Any) -> dict[str, Any] | None:
         if isinstance(value, str):
@@ -331,6 +463,8 @@ def rule_filter(rule: dict[str, Any], ctx: Context, stack: list[str]) -> Node:
     if form == "raw":
         node, _ = read_raw(value, "rules")
         return node
+    if form == "related":
+        return related_filter(field, value, ctx, stack)
     if field == SEGMENT_FIELD:
         members = []
         for uri in value:
@@ -387,6 +521,45 @@ def rule_filter(rule: dict[str, Any], ctx: Context, stack: list[str]) -> Node:
         by_kind.setdefault(node["kind"], []).append(node["value"])
     joined = any_of([leaf(field, many, k, vs, any=many_values) for k, vs in by_kind.items()])
     return negate(joined) if form == "none" else joined
+
+
+def having_node(having: Any) -> dict[str, Any]:
+    """A normalised `having` as the filter document's: an aggregate, a test, a number."""
+    if isinstance(having, str) or set(having) <= set(QUANTIFIERS):
+        key, n = (having, None) if isinstance(having, str) else next(iter(having.items()))
+        quantifier, fixed = QUANTIFIERS[key]
+        count = fixed if n is None else n
+        assert count is not None
+        return {"aggregate": "count", "op": quantifier, "value": float(count)}
+    aggregate = next(k for k in having if k in AGGREGATES)
+    return {
+        "aggregate": aggregate,
+        "field": having[aggregate],
+        "op": OPS[having["operator"]].test,
+        "value": float(having["value"]),
+    }
+
+
+def related_filter(field: str, value: dict[str, Any], ctx: Context, stack: list[str]) -> Node:
+    other = ctx.related(field)
+    parts = [rules_filter(value.get("where", []), other, stack)]
+    if value.get("segment"):
+        parsed = parse_uri(value["segment"])
+        segment = ctx.segment(parsed.uid) if parsed else None
+        if segment is None or segment.deleted:
+            parts.append({"const": False})
+        else:
+            parts.append(membership(segment, other, stack))
+    link = ctx.link(field)
+    assert link is not None
+    return {
+        "related": {
+            "type": field,
+            "link": link,
+            "filter": all_of(parts),
+            "having": having_node(value["having"]),
+        }
+    }
 
 
 def rules_filter(rules: list[dict[str, Any]], ctx: Context, stack: list[str] | None = None) -> Node:

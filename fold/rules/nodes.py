@@ -76,7 +76,29 @@ class Listed:
     list: str  # "include" or "exclude"
 
 
-Typed = And | Or | Not | Const | Leaf | SystemLeaf | Near | Exists | Size | Listed
+@dataclass(frozen=True)
+class Having:
+    """What a related-record rule asks of the related records that pass its filter: their
+    count, or the sum, min or max of a numeric field over them, compared with a number."""
+
+    aggregate: str  # count | sum | min | max
+    field: str | None  # the numeric field summed (None for count)
+    test: Test  # a comparison of TESTS (gt, gte, lt, lte, eq)
+    value: float
+
+
+@dataclass(frozen=True)
+class Related:
+    """The records of `type` whose `link` field holds this record's URI, filtered by
+    `filter`, and what `having` asks of them."""
+
+    type: str
+    link: str
+    filter: Typed
+    having: Having
+
+
+Typed = And | Or | Not | Const | Leaf | SystemLeaf | Near | Exists | Size | Listed | Related
 
 
 def typed(node: Node) -> Typed:
@@ -98,6 +120,15 @@ def typed(node: Node) -> Typed:
         return Size(node["size"]["field"], int(node["size"]["n"]))
     if "listed" in node:
         return Listed(node["listed"]["segment"], node["listed"]["list"])
+    if "related" in node:
+        related = node["related"]
+        having = related["having"]
+        return Related(
+            related["type"],
+            related["link"],
+            typed(related["filter"]),
+            Having(having["aggregate"], having.get("field"), TESTS[having["op"]], having["value"]),
+        )
     test = TESTS[node["op"]]
     if node["field"] in SYSTEM:
         return SystemLeaf(SYSTEM[node["field"]], test, node["value"])
@@ -120,7 +151,30 @@ def paths(node: Typed) -> set[str]:
             return {field}
         case Leaf(field=field):
             return {field}
-        case Const() | SystemLeaf() | Listed():
+        case Const() | SystemLeaf() | Listed() | Related():
             return set()
         case _:
             assert_never(node)
+
+
+def related_paths(node: Typed, out: dict[str, set[str]] | None = None) -> dict[str, set[str]]:
+    """For each related type a filter reaches (through related rules, at any depth): the
+    document paths read of it, the link and aggregated fields included."""
+    out = {} if out is None else out
+    match node:
+        case And(parts) | Or(parts):
+            for part in parts:
+                related_paths(part, out)
+        case Not(part):
+            related_paths(part, out)
+        case Related(kind, link, inner, having):
+            wanted = out.setdefault(kind, set())
+            wanted |= paths(inner) | {link}
+            if having.field is not None:
+                wanted.add(having.field)
+            related_paths(inner, out)
+        case Const() | SystemLeaf() | Listed() | Leaf() | Near() | Exists() | Size():
+            pass
+        case _:
+            assert_never(node)
+    return out

@@ -370,9 +370,88 @@ OPERATORS: dict[str, Operator] = {
         ),
         Operator("near", "near", None, phrase={"": "is within {v}"}),
         Operator("raw", "raw", None, phrase={"": "match a custom filter"}),
+        Operator("related", "related", None, phrase={"": "with {v}"}),
     )
 }
 LIST_FORMS = ("any", "all", "none")
+# What a related-record rule may compare a count or an aggregate with.
+COMPARISONS = tuple(
+    name for name, op in OPERATORS.items() if op.form == "one" and "number" in op.value_kinds
+)
+
+
+# --- related records: quantifiers and aggregates -----------------------------------------
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """A number worked out over the related records that pass a related rule's filter."""
+
+    name: str
+    phrase: str  # "total amount", with the field's label after it
+    numeric: bool  # reads a numeric field (count does not)
+    # (a number expression, or None for count) -> the aggregate expression (NULL: none)
+    sql: Callable[[Any], Any]
+    # the numbers (or, for count, one entry per record) -> the value; None: none
+    python: Callable[[list[float]], float | None]
+    # (owner row per related row, its number or None, rows) -> a float per row, NaN: none
+    vector: Callable[[Any, Any, int], Any]
+
+
+def _extreme(reduce: Any, start: float) -> Callable[[Any, Any, int], Any]:
+    def vector(owners: Any, weights: Any, n: int) -> Any:
+        out = np.full(n, start)
+        reduce.at(out, owners, weights)
+        out[out == start] = np.nan
+        return out
+
+    return vector
+
+
+AGGREGATES: dict[str, Aggregate] = {
+    a.name: a
+    for a in (
+        Aggregate(
+            "count",
+            "number",
+            False,
+            lambda x: func.count(),
+            lambda values: float(len(values)),
+            lambda owners, weights, n: np.bincount(owners, minlength=n).astype(np.float64),
+        ),
+        Aggregate(
+            "sum",
+            "total",
+            True,
+            lambda x: func.coalesce(func.sum(x), 0.0),
+            lambda values: float(sum(values)),
+            lambda owners, weights, n: np.bincount(owners, weights=weights, minlength=n),
+        ),
+        Aggregate(
+            "min",
+            "smallest",
+            True,
+            lambda x: func.min(x),
+            lambda values: min(values) if values else None,
+            _extreme(np.minimum, np.inf),
+        ),
+        Aggregate(
+            "max",
+            "largest",
+            True,
+            lambda x: func.max(x),
+            lambda values: max(values) if values else None,
+            _extreme(np.maximum, -np.inf),
+        ),
+    )
+}
+# How a related rule counts, in its JSON: "any", "none", {"at_least": n}, {"at_most": n}.
+QUANTIFIERS: dict[str, tuple[str, int | None]] = {
+    "any": ("gte", 1),
+    "none": ("lt", 1),
+    "at_least": ("gte", None),
+    "at_most": ("lte", None),
+}
 
 
 # --- Fold's own fields ------------------------------------------------------------------

@@ -17,28 +17,35 @@ from fold.rules.nodes import (
     Near,
     Not,
     Or,
+    Related,
     Size,
     SystemLeaf,
     Typed,
     typed,
 )
-from fold.rules.ops import argument, kind_of, near_python
+from fold.rules.ops import AGGREGATES, argument, kind_of, near_python
 
 Lists = Callable[[str, str], set[str]]  # (segment uid, "include"|"exclude") -> record uids
+# (related type, link field, record) -> the active records of that type linked to it
+Linked = Callable[[str, str, dict[str, Any]], list[dict[str, Any]]]
 
 
-def matches(node: Node, record: dict[str, Any], lists: Lists) -> bool:
-    return holds(typed(node), record, lists)
+def no_links(resource_type: str, link: str, record: dict[str, Any]) -> list[dict[str, Any]]:
+    return []
 
 
-def holds(node: Typed, record: dict[str, Any], lists: Lists) -> bool:
+def matches(node: Node, record: dict[str, Any], lists: Lists, linked: Linked = no_links) -> bool:
+    return holds(typed(node), record, lists, linked)
+
+
+def holds(node: Typed, record: dict[str, Any], lists: Lists, linked: Linked = no_links) -> bool:
     match node:
         case And(parts):
-            return all(holds(n, record, lists) for n in parts)
+            return all(holds(n, record, lists, linked) for n in parts)
         case Or(parts):
-            return any(holds(n, record, lists) for n in parts)
+            return any(holds(n, record, lists, linked) for n in parts)
         case Not(part):
-            return not holds(part, record, lists)
+            return not holds(part, record, lists, linked)
         case Const(value):
             return value
         case Near(field, lat, lng, km):
@@ -64,5 +71,28 @@ def holds(node: Typed, record: dict[str, Any], lists: Lists) -> bool:
             else:
                 candidates = [found]
             return any(kind_of(c) == kind and test.python(c, value, kind) for c in candidates)
+        case Related():
+            passing = [
+                r
+                for r in linked(node.type, node.link, record)
+                if holds(node.filter, r, lists, linked)
+            ]
+            return related_holds(node, passing)
         case _:
             assert_never(node)
+
+
+def aggregate_of(node: Related, passing: list[dict[str, Any]]) -> float | None:
+    """The count or aggregate a related rule compares, over the related records that
+    pass its filter (numbers only: a missing or non-numeric value is left out)."""
+    having = node.having
+    aggregate = AGGREGATES[having.aggregate]
+    if having.field is None:
+        return aggregate.python([1.0] * len(passing))
+    numbers = [get_path(r, having.field) for r in passing]
+    return aggregate.python([float(n) for n in numbers if kind_of(n) == "number"])
+
+
+def related_holds(node: Related, passing: list[dict[str, Any]]) -> bool:
+    value = aggregate_of(node, passing)
+    return value is not None and node.having.test.python(value, node.having.value, "number")

@@ -5,10 +5,12 @@ numbers as amounts ("amount is at least 100"), text alphabetically."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from fold.fields.builtin import BUILTIN
 from fold.fields.schema import TypeSchema, label_for
-from fold.rules.ops import OPERATORS, SYSTEM, URI_LABEL
+from fold.rules.ops import AGGREGATES, OPERATORS, SYSTEM, URI_LABEL
 from fold.rules.values import RELATIVE_RE
 
 UNITS = {"d": "day", "wk": "week", "m": "month", "y": "year"}
@@ -77,10 +79,46 @@ def _label(schema: TypeSchema, field: str) -> str:
     return label
 
 
-def clause(schema: TypeSchema, rule: dict[str, Any], segment_names: dict[str, str]) -> str:
+def _related(
+    rule: dict[str, Any],
+    segment_names: dict[str, str],
+    schema_of: Callable[[str], TypeSchema | None],
+) -> str:
+    """'with at least 2 payments whose date is in the last year', 'whose total amount of
+    payments in segment 'Gift Aid' is at least 100'."""
+    field, value = rule["field"], rule["value"]
+    other = schema_of(field)
+    one = other.name_singular.lower() if other else field
+    many = other.name.lower() if other else field + "s"
+    parts = [clause(other, r, segment_names, schema_of) for r in value["where"]] if other else []
+    if value.get("segment"):
+        parts.insert(0, f"in segment '{segment_names.get(value['segment'], value['segment'])}'")
+    where = (" " + " and ".join(parts)) if parts else ""
+    having = value["having"]
+    if having == "any":
+        return f"with at least one {one}{where}"
+    if having == "none":
+        return f"with no {one}{where}"
+    if "at_least" in having or "at_most" in having:
+        key, n = next(iter(having.items()))
+        return f"with {key.replace('_', ' ')} {n} {one if n == 1 else many}{where}"
+    aggregate = next(k for k in having if k in AGGREGATES)
+    label = _label(other, having[aggregate]) if other else having[aggregate]
+    phrase = OPERATORS[having["operator"]].phrase_for("number").format(v=_show(having["value"]))
+    return f"whose {AGGREGATES[aggregate].phrase} {label} of {many}{where} {phrase}"
+
+
+def clause(
+    schema: TypeSchema,
+    rule: dict[str, Any],
+    segment_names: dict[str, str],
+    schema_of: Callable[[str], TypeSchema | None] = BUILTIN.get,
+) -> str:
     field, operator, value = rule["field"], rule["operator"], rule["value"]
     if operator == "raw":
         return "match a custom filter"
+    if operator == "related":
+        return _related(rule, segment_names, schema_of)
     if field == "segment":
         names = ", ".join(f"'{segment_names.get(v, v)}'" for v in value)
         verb = {

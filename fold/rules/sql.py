@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any, assert_never
 
-from sqlalchemy import ColumnElement, and_, false, not_, or_, select, true
+from sqlalchemy import ColumnElement, and_, exists, false, literal, not_, or_, select, true
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.functions import coalesce
 
-from fold.db.jsonsql import ColumnTest, JsonNumber, JsonShape, JsonTest
+from fold.db.jsonsql import ColumnTest, JsonLink, JsonNumber, JsonShape, JsonTest
 from fold.db.models import Record, SegmentUri
 from fold.rules.filter import Node
 from fold.rules.nodes import (
@@ -24,12 +25,13 @@ from fold.rules.nodes import (
     Near,
     Not,
     Or,
+    Related,
     Size,
     SystemLeaf,
     Typed,
     typed,
 )
-from fold.rules.ops import near_sql
+from fold.rules.ops import AGGREGATES, near_sql
 
 
 def to_sql(node: Node, *, bucket: str, table: Any = Record) -> ColumnElement[bool]:
@@ -72,5 +74,30 @@ def emit(node: Typed, *, bucket: str, table: Any = Record) -> ColumnElement[bool
                 return test.sql(expr, value, kind, dialect)
 
             return JsonTest(table.data, field, kind, predicate, any=many)
+        case Related():
+            return _related(node, bucket=bucket, table=table)
         case _:
             assert_never(node)
+
+
+def _related(node: Related, *, bucket: str, table: Any) -> ColumnElement[bool]:
+    """A correlated subquery over the related records: EXISTS for "any" and "none", else
+    the count or aggregate compared with the rule's number. The link lookup is on
+    (bucket, resource_type, link text), which migration 0013 indexes."""
+    other = aliased(Record)
+    uri = literal("/") + bucket + "/" + table.resource_type + "/" + table.uid + "/"
+    where = [
+        other.bucket == bucket,
+        other.resource_type == node.type,
+        other.record_state == "active",
+        JsonLink(other.data, node.link) == uri,
+        emit(node.filter, bucket=bucket, table=other),
+    ]
+    having = node.having
+    if having.aggregate == "count" and having.value == 1 and having.test.name in ("gte", "lt"):
+        found = exists(select(literal(1)).where(*where))
+        return found if having.test.name == "gte" else not_(found)
+    aggregate = AGGREGATES[having.aggregate]
+    number = JsonNumber(other.data, having.field) if having.field else None
+    value = select(aggregate.sql(number)).where(*where).scalar_subquery()
+    return having.test.sql(value, having.value, "number", "")

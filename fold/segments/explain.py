@@ -13,7 +13,7 @@ from fold.errors import NotFound, ValidationFailed
 from fold.ids import make_uri, parse_uri
 from fold.records import repository as records
 from fold.records.service import record_out
-from fold.rules.compile import compose
+from fold.rules.compile import compose, segment_uris
 from fold.rules.filter import Node
 from fold.rules.python import matches
 from fold.rules.sentence import clause
@@ -35,18 +35,16 @@ def steps_of(session: Session, row: Segment) -> tuple[list[tuple[str, dict[str, 
     for step in compose(definition(row), ctx).steps:
         info = dict(step.info)
         if "rule" in info:
-            info["sentence"] = clause(ctx.schema, info["rule"], names)
+            info["sentence"] = clause(ctx.schema, info["rule"], names, ctx.schema_of)
         steps.append((step.name, info, step.node))
     return steps, ctx
 
 
 def _segment_names(ctx: Any, rules: list[dict[str, Any]]) -> dict[str, str]:
     names: dict[str, str] = {}
-    for rule in rules:
-        if rule["field"] == "segment":
-            for uri in rule["value"]:
-                other = ctx.segment(uri.rstrip("/").split("/")[-1])
-                names[uri] = other.name if other else uri
+    for uri in segment_uris(rules):
+        other = ctx.segment(uri.rstrip("/").split("/")[-1])
+        names[uri] = other.name if other else uri
     return names
 
 
@@ -100,7 +98,7 @@ def for_record(session: Session, caller: Caller, row: Segment, uri: str) -> dict
             {
                 "rule": rule,
                 "param": f"rules[{index}]",
-                "sentence": clause(ctx.schema, rule, names),
+                "sentence": clause(ctx.schema, rule, names, ctx.schema_of),
                 "holds": matches(node, doc, lists),
             }
         )

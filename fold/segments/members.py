@@ -17,6 +17,7 @@ from fold.db.jsonsql import one_of
 from fold.db.models import Record, Segment
 from fold.fields.schema import TypeSchema
 from fold.fields.service import schema_for
+from fold.ids import STORED_TYPES
 from fold.paging import Paging
 from fold.records import repository as records
 from fold.rules.compile import compose
@@ -85,6 +86,11 @@ def make_context(
         segment=segment,
         postcode=lambda code: repository.postcode(session, bucket=bucket, code=code),
         self_uid=self_uid,
+        schema_of=lambda other: (
+            schema_for(session, bucket=bucket, resource_type=other)
+            if other in STORED_TYPES
+            else None
+        ),
     )
 
 

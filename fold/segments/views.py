@@ -16,7 +16,7 @@ from fold.ids import make_uri
 from fold.paging import Paging
 from fold.params import read_flag
 from fold.records.service import record_out
-from fold.rules.compile import compose
+from fold.rules.compile import compose, segment_uris
 from fold.rules.context import SegmentDef
 from fold.rules.filter import SYSTEM_KINDS, Node, leaf
 from fold.rules.sentence import describe_segment
@@ -115,11 +115,9 @@ def config(session: Session, caller: Caller, row: Segment) -> dict[str, Any]:
 
 def _segment_names(session: Session, bucket: str, rules: list[dict[str, Any]]) -> dict[str, str]:
     names = {}
-    for rule in rules:
-        if rule["field"] == "segment":
-            for uri in rule["value"]:
-                other = repository.get(session, bucket=bucket, uid=uri.rstrip("/").split("/")[-1])
-                names[uri] = other.name if other else uri
+    for uri in segment_uris(rules):
+        other = repository.get(session, bucket=bucket, uid=uri.rstrip("/").split("/")[-1])
+        names[uri] = other.name if other else uri
     return names
 
 
