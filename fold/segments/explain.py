@@ -10,16 +10,19 @@ from sqlalchemy.orm import Session
 from fold.auth.policies import Caller
 from fold.db.models import Segment
 from fold.errors import NotFound, ValidationFailed
+from fold.fields.paths import get_path
 from fold.ids import make_uri, parse_uri
 from fold.records import repository as records
 from fold.records.service import record_out
 from fold.rules.compile import compose, segment_uris
 from fold.rules.filter import Node
-from fold.rules.python import matches
+from fold.rules.nodes import Related, Typed, typed
+from fold.rules.python import Linked, aggregate_of, holds, matches
 from fold.rules.sentence import clause
 from fold.segments.members import (
     count_selected,
     definition,
+    linked_lookup,
     lists_lookup,
     make_context,
     stored_types,
@@ -46,6 +49,39 @@ def _segment_names(ctx: Any, rules: list[dict[str, Any]]) -> dict[str, str]:
         other = ctx.segment(uri.rstrip("/").split("/")[-1])
         names[uri] = other.name if other else uri
     return names
+
+
+MAX_RELATED_SHOWN = 50
+
+
+def related_records(
+    node: Typed, record: dict[str, Any], lists: Any, linked: Linked
+) -> dict[str, Any]:
+    """For one record and a related rule: the related records, whether each passes the
+    rule's filter, and the count or aggregate over those that do."""
+    assert isinstance(node, Related)
+    candidates = linked(node.type, node.link, record)
+    passing = []
+    shown: list[dict[str, Any]] = []
+    for other in candidates:
+        passes = holds(node.filter, other, lists, linked)
+        if passes:
+            passing.append(other)
+        if len(shown) < MAX_RELATED_SHOWN:
+            item = {"uri": other["uri"], "display_value": other["display_value"], "passes": passes}
+            if node.having.field is not None:
+                item[node.having.field] = get_path(other, node.having.field)
+            shown.append(item)
+    return {
+        "resource_type": node.type,
+        "link": node.link,
+        "linked": len(candidates),
+        "passing": len(passing),
+        "aggregate": node.having.aggregate,
+        "field": node.having.field,
+        "value": aggregate_of(node, passing),
+        "records": shown,
+    }
 
 
 def funnel(session: Session, caller: Caller, row: Segment) -> dict[str, Any]:
@@ -90,18 +126,20 @@ def for_record(session: Session, caller: Caller, row: Segment, uri: str) -> dict
     active = record.record_state == "active"
     if not active:
         reasons.append("the record is deleted")
+    linked = linked_lookup(session, caller.bucket)
     composition = compose(definition(row), ctx)
     names = _segment_names(ctx, row.rules)
     rules = []
     for index, (rule, node) in enumerate(composition.rules):
-        rules.append(
-            {
-                "rule": rule,
-                "param": f"rules[{index}]",
-                "sentence": clause(ctx.schema, rule, names, ctx.schema_of),
-                "holds": matches(node, doc, lists),
-            }
-        )
+        out = {
+            "rule": rule,
+            "param": f"rules[{index}]",
+            "sentence": clause(ctx.schema, rule, names, ctx.schema_of),
+            "holds": matches(node, doc, lists, linked),
+        }
+        if "related" in node:
+            out["related"] = related_records(typed(node), doc, lists, linked)
+        rules.append(out)
     all_rules = all(r["holds"] for r in rules)
     included = record.uid in lists(row.uid, "include")
     excluded = record.uid in lists(row.uid, "exclude")
@@ -110,9 +148,9 @@ def for_record(session: Session, caller: Caller, row: Segment, uri: str) -> dict
         parent_info = {
             "segment": make_uri(row.bucket, "segment", composition.parent.uid),
             "name": composition.parent.name,
-            "holds": matches(composition.parent_node, doc, lists),
+            "holds": matches(composition.parent_node, doc, lists, linked),
         }
-    in_segment = active and matches(composition.node, doc, lists)
+    in_segment = active and matches(composition.node, doc, lists, linked)
     kind = row.segment_type
     if kind == "auxiliary":
         reasons.append("an auxiliary segment holds no records")
