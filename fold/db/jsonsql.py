@@ -239,6 +239,28 @@ def _json_link_pg(element: JsonLink, compiler: SQLCompiler, **kw: Any) -> str:
     return f"({compiler.process(element.column, **kw)} #>> {pg_path(element.path)})"
 
 
+class Rounded(ColumnElement[float]):
+    """A number rounded to `places` decimal places, as a float on both databases."""
+
+    type = Float()
+    inherit_cache = False
+
+    def __init__(self, expr: Any, places: int) -> None:
+        self.expr = expr
+        self.places = int(places)
+
+
+@compiles(Rounded, "sqlite")
+def _rounded_sqlite(element: Rounded, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"round({compiler.process(element.expr, **kw)}, {element.places})"
+
+
+@compiles(Rounded, "postgresql")
+def _rounded_pg(element: Rounded, compiler: SQLCompiler, **kw: Any) -> str:
+    inner = compiler.process(element.expr, **kw)
+    return f"round(({inner})::numeric, {element.places})::float8"
+
+
 def one_of(column: Any, values: list[str], dialect: str) -> ColumnElement[bool]:
     """`column IN values`; on PostgreSQL as `= ANY(array)`, one parameter however many
     values (a thousand-value IN costs more to render and bind than to run)."""

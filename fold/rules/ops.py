@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import ColumnElement, Float, String, bindparam, case, func, literal
 
-from fold.db.jsonsql import collate_binary, fold_case, regex_match
+from fold.db.jsonsql import Rounded, collate_binary, fold_case, regex_match
 from fold.rules.values import compiled_regex
 from fold.timefmt import parse_datetime
 
@@ -398,6 +398,9 @@ class Aggregate:
     vector: Callable[[Any, Any, int], Any]
 
 
+SUM_PLACES = 6
+
+
 def _extreme(reduce: Any, start: float) -> Callable[[Any, Any, int], Any]:
     def vector(owners: Any, weights: Any, n: int) -> Any:
         out = np.full(n, start)
@@ -419,13 +422,17 @@ AGGREGATES: dict[str, Aggregate] = {
             lambda values: float(len(values)),
             lambda owners, weights, n: np.bincount(owners, minlength=n).astype(np.float64),
         ),
+        # A sum is rounded to SUM_PLACES decimal places: each engine adds in its own order,
+        # and 60.10 + 39.90 must be 100 on all three.
         Aggregate(
             "sum",
             "total",
             True,
-            lambda x: func.coalesce(func.sum(x), 0.0),
-            lambda values: float(sum(values)),
-            lambda owners, weights, n: np.bincount(owners, weights=weights, minlength=n),
+            lambda x: Rounded(func.coalesce(func.sum(x), 0.0), SUM_PLACES),
+            lambda values: round(float(sum(values)), SUM_PLACES),
+            lambda owners, weights, n: np.round(
+                np.bincount(owners, weights=weights, minlength=n), SUM_PLACES
+            ),
         ),
         Aggregate(
             "min",

@@ -29,7 +29,10 @@ from tests.conftest import Database
 from tests.rules.test_property import DATE, EXAMPLES, NOW, NUMBER, TEXT, simple_rule
 
 _buckets = itertools.count()
-AMOUNT = st.one_of(st.integers(-2, 120), st.sampled_from([0.25, 2.5, 100.0, 99.75]))
+AMOUNT = st.one_of(
+    st.integers(-2, 120),
+    st.sampled_from([0.25, 2.5, 100.0, 99.75, 60.1, 39.9, 0.1, 0.2, 0.3, 33.33, 66.67]),
+)
 STATUS = st.sampled_from(["paid", "failed", "refunded"])
 MSTATUS = st.sampled_from(["active", "lapsed", "expired"])
 PAYMENT_SEGMENT = "c" * 24
@@ -389,3 +392,76 @@ def test_related_rules_on_organisations_agree(
 ) -> None:
     loaded = load_world(database, world, warm=False)
     agree(database, loaded, "organisation", rules)
+
+
+class TestFixedWorld:
+    """Many related rules against one larger random world per database: each rule then
+    meets people with many payments of mixed amounts, dates and statuses."""
+
+    loaded: dict[str, dict[str, Any]] = {}
+
+    def world(self, database: Database) -> dict[str, Any]:
+        if database.name not in self.loaded:
+            import random
+
+            rng = random.Random(7)
+            orgs, people = 6, 60
+            amounts = [0.25, 2.5, 100.0, 99.75, 60.1, 39.9, 0.1, 0.2, 33.33, 66.67, 5, 50, -1]
+            statuses, mstatuses = ["paid", "failed", "refunded"], ["active", "lapsed", "expired"]
+
+            def contact() -> Any:
+                roll = rng.random()
+                if roll < 0.8:
+                    return ("person", rng.randrange(people))
+                return ("organisation", rng.randrange(orgs)) if roll < 0.95 else None
+
+            def maybe(value: Any) -> Any:
+                return value if rng.random() < 0.85 else None
+
+            def day() -> str:
+                return f"2026-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}"
+
+            world = {
+                "organisations": [{"name": f"Org {i}"} for i in range(orgs)],
+                "people": [
+                    {
+                        "first_name": rng.choice(["a", "B", "ab", None]),
+                        "score": maybe(rng.choice([-1.5, 0, 1, 2, 2.5, 3])),
+                        "organisation": maybe(rng.randrange(orgs)),
+                    }
+                    for _ in range(people)
+                ],
+                "payments": [
+                    {
+                        "contact": contact(),
+                        "amount": maybe(rng.choice(amounts)),
+                        "date": maybe(day()),
+                        "status": maybe(rng.choice(statuses)),
+                    }
+                    for _ in range(180)
+                ],
+                "memberships": [
+                    {
+                        "contact": contact(),
+                        "amount": maybe(rng.choice(amounts)),
+                        "end_date": maybe(day()),
+                        "status": maybe(rng.choice(mstatuses)),
+                        "membership_type": maybe(rng.choice(["Annual", "life", "Lifetime"])),
+                    }
+                    for _ in range(90)
+                ],
+            }
+            self.loaded[database.name] = load_world(database, world, warm=True)
+        return self.loaded[database.name]
+
+    @settings(
+        max_examples=EXAMPLES * 3, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
+    @given(rules=PERSON_RULES)
+    def test_people(self, database: Database, rules: list[dict[str, Any]]) -> None:
+        agree(database, self.world(database), "person", rules)
+
+    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(rules=st.lists(organisation_rule(), min_size=1, max_size=2))
+    def test_organisations(self, database: Database, rules: list[dict[str, Any]]) -> None:
+        agree(database, self.world(database), "organisation", rules)
