@@ -505,8 +505,9 @@ def rule_filter(rule: dict[str, Any], ctx: Context, stack: list[str]) -> Node:
         return leaf(field, op, _kind(ftype), _value_for(item, ftype, ctx), any=many_values)
 
     spec = OPS[operator]
-    form, name = spec.form, spec.test
-    assert name is not None
+    form = spec.form
+    assert spec.test is not None
+    name = spec.test.name
     if form in ("one", "not"):
         node = test(name, value)
         return negate(node) if form == "not" else node
@@ -535,7 +536,7 @@ def having_node(having: Any) -> dict[str, Any]:
     return {
         "aggregate": aggregate,
         "field": having[aggregate],
-        "op": OPS[having["operator"]].test,
+        "op": OPS[having["operator"]].test.name,  # type: ignore[union-attr]
         "value": float(having["value"]),
     }
 

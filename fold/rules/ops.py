@@ -257,8 +257,8 @@ Phrases = dict[str, str]  # by sentence kind (string, number, date, list), "" fo
 @dataclass(frozen=True)
 class Operator:
     name: str
-    form: str  # one | not | any | all | none | near | raw
-    test: str | None  # the primitive test of TESTS
+    form: str  # one | not | any | all | none | near | raw | related
+    test: Test | None  # the primitive test of its values (a new one joins TESTS)
     value_kinds: frozenset[str] = SCALARS  # kinds of value it takes (after reading)
     refuse: str = ""  # why a value of another kind is refused ({operator}, {kind})
     phrase: Phrases = field(default_factory=dict)
@@ -276,7 +276,7 @@ TEXT_REFUSAL = "{operator} works on text, not {kind}"
 def _order(test: str, number: str, date: str, text: str) -> dict[str, Any]:
     return {
         "form": "one",
-        "test": test,
+        "test": TESTS[test],
         "value_kinds": frozenset({"string", "number"}),
         "refuse": ORDER_REFUSAL,
         "phrase": {"number": number, "date": date, "string": text, "": text},
@@ -287,19 +287,23 @@ OPERATORS: dict[str, Operator] = {
     o.name: o
     for o in (
         Operator(
-            "equals", "one", "eq_fold", phrase={"": "is {v}", "list": "include {v}"}, uri=True
+            "equals",
+            "one",
+            TESTS["eq_fold"],
+            phrase={"": "is {v}", "list": "include {v}"},
+            uri=True,
         ),
         Operator(
             "exact",
             "one",
-            "eq",
+            TESTS["eq"],
             phrase={"": "is exactly {v}", "list": "include exactly {v}"},
             uri=True,
         ),
         Operator(
             "not_equal_to",
             "not",
-            "eq_fold",
+            TESTS["eq_fold"],
             phrase={"": "is not {v}", "list": "do not include {v}"},
             uri=True,
         ),
@@ -332,7 +336,7 @@ OPERATORS: dict[str, Operator] = {
         Operator(
             "starts_with",
             "one",
-            "prefix",
+            TESTS["prefix"],
             frozenset({"string"}),
             TEXT_REFUSAL,
             {"": "starts with {v}"},
@@ -340,7 +344,7 @@ OPERATORS: dict[str, Operator] = {
         Operator(
             "starts_with_case_insensitive",
             "one",
-            "prefix_fold",
+            TESTS["prefix_fold"],
             frozenset({"string"}),
             TEXT_REFUSAL,
             {"": "starts with {v} (any case)"},
@@ -348,7 +352,7 @@ OPERATORS: dict[str, Operator] = {
         Operator(
             "or_list",
             "any",
-            "eq_fold",
+            TESTS["eq_fold"],
             phrase={"": "is any of {v}", "list": "include any of {v}"},
             uri=True,
             segment=True,
@@ -356,14 +360,14 @@ OPERATORS: dict[str, Operator] = {
         Operator(
             "and_list",
             "all",
-            "eq_fold",
+            TESTS["eq_fold"],
             phrase={"": "includes all of {v}", "list": "include all of {v}"},
             segment=True,
         ),
         Operator(
             "none_of",
             "none",
-            "eq_fold",
+            TESTS["eq_fold"],
             phrase={"": "is none of {v}", "list": "include none of {v}"},
             uri=True,
             segment=True,
@@ -373,6 +377,8 @@ OPERATORS: dict[str, Operator] = {
         Operator("related", "related", None, phrase={"": "with {v}"}),
     )
 }
+# An operator that brings its own test makes it known to every engine.
+TESTS.update({o.test.name: o.test for o in OPERATORS.values() if o.test is not None})
 LIST_FORMS = ("any", "all", "none")
 # What a related-record rule may compare a count or an aggregate with.
 COMPARISONS = tuple(
