@@ -350,6 +350,23 @@ OPERATORS: dict[str, Operator] = {
             {"": "starts with {v} (any case)"},
         ),
         Operator(
+            "ends_with",
+            "one",
+            Test(
+                "suffix",
+                TEXT,
+                lambda v, a, k: v.endswith(a),
+                lambda e, a, k, d: (
+                    (func.length(e) >= len(a))
+                    & (func.substr(e, func.length(e) - len(a) + 1) == bind(a, k))
+                ),
+                _vec_strings(np.strings.endswith),
+            ),
+            frozenset({"string"}),
+            TEXT_REFUSAL,
+            {"": "ends with {v}"},
+        ),
+        Operator(
             "or_list",
             "any",
             TESTS["eq_fold"],

@@ -53,6 +53,7 @@ CASES: dict[str, list[dict[str, Any]]] = {
     "starts_with_case_insensitive": [
         {"field": "last_name", "operator": "starts_with_case_insensitive", "value": "mac"}
     ],
+    "ends_with": [{"field": "email", "operator": "ends_with", "value": "@example.org"}],
     "or_list": [{"field": "tags", "operator": "or_list", "value": "donor, volunteer"}],
     "and_list": [{"field": "tags", "operator": "and_list", "value": ["donor", "volunteer"]}],
     "none_of": [

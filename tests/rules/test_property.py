@@ -79,8 +79,8 @@ VALUE_FOR = {
 }
 OPERATORS = [
     "equals", "exact", "not_equal_to", "greater_than", "greater_than_or_equals", "less_than",
-    "less_than_or_equals", "starts_with", "starts_with_case_insensitive", "or_list", "and_list",
-    "none_of",
+    "less_than_or_equals", "starts_with", "starts_with_case_insensitive", "ends_with", "or_list",
+    "and_list", "none_of",
 ]  # fmt: skip
 
 
