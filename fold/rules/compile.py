@@ -217,11 +217,28 @@ class Normaliser:
         return self.compare(at, field, operator, value)
 
     def related(self, at: str, field: str, value: Any) -> dict[str, Any] | None:
-        """`{"field": "payment", "operator": "related", "value": {"where": [rules],
+        """`{"field": "payment", "operator": "related", "value": {"via": link field,
+        "where": [rules],
         "segment": URI, "having": "any" | "none" | {"at_least": n} | {"at_most": n} |
         {"sum"|"min"|"max": field, "operator": comparison, "value": number}}}`."""
+        if self.depth >= MAX_RELATED_DEPTH:
+            self.fail("related rules nest at most two deep", f"{at}.operator")
+            return None
+        if not isinstance(value, dict):
+            self.fail(
+                "related takes {via, where: [rules], segment: URI, having: ...}", f"{at}.value"
+            )
+            return None
+        unknown = set(value) - {"via", "where", "segment", "having"}
+        if unknown:
+            self.fail(
+                f"related takes via, where, segment and having, not {sorted(unknown)}",
+                f"{at}.value",
+            )
+            return None
         link = self.ctx.link(field)
-        if link is None:
+        schema = self.ctx.schema_of(field)
+        if schema is None or (link is None and "via" not in value):
             linked = ", ".join(self.ctx.linked_types()) or "none"
             self.fail(
                 f"no {field} records link to {self.ctx.resource_type} records; related "
@@ -229,20 +246,16 @@ class Normaliser:
                 f"{at}.field",
             )
             return None
-        if self.depth >= MAX_RELATED_DEPTH:
-            self.fail("related rules nest at most two deep", f"{at}.operator")
-            return None
-        if not isinstance(value, dict):
-            self.fail("related takes {where: [rules], segment: URI, having: ...}", f"{at}.value")
-            return None
-        unknown = set(value) - {"where", "segment", "having"}
-        if unknown:
+        via = value.get("via", link)
+        if not isinstance(via, str) or schema.field_type(via) != "uri":
+            links = [n for n, f in schema.fields.items() if f.type == "uri"]
             self.fail(
-                f"related takes where, segment and having, not {sorted(unknown)}", f"{at}.value"
+                f"via names a link field of {field}: {', '.join(links) or 'it has none'}",
+                f"{at}.value.via",
             )
             return None
         other = self.ctx.related(field)
-        out: dict[str, Any] = {"where": []}
+        out: dict[str, Any] = {"via": via, "where": []}
         where = value.get("where", [])
         if not isinstance(where, list) or len(where) > MAX_RULES:
             self.fail(f"where is a list of at most {MAX_RULES} rules", f"{at}.value.where")
@@ -551,12 +564,10 @@ def related_filter(field: str, value: dict[str, Any], ctx: Context, stack: list[
             parts.append({"const": False})
         else:
             parts.append(membership(segment, other, stack))
-    link = ctx.link(field)
-    assert link is not None
     return {
         "related": {
             "type": field,
-            "link": link,
+            "link": value["via"],
             "filter": all_of(parts),
             "having": having_node(value["having"]),
         }

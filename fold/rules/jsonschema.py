@@ -83,6 +83,11 @@ def rules_schema() -> dict[str, Any]:
         "`segment`, counted or aggregated as `having` asks (default 'any').",
         "additionalProperties": False,
         "properties": {
+            "via": {
+                "type": "string",
+                "description": "The related type's link field naming this record "
+                "(default: the link the schemas declare, e.g. a payment's contact)",
+            },
             "where": {"type": "array", "items": {"$ref": "#/$defs/rule"}},
             "segment": {"type": "string", "description": "A segment URI of the related type"},
             "having": {

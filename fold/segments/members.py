@@ -80,6 +80,17 @@ def make_context(
             cache[uid] = definition(row) if row else None
         return cache[uid]
 
+    schemas: dict[str, TypeSchema | None] = {}
+
+    def schema_of(other: str) -> TypeSchema | None:
+        if other not in schemas:
+            schemas[other] = (
+                schema_for(session, bucket=bucket, resource_type=other)
+                if other in STORED_TYPES
+                else None
+            )
+        return schemas[other]
+
     return Context(
         bucket=bucket,
         resource_type=resource_type,
@@ -88,11 +99,7 @@ def make_context(
         segment=segment,
         postcode=lambda code: repository.postcode(session, bucket=bucket, code=code),
         self_uid=self_uid,
-        schema_of=lambda other: (
-            schema_for(session, bucket=bucket, resource_type=other)
-            if other in STORED_TYPES
-            else None
-        ),
+        schema_of=schema_of,
     )
 
 

@@ -162,6 +162,7 @@ def test_related_rules_are_validated_with_params(tenant: Tenant) -> None:
             "rules[0].value.segment",
         ),
         (related("payment", how="any"), "rules[0].value"),
+        (related("payment", via="amount"), "rules[0].value.via"),
     ]
     for rule, param in cases:
         result = api.post(url, json={"resource_type": "person", "rules": [rule]}).json()
@@ -185,3 +186,21 @@ def test_related_rules_are_validated_with_params(tenant: Tenant) -> None:
         },
     ).json()
     assert "rules[0].value.segment" in {e["param"] for e in result["errors"]}
+
+
+def test_via_names_the_link(tenant: Tenant, people: dict[str, Any]) -> None:
+    """A membership segment through the payments that name the membership (`via`)."""
+    api = tenant.admin
+    ada = people["Ada"]
+    paid = create(api, "membership", {"contact": ada["uri"], "status": "active"})
+    create(api, "membership", {"contact": ada["uri"], "status": "active"})
+    create(api, "payment", {"contact": ada["uri"], "membership": paid["uri"], "amount": 30})
+    seg = make_segment(
+        api,
+        name="Paid memberships",
+        resource_type="membership",
+        rules=[related("payment", via="membership")],
+    )
+    found = api.get(seg_url(api, seg["uid"], "/all")).json()["results"]
+    assert [r["uri"] for r in found] == [paid["uri"]]
+    assert seg["rules"]["conditions"][0]["value"]["via"] == "membership"
