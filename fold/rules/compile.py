@@ -564,10 +564,11 @@ def related_filter(field: str, value: dict[str, Any], ctx: Context, stack: list[
             parts.append({"const": False})
         else:
             parts.append(membership(segment, other, stack))
+    link = value.get("via") or ctx.link(field)
     return {
         "related": {
             "type": field,
-            "link": value["via"],
+            "link": link,
             "filter": all_of(parts),
             "having": having_node(value["having"]),
         }
