@@ -30,6 +30,7 @@ from fold.outbound import http
 from fold.records.bulk import Rewrite
 from fold.records.service import FILTER_PATH_RE, derived, record_out
 from fold.timefmt import utcnow
+from fold.xero import invoices as xero
 
 CONTACT_TYPES = ("person", "organisation", "contact")
 SYSTEM_FIELDS = ("uid", "uri", "created", "last_updated", "record_state", "display_value")
@@ -445,6 +446,7 @@ ACTIONS: dict[str, Action] = {
             "debug", messaging.check_debug, messaging.debug, undoable=False, writes_records=False
         ),
         *messaging.ACTIONS,
+        *xero.ACTIONS,
     )
 }
 # Started by their own endpoints (SPEC 3.3), not by `action`.

@@ -37,6 +37,7 @@ from fold.web import errors
 from fold.web.middleware import RequestContext
 from fold.web.ratelimit import make_rate_limiter
 from fold.web.routing import error_responses, without_phantoms
+from fold.xero import endpoints as xero_endpoints
 
 
 class Health(Open):
@@ -124,6 +125,7 @@ def create_app(
     app.include_router(settings_endpoints.router)
     ui_endpoints.install(app)
     app.include_router(mailchimp_endpoints.router)
+    app.include_router(xero_endpoints.router)
     app.mount("/static/docs", StaticFiles(directory=DOCS_STATIC), name="docs-static")
 
     plain_openapi = app.openapi
