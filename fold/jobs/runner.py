@@ -21,7 +21,6 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from fold.columns.clock import stamp
 from fold.config import Settings
 from fold.db.bulk import analyze, insert_rows
 from fold.db.engine import busy_reason, unit_of_work
@@ -32,6 +31,7 @@ from fold.fields.service import schema_for
 from fold.ids import STORED_TYPES, make_uri
 from fold.jobs.actions import action_for
 from fold.jobs.work import Action, LeaseLost, Outcome, Run
+from fold.records.clock import stamp
 from fold.rules.compile import rules_filter
 from fold.rules.filter import all_of
 from fold.segments.members import make_context, segment_filter, selection, stream_keys
