@@ -21,7 +21,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fold.columns.clock import stamp
 from fold.config import Settings
 from fold.db.models import Record
 from fold.errors import ValidationFailed
@@ -31,6 +30,7 @@ from fold.jobs.work import Action, Outcome, Run
 from fold.messages import compose
 from fold.outbound import http
 from fold.records.bulk import Rewrite
+from fold.records.clock import stamp
 from fold.settings import service as bucket_settings
 from fold.timefmt import format_datetime, utcnow
 from fold.xero import templates
