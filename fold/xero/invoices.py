@@ -232,6 +232,17 @@ def _xero_contacts(
             out[uri] = (str(hit["ContactID"]), "")
         else:
             create.append(uri)
+    # Xero keeps a contact's name unique: a second contact of that name without an email
+    # address is the first one (one with another address is sent, and Xero refuses it).
+    same_as: dict[str, str] = {}
+    first_of: dict[str, str] = {}
+    for uri in list(create):
+        name = names[uri].lower()
+        if name in first_of and not emails[uri]:
+            same_as[uri] = first_of[name]
+            create.remove(uri)
+        else:
+            first_of.setdefault(name, uri)
     if create:
         bodies = []
         for uri in create:
@@ -248,6 +259,8 @@ def _xero_contacts(
         made = client.create_contacts(bodies, key=_key(run.job_uid, "contacts", *sorted(create)))
         for uri, (contact_id, why) in zip(create, made, strict=True):
             out[uri] = (contact_id, f"Xero: {why}" if why else "")
+    for uri, first in same_as.items():
+        out[uri] = out[first]
     return out
 
 

@@ -199,3 +199,25 @@ def test_rate_limits_and_expired_tokens_are_waited_out(xt: Tenant, standin: Stan
     job = run(api, segment["uid"], "raise-draft-xero-invoice", template["uid"])
     assert (job["status"], job["succeeded"]) == ("completed", 12), job
     assert state.token_grants == grants + 1
+
+
+def test_namesakes(xt: Tenant, standin: StandIn) -> None:
+    """Xero keeps contact names unique: two namesakes without an address are one Xero
+    contact; a namesake with another address is refused by Xero, with its message."""
+    api = xt.admin
+    set_xero(api, standin)
+    people = [
+        {"first_name": "Sam", "last_name": "Lee", "email": "sam@example.org"},
+        {"first_name": "Sam", "last_name": "Lee"},
+        {"first_name": "Sam", "last_name": "Lee"},
+        {"first_name": "Sam", "last_name": "Lee", "email": "other.sam@example.org"},
+    ]
+    uids = fill_contacts(xt.db, xt.bucket, people)
+    segment = make_segment(api, name="Sams")
+    job = run(api, segment["uid"], "raise-draft-xero-invoice", make_template(api)["uid"])
+    assert (job["succeeded"], job["failed"]) == (3, 1), job
+    assert "already assigned to another contact" in job["errors"][0]["reason"]
+    state = standin.state
+    assert len(state.contacts) == 1
+    kept = [record(api, u).get("invoice") for u in uids]
+    assert len({k["contact_id"] for k in kept if k}) == 1
