@@ -25,6 +25,7 @@ APP_URL = "https://go.xero.com"  # where a person opens an invoice in Xero
 MAX_CONCURRENT = 5  # Xero: calls in progress at one time, per tenant
 PAGE = 100  # Xero's page of contacts
 MAX_WAIT = 120.0  # the longest Retry-After waited; beyond it (the daily limit) calls fail
+MAX_PACED = 60  # 429s one call waits out before it gives up
 RETRY = {429, 500, 502, 503, 504}
 LOOKUP = 20  # contacts looked for in one `where` expression
 SCOPES = "accounting.transactions accounting.contacts"
@@ -183,7 +184,7 @@ class Client:
         Waits out 429 and 5xx; XeroError for anything else."""
         renewed = False
         last = ""
-        attempt = 0
+        attempt = paced = 0
         while attempt < self.attempts:
             headers = {
                 "Authorization": f"Bearer {self.token()}",
@@ -218,7 +219,11 @@ class Client:
                             f"Xero's {response.headers.get('X-Rate-Limit-Problem') or 'daily'} "
                             f"limit is reached; Xero says to wait {wait:,.0f} seconds"
                         )
-                    # A 429 is Xero pacing us, not a failure: it does not use up a try.
+                    # A 429 is Xero pacing us, not a failure: it does not use up a try
+                    # (up to a point: a tenant kept busy by others fails the call).
+                    paced += 1
+                    if paced > MAX_PACED:
+                        raise XeroError(f"Xero kept answering 429 ({paced} times): {last}")
                     attempt -= 1
                     time.sleep(wait)
                     continue
