@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fold.auth.policies import Caller
 from fold.auth.service import create_key
-from fold.bench.suite import CASES, Case
+from fold.bench.suite import CASES, HELPERS, Case
 from fold.config import Settings
 from fold.db.engine import unit_of_work
 from fold.db.models import Record, Segment
@@ -93,13 +93,21 @@ def make_segments(factory: sessionmaker[Session], bucket: str, say: Say) -> dict
             .order_by(Record.uid.desc())
             .limit(1000)
         ).all()
+        helpers: dict[str, str] = {}
+        for name, (resource_type, rules) in HELPERS.items():
+            out, _ = segments.create(
+                session,
+                caller=caller,
+                params={"name": f"bench: {name}", "resource_type": resource_type, "rules": rules},
+            )
+            helpers[f"helper:{name}"] = make_uri(bucket, "segment", out["uid"])
         for case in CASES:
             params: dict[str, Any] = {
                 "name": f"bench: {case.name}",
                 "resource_type": "person",
                 "segment_type": case.segment_type,
             }
-            rules = list(case.rules)
+            rules = [_with_helpers(r, helpers) for r in case.rules]
             if case.refs:
                 uris = [make_uri(bucket, "segment", made[r].uid) for r in case.refs]
                 rules = [{"field": "segment", "operator": "or_list", "value": uris}]
@@ -113,6 +121,17 @@ def make_segments(factory: sessionmaker[Session], bucket: str, say: Say) -> dict
             out, _ = segments.create(session, caller=caller, params=params)
             made[case.name] = session.get(Segment, (bucket, out["uid"]))  # type: ignore[assignment]
     return made
+
+
+def _with_helpers(value: Any, helpers: dict[str, str]) -> Any:
+    """A rule with each `helper:<name>` replaced by that helper segment's URI."""
+    if isinstance(value, str):
+        return helpers.get(value, value)
+    if isinstance(value, list):
+        return [_with_helpers(v, helpers) for v in value]
+    if isinstance(value, dict):
+        return {k: _with_helpers(v, helpers) for k, v in value.items()}
+    return value
 
 
 @dataclass
@@ -226,9 +245,46 @@ def duckdb_people(factory: sessionmaker[Session], bucket: str, included: list[st
             f"CREATE TABLE people AS SELECT * FROM read_json(?, columns={{{columns}}})",
             [str(path)],
         )
+    related_tables(connection, factory, bucket)
     connection.execute("CREATE TABLE included (uid VARCHAR)")
     connection.executemany("INSERT INTO included VALUES (?)", [[u] for u in included])
     return connection
+
+
+RELATED_TABLES = {
+    "payments": ("payment", {"contact": "VARCHAR", "amount": "DOUBLE", "date": "DATE",
+                             "status": "VARCHAR", "gift_aid": "BOOLEAN"}),
+    "memberships": ("membership", {"contact": "VARCHAR", "status": "VARCHAR",
+                                   "end_date": "DATE", "amount": "DOUBLE"}),
+}  # fmt: skip
+
+
+def related_tables(connection: Any, factory: sessionmaker[Session], bucket: str) -> None:
+    """The bucket's payments and memberships in DuckDB, each with its contact's uid, for
+    the related cases' joins."""
+    for table, (resource_type, columns) in RELATED_TABLES.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"{table}.ndjson"
+            with path.open("w") as out, unit_of_work(factory) as session:
+                rows = session.execute(
+                    select(Record.data).where(
+                        Record.bucket == bucket,
+                        Record.resource_type == resource_type,
+                        Record.record_state == "active",
+                    )
+                )
+                for (data,) in rows:
+                    row = {name: data.get(name) for name in columns}
+                    contact = row["contact"]
+                    prefix = f"/{bucket}/person/"
+                    ok = isinstance(contact, str) and contact.startswith(prefix)
+                    row["contact"] = contact[len(prefix) :].rstrip("/") if ok else None
+                    out.write(json.dumps(row) + "\n")
+            spec = ", ".join(f"{name}: '{kind}'" for name, kind in columns.items())
+            connection.execute(
+                f"CREATE TABLE {table} AS SELECT * FROM read_json(?, columns={{{spec}}})",
+                [str(path)],
+            )
 
 
 def measure_case(
@@ -448,7 +504,9 @@ def run(
     seed: int,
     say: Say,
     bucket: str | None = None,
+    only: tuple[str, ...] = (),
 ) -> dict[str, Any]:
+    """`only`: time just the cases whose names contain one of these (no write costs)."""
     bucket = bucket or f"bench-{people}"
     other = f"bench-other-{other_people}"
     ensure_bucket(factory, bucket, people, seed, say)
@@ -471,6 +529,8 @@ def run(
     say(header())
     with server_process(settings) as server, httpx.Client(timeout=600) as client:
         for case in CASES:
+            if only and not any(part in case.name for part in only):
+                continue
             measured = measure_case(
                 factory, caller, made[case.name], case, runs, client, server.base, key, duck
             )
@@ -482,7 +542,7 @@ def run(
         logs = [math.log(max(r[key], 0.01)) for r in results]
         return round(math.exp(statistics.mean(logs)), 2)
 
-    costs = write_costs(factory, bucket, max(20, runs * 3), made[CASES[0].name])
+    costs = {} if only else write_costs(factory, bucket, max(20, runs * 3), made[CASES[0].name])
     summary = {
         "count_p50_geomean_ms": geo("count_p50_ms"),
         "duckdb_p50_geomean_ms": geo("duckdb_p50_ms"),

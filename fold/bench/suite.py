@@ -1,7 +1,9 @@
 """The fixed suite of segments `fold bench` times. Together they use every operator, both
 list operators on tags, a relative-date range, `near` with a 10 km radius, a `raw` `$or`,
-segment membership, a hybrid with 1,000 includes, a child refining its parent and a `q`
-search. Each has its DuckDB twin over typed columns, for the reference time."""
+segment membership, a hybrid with 1,000 includes, a child refining its parent, a `q`
+search, and three rules on related records (memberships, payments, a payment segment).
+Each has its DuckDB twin over typed columns (joins for the related ones), for the
+reference time."""
 
 from __future__ import annotations
 
@@ -19,10 +21,21 @@ class Case:
     includes: int = 0
     q: str | None = None
     refs: tuple[str, ...] = field(default_factory=tuple)
+    related: bool = False  # rules on related records (DuckDB: a join over typed tables)
 
 
 def rule(field_: str, operator: str, value: Any) -> dict[str, Any]:
     return {"field": field_, "operator": operator, "value": value}
+
+
+def related(field_: str, **value: Any) -> dict[str, Any]:
+    return {"field": field_, "operator": "related", "value": value}
+
+
+# Segments of other types the related cases name (`helper:<name>` in a rule), made first.
+HELPERS: dict[str, tuple[str, list[dict[str, Any]]]] = {
+    "gift aid payments": ("payment", [rule("gift_aid", "equals", True)]),
+}
 
 
 LONDON = "51.5074,-0.1278,10"
@@ -127,6 +140,45 @@ CASES: tuple[Case, ...] = (
         [rule("email_opt_out", "equals", False)],
         "(membership_status IS NULL OR membership_status <> 'active') AND email_opt_out = false",
         parent="not_equal_to",
+    ),
+    Case(
+        "lapsed membership, 90 days",
+        [
+            related(
+                "membership",
+                where=[
+                    rule("status", "equals", "lapsed"),
+                    rule("end_date", "greater_than_or_equals", "today-90d"),
+                ],
+            )
+        ],
+        "uid IN (SELECT contact FROM memberships WHERE lower(trim(status)) = 'lapsed' "
+        "AND end_date >= current_date - INTERVAL 90 DAY)",
+        related=True,
+    ),
+    Case(
+        "gave 100+ in a year",
+        [
+            related(
+                "payment",
+                where=[rule("date", "greater_than_or_equals", "today-1y")],
+                having={"sum": "amount", "operator": "greater_than_or_equals", "value": 100},
+            )
+        ],
+        "uid IN (SELECT contact FROM payments WHERE date >= current_date - INTERVAL 1 YEAR "
+        "GROUP BY contact HAVING round(sum(amount), 6) >= 100)",
+        related=True,
+    ),
+    Case(
+        "gift aid payer, no active membership",
+        [
+            related("payment", segment="helper:gift aid payments"),
+            related("membership", where=[rule("status", "equals", "active")], having="none"),
+        ],
+        "uid IN (SELECT contact FROM payments WHERE gift_aid) AND uid NOT IN "
+        "(SELECT contact FROM memberships WHERE lower(trim(status)) = 'active' "
+        "AND contact IS NOT NULL)",
+        related=True,
     ),
     Case(
         "q search in a segment",

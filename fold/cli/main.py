@@ -432,6 +432,11 @@ def export(
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--bucket", help="Time this existing bucket's people instead (e.g. demo).")
 @click.option(
+    "--only",
+    multiple=True,
+    help="Time only the cases whose names contain this (repeatable); skips write costs.",
+)
+@click.option(
     "--output",
     default="bench-results.json",
     show_default=True,
@@ -446,6 +451,7 @@ def bench(
     seed: int,
     output: Path,
     bucket: str | None,
+    only: tuple[str, ...],
 ) -> None:
     """Time the segment suite on a bucket of N people (made by `fold demo`, or reused),
     beside the plain JSON-path scan and DuckDB over the same records; then write costs.
@@ -468,6 +474,7 @@ def bench(
         seed=seed,
         say=click.echo,
         bucket=bucket,
+        only=only,
     )
     summary = results["summary"]
     click.echo("summary: " + ", ".join(f"{k} {v}" for k, v in summary.items()))

@@ -9,7 +9,7 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from fold.db.bulk import no_cycle_collection
 from fold.db.models import Record
 from fold.records import clock
 from fold.rules.filter import SYSTEM_KINDS, Node
+from fold.rules.nodes import related_paths, typed
 
 log = logging.getLogger("fold.columns")
 
@@ -129,18 +130,31 @@ class ColumnIndex:
             yield None
             return
         store = self._store(engine, bucket, stored[0])
+        # Related-record rules read other types' stores: every store this filter needs is
+        # locked in one order (by type), so two requests never wait on each other.
+        related = related_paths(typed(node))
+        others = {t: self._store(engine, bucket, t) for t in related if t != stored[0]}
+        held = sorted([(stored[0], store), *others.items()], key=lambda pair: pair[0])
         # The request's own connection: a second one per request could run the pool dry
         # while requests wait for this store's lock.
         connection = session.connection()
-        with store.lock:
+        with ExitStack() as locks:
+            for _, each in held:
+                locks.enter_context(each.lock)
             try:
                 _catch_up(store, connection, paths(node) | set(sort_paths) - set(SYSTEM_KINDS))
+                for kind, other in others.items():
+                    _catch_up(other, connection, related[kind] - set(SYSTEM_KINDS))
+                if stored[0] in related:
+                    _catch_up(store, connection, related[stored[0]] - set(SYSTEM_KINDS))
             except BaseException:
                 # Half-read is not a state to answer from: the next use starts again.
-                self._drop(engine, store)
+                for _, each in held:
+                    self._drop(engine, each)
                 raise
+            stores = {stored[0]: store, **others}
             try:
-                mask = evaluate(store, node, lists) & store.active
+                mask = evaluate(store, node, lists, stores.__getitem__) & store.active
             except Unsupported:
                 yield None
                 return

@@ -66,6 +66,16 @@ def collate_binary(expr: ColumnElement[Any], dialect: str) -> ColumnElement[Any]
     return expr.collate("C") if dialect == "postgresql" else expr
 
 
+def regex_match(expr: ColumnElement[Any], pattern: str, flags: str, dialect: str) -> Any:
+    """`$regex`: on PostgreSQL its own operator, on SQLite Fold's fold_regexp (RE2)."""
+    if dialect == "postgresql":
+        # Under the "C" collation PostgreSQL's regex folds case and reads classes in ASCII
+        # only, as Python does with re.ASCII; a server locale would fold more.
+        operator = "~*" if "i" in flags else "~"
+        return expr.collate("C").op(operator)(bindparam(None, pattern, type_=String()))
+    return func.fold_regexp(pattern, flags, expr) == 1
+
+
 class JsonTest(ColumnElement[bool]):
     type = Boolean()
     inherit_cache = False
@@ -205,6 +215,50 @@ def _json_number_sqlite(element: JsonNumber, compiler: SQLCompiler, **kw: Any) -
 def _json_number_pg(element: JsonNumber, compiler: SQLCompiler, **kw: Any) -> str:
     column = compiler.process(element.column, **kw)
     return _pg_value(f"({column} #> {pg_path(element.path)})", "number")
+
+
+class JsonLink(ColumnElement[str]):
+    """The text at a path (a link field's URI), spelt exactly as migration 0013's
+    expression indexes are, so a correlated lookup of related records uses them."""
+
+    type = String()
+    inherit_cache = False
+
+    def __init__(self, column: Any, path: str) -> None:
+        self.column = column
+        self.path = check_path(path)
+
+
+@compiles(JsonLink, "sqlite")
+def _json_link_sqlite(element: JsonLink, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_extract({compiler.process(element.column, **kw)}, {sqlite_path(element.path)})"
+
+
+@compiles(JsonLink, "postgresql")
+def _json_link_pg(element: JsonLink, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"({compiler.process(element.column, **kw)} #>> {pg_path(element.path)})"
+
+
+class Rounded(ColumnElement[float]):
+    """A number rounded to `places` decimal places, as a float on both databases."""
+
+    type = Float()
+    inherit_cache = False
+
+    def __init__(self, expr: Any, places: int) -> None:
+        self.expr = expr
+        self.places = int(places)
+
+
+@compiles(Rounded, "sqlite")
+def _rounded_sqlite(element: Rounded, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"round({compiler.process(element.expr, **kw)}, {element.places})"
+
+
+@compiles(Rounded, "postgresql")
+def _rounded_pg(element: Rounded, compiler: SQLCompiler, **kw: Any) -> str:
+    inner = compiler.process(element.expr, **kw)
+    return f"round(({inner})::numeric, {element.places})::float8"
 
 
 def one_of(column: Any, values: list[str], dialect: str) -> ColumnElement[bool]:

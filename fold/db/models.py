@@ -26,6 +26,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from fold.db.jsonsql import JsonLink
+
 JSONDoc = JSON().with_variant(JSONB(), "postgresql")
 
 NAMING = {
@@ -76,6 +78,17 @@ class Record(Base):
         # Rows written in bulk (db.bulk.insert_rows) must carry these: a record row without
         # its change clock would never reach the column index.
         {"info": {"bulk_requires": ("version",)}},
+    )
+
+
+# Related-record rules look up a type's records by the link field naming another record
+# (migration 0013); spelt as the rules compile the lookup, per dialect.
+for _link in ("contact", "organisation"):
+    Index(
+        f"ix_records_link_{_link}",
+        Record.bucket,
+        Record.resource_type,
+        JsonLink(Record.data, _link),
     )
 
 

@@ -32,9 +32,7 @@ from fold.ids import STORED_TYPES, make_uri
 from fold.jobs.actions import action_for
 from fold.jobs.work import Action, LeaseLost, Outcome, Run
 from fold.records.clock import stamp
-from fold.rules.compile import rules_filter
-from fold.rules.filter import all_of
-from fold.segments.members import make_context, segment_filter, selection, stream_keys
+from fold.segments.members import segment_filter, selection, stream_keys
 from fold.timefmt import utcnow
 
 log = logging.getLogger("fold.jobs")
@@ -125,11 +123,7 @@ def freeze(session: Session, job: Job) -> int:
     else:
         segment = session.get(Segment, (job.bucket, job.segment_uid))
         assert segment is not None
-        node = segment_filter(session, segment)
-        extra = job.params.get("rules") or []
-        if extra:
-            ctx = make_context(session, bucket=job.bucket, resource_type=segment.resource_type)
-            node = all_of([node, rules_filter(extra, ctx)])
+        node = segment_filter(session, segment, job.params.get("rules") or [])
         stmt = selection(job.bucket, segment.resource_type, node)
         for resource_type, record_uid in stream_keys(session, stmt):
             rows.append({"resource_type": resource_type, "record_uid": record_uid, "undo": None})

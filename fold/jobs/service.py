@@ -17,8 +17,7 @@ from fold.jobs.actions import ACTIONS, CONTACT_TYPES, INTERNAL, action_for
 from fold.jobs.queue import Queue
 from fold.paging import Paging, read_int
 from fold.params import read_flag
-from fold.rules.compile import normalise, rules_filter, rules_object
-from fold.rules.filter import all_of
+from fold.rules.compile import normalise, rules_object
 from fold.segments import service as segments
 from fold.segments.members import base_query, count, make_context, segment_filter, selection
 from fold.timefmt import format_datetime, utcnow
@@ -197,7 +196,7 @@ def start_bulk(
 def _check_safe_delete(
     session: Session, row: Segment, rules: list[dict[str, Any]], ctx: Any, params: dict[str, Any]
 ) -> None:
-    node = all_of([segment_filter(session, row), rules_filter(rules, ctx)])
+    node = segment_filter(session, row, rules)
     selected = count(session, selection(row.bucket, row.resource_type, node))
     everything = count(session, base_query(row.bucket, row.resource_type))
     if selected and selected == everything:

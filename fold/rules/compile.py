@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from fold import jsontext
@@ -20,38 +21,24 @@ from fold.fields.types import read_boolean, read_date, read_datetime, read_numbe
 from fold.ids import parse_uri
 from fold.rules.context import Context, SegmentDef
 from fold.rules.filter import SYSTEM_KINDS, Node, all_of, any_of, leaf, negate
+from fold.rules.ops import AGGREGATES, COMPARISONS, LIST_FORMS, QUANTIFIERS, TESTS
+from fold.rules.ops import OPERATORS as OPS
 from fold.rules.raw import FIELD_RE, read_raw
 from fold.rules.values import ISO_DATE_RE, is_relative, read_near, resolve_relative
 
-OPERATORS = (
-    "equals",
-    "exact",
-    "not_equal_to",
-    "greater_than",
-    "greater_than_or_equals",
-    "less_than",
-    "less_than_or_equals",
-    "starts_with",
-    "starts_with_case_insensitive",
-    "or_list",
-    "and_list",
-    "none_of",
-    "near",
-    "raw",
-)
-LIST_OPERATORS = ("or_list", "and_list", "none_of")
-ORDERED = {
-    "greater_than": "gt",
-    "greater_than_or_equals": "gte",
-    "less_than": "lt",
-    "less_than_or_equals": "lte",
-}
-TEXT_ONLY = ("starts_with", "starts_with_case_insensitive")
+OPERATORS = tuple(OPS)
+LIST_OPERATORS = tuple(name for name, op in OPS.items() if op.form in LIST_FORMS)
 SEGMENT_FIELD = "segment"
-URI_OPERATORS = ("equals", "exact", "not_equal_to", "or_list", "none_of")
+URI_OPERATORS = tuple(name for name, op in OPS.items() if op.uri)
+SEGMENT_OPERATORS = tuple(name for name, op in OPS.items() if op.segment)
 MAX_RULES = 100
 MAX_LIST = 5000
 MAX_SEGMENT_DEPTH = 20
+MAX_RELATED_DEPTH = 2
+HAVING_HELP = (
+    "having is 'any', 'none', {at_least: n}, {at_most: n} or "
+    "{sum|min|max: field, operator: comparison, value: number}"
+)
 
 
 class RuleError(Exception):
@@ -93,6 +80,19 @@ def read_rules(raw: Any) -> tuple[list[Any], list[Problem]]:
     if len(raw) > MAX_RULES:
         return [], [Problem(f"at most {MAX_RULES} rules", "rules")]
     return raw, []
+
+
+def segment_uris(rules: list[dict[str, Any]]) -> list[str]:
+    """Every segment normalised rules name, related rules' included (for their names)."""
+    out: list[str] = []
+    for rule in rules:
+        if rule["field"] == SEGMENT_FIELD:
+            out.extend(rule["value"])
+        elif rule["operator"] == "related":
+            if rule["value"].get("segment"):
+                out.append(rule["value"]["segment"])
+            out.extend(segment_uris(rule["value"]["where"]))
+    return out
 
 
 def rules_object(rules: list[dict[str, Any]]) -> dict[str, Any]:
@@ -156,8 +156,10 @@ def as_list(value: Any) -> list[Any]:
 
 
 class Normaliser:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, prefix: str = "rules", depth: int = 0) -> None:
         self.ctx = ctx
+        self.prefix = prefix
+        self.depth = depth
         self.problems: list[Problem] = []
 
     def fail(self, description: str, param: str) -> None:
@@ -174,7 +176,7 @@ class Normaliser:
         return out
 
     def rule(self, index: int, item: Any) -> dict[str, Any] | None:
-        at = f"rules[{index}]"
+        at = f"{self.prefix}[{index}]"
         if not isinstance(item, dict):
             self.fail("a rule is an object {field, operator, value}", at)
             return None
@@ -189,9 +191,10 @@ class Normaliser:
             )
             return None
         field = item.get("field") or ""
-        if operator == "near" and not field:
+        form = OPS[operator].form
+        if form == "near" and not field:
             field = "geo"
-        if operator == "raw":
+        if form == "raw":
             return self.raw(at, item.get("value"))
         if not isinstance(field, str) or not (field == "uri" or FIELD_RE.match(field)):
             self.fail(
@@ -203,13 +206,138 @@ class Normaliser:
             self.fail("a rule needs a value", f"{at}.value")
             return None
         value = item["value"]
+        if form == "related":
+            return self.related(at, field, value)
         if field == SEGMENT_FIELD:
             return self.segment_rule(at, operator, value)
         if field == "uri":
             return self.uri_rule(at, operator, value)
-        if operator == "near":
+        if form == "near":
             return self.near(at, field, value)
         return self.compare(at, field, operator, value)
+
+    def related(self, at: str, field: str, value: Any) -> dict[str, Any] | None:
+        """`{"field": "payment", "operator": "related", "value": {"via": link field,
+        "where": [rules],
+        "segment": URI, "having": "any" | "none" | {"at_least": n} | {"at_most": n} |
+        {"sum"|"min"|"max": field, "operator": comparison, "value": number}}}`."""
+        if self.depth >= MAX_RELATED_DEPTH:
+            self.fail("related rules nest at most two deep", f"{at}.operator")
+            return None
+        if not isinstance(value, dict):
+            self.fail(
+                "related takes {via, where: [rules], segment: URI, having: ...}", f"{at}.value"
+            )
+            return None
+        unknown = set(value) - {"via", "where", "segment", "having"}
+        if unknown:
+            self.fail(
+                f"related takes via, where, segment and having, not {sorted(unknown)}",
+                f"{at}.value",
+            )
+            return None
+        link = self.ctx.link(field)
+        schema = self.ctx.schema_of(field)
+        if schema is None or (link is None and "via" not in value):
+            linked = ", ".join(self.ctx.linked_types()) or "none"
+            self.fail(
+                f"no {field} records link to {self.ctx.resource_type} records; related "
+                f"rules here take one of: {linked}",
+                f"{at}.field",
+            )
+            return None
+        via = value.get("via", link)
+        if not isinstance(via, str) or schema.field_type(via) != "uri":
+            links = [n for n, f in schema.fields.items() if f.type == "uri"]
+            self.fail(
+                f"via names a link field of {field}: {', '.join(links) or 'it has none'}",
+                f"{at}.value.via",
+            )
+            return None
+        other = self.ctx.related(field)
+        out: dict[str, Any] = {"via": via, "where": []}
+        where = value.get("where", [])
+        if not isinstance(where, list) or len(where) > MAX_RULES:
+            self.fail(f"where is a list of at most {MAX_RULES} rules", f"{at}.value.where")
+            return None
+        inner = Normaliser(other, f"{at}.value.where", self.depth + 1)
+        for index, item in enumerate(where):
+            rule = inner.rule(index, item)
+            if rule is not None:
+                out["where"].append(rule)
+        self.problems.extend(inner.problems)
+        if "segment" in value:
+            segment = self.related_segment(f"{at}.value.segment", field, value["segment"], other)
+            if segment is None:
+                return None
+            out["segment"] = segment
+        having = self.having(f"{at}.value.having", value.get("having", "any"), other)
+        if having is None or inner.problems:
+            return None
+        out["having"] = having
+        return {"field": field, "operator": "related", "value": out}
+
+    def related_segment(self, at: str, field: str, value: Any, other: Context) -> str | None:
+        parsed = parse_uri(value)
+        if parsed is None or parsed.resource_type != "segment":
+            self.fail(f"{value!r} is not a segment URI", at)
+            return None
+        if parsed.bucket != self.ctx.bucket:
+            self.fail(f"{value} belongs to another bucket", at)
+            return None
+        segment = self.ctx.segment(parsed.uid)
+        if segment is None or segment.deleted:
+            self.fail(f"no segment {value} in this bucket", at)
+            return None
+        if segment.resource_type != field:
+            self.fail(f"{value} holds {segment.resource_type} records, not {field}", at)
+            return None
+        try:
+            membership(segment, other, [self.ctx.self_uid or ""])
+        except RuleError as exc:
+            self.fail(exc.problem.description, at)
+            return None
+        return str(parsed)
+
+    def having(self, at: str, value: Any, other: Context) -> Any:
+        if value in ("any", "none"):
+            return value
+        if not isinstance(value, dict) or len(value) not in (1, 3):
+            self.fail(HAVING_HELP, at)
+            return None
+        if len(value) == 1:
+            ((key, n),) = value.items()
+            if key not in ("at_least", "at_most"):
+                self.fail(HAVING_HELP, at)
+                return None
+            if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 1_000_000:
+                self.fail(f"{key} takes a whole number from 0", f"{at}.{key}")
+                return None
+            return {key: n}
+        aggregates = [k for k in value if k in AGGREGATES and k != "count"]
+        if len(aggregates) != 1 or set(value) != {aggregates[0], "operator", "value"}:
+            self.fail(HAVING_HELP, at)
+            return None
+        aggregate = aggregates[0]
+        path = value[aggregate]
+        declared = other.schema.field_type(path) if isinstance(path, str) else None
+        if declared != "number":
+            numbers = [n for n, f in other.schema.fields.items() if f.type == "number"]
+            self.fail(
+                f"{aggregate} takes a number field of {other.resource_type}: "
+                f"{', '.join(numbers) or 'it has none'}",
+                f"{at}.{aggregate}",
+            )
+            return None
+        if value["operator"] not in COMPARISONS:
+            self.fail(f"compare with one of {', '.join(COMPARISONS)}", f"{at}.operator")
+            return None
+        try:
+            number = read_number(value["value"])
+        except ValueError as exc:
+            self.fail(f"{value['value']!r} is not a number: {exc}", f"{at}.value")
+            return None
+        return {aggregate: path, "operator": value["operator"], "value": number}
 
     def raw(self, at: str, value: Any) -> dict[str, Any] | None:
         if isinstance(value, str):
@@ -264,11 +392,9 @@ class Normaliser:
             except ValueError as exc:
                 self.fail(f"{value!r} cannot be read as {item_type}: {exc}", f"{at}.value")
                 return None
-            if operator in ORDERED and item_type == "boolean":
-                self.fail(f"{operator} needs an ordered value, not true/false", f"{at}.operator")
-                return None
-            if operator in TEXT_ONLY and item_type in ("number", "boolean"):
-                self.fail(f"{operator} works on text, not {item_type}", f"{at}.operator")
+            spec = OPS[operator]
+            if _kind(item_type) not in spec.value_kinds:
+                self.fail(spec.refuse.format(operator=operator, kind=item_type), f"{at}.operator")
                 return None
         return {"field": field, "operator": operator, "value": typed if is_list_op else typed[0]}
 
@@ -289,8 +415,8 @@ class Normaliser:
     def segment_rule(self, at: str, operator: str, value: Any) -> dict[str, Any] | None:
         if operator == "equals":
             operator = "or_list"
-        if operator not in ("or_list", "and_list", "none_of"):
-            self.fail("segment takes or_list, and_list or none_of", f"{at}.operator")
+        if operator not in SEGMENT_OPERATORS:
+            self.fail(f"segment takes {', '.join(SEGMENT_OPERATORS)}", f"{at}.operator")
             return None
         uris = []
         for item in as_list(value):
@@ -346,9 +472,12 @@ def _value_for(value: Any, ftype: str, ctx: Context) -> Any:
 def rule_filter(rule: dict[str, Any], ctx: Context, stack: list[str]) -> Node:
     """One normalised rule as a filter node, evaluated now."""
     field, operator, value = rule["field"], rule["operator"], rule["value"]
-    if operator == "raw":
+    form = OPS[operator].form
+    if form == "raw":
         node, _ = read_raw(value, "rules")
         return node
+    if form == "related":
+        return related_filter(field, value, ctx, stack)
     if field == SEGMENT_FIELD:
         members = []
         for uri in value:
@@ -358,10 +487,11 @@ def rule_filter(rule: dict[str, Any], ctx: Context, stack: list[str]) -> Node:
                 members.append({"const": False})
             else:
                 members.append(membership(other, ctx, stack))
-        if operator == "and_list":
+        form = OPS[operator].form
+        if form == "all":
             return all_of(members)
         joined = any_of(members)
-        return negate(joined) if operator == "none_of" else joined
+        return negate(joined) if form == "none" else joined
     if field == "uri":
         uids = [parse_uri(u).uid for u in (value if isinstance(value, list) else [value])]  # type: ignore[union-attr]
         node = (
@@ -369,8 +499,8 @@ def rule_filter(rule: dict[str, Any], ctx: Context, stack: list[str]) -> Node:
             if len(uids) > 1
             else leaf("uid", "eq", "string", uids[0])
         )
-        return negate(node) if operator in ("not_equal_to", "none_of") else node
-    if operator == "near":
+        return negate(node) if OPS[operator].form in ("not", "none") else node
+    if form == "near":
         near = read_near(value)
         if near.postcode is not None:
             point = ctx.postcode(near.postcode)
@@ -381,32 +511,68 @@ def rule_filter(rule: dict[str, Any], ctx: Context, stack: list[str]) -> Node:
             lat, lng = near.lat, near.lng  # type: ignore[assignment]
         return {"near": {"field": field, "lat": lat, "lng": lng, "km": near.km}}
     declared = field_type(field, ctx)
-    many = field not in SYSTEM_KINDS and declared in (None, "list")
+    many_values = field not in SYSTEM_KINDS and declared in (None, "list")
 
     def test(op: str, item: Any) -> Node:
         ftype = declared if declared not in (None, "list") else inferred_type(item)
-        return leaf(field, op, _kind(ftype), _value_for(item, ftype, ctx), any=many)
+        return leaf(field, op, _kind(ftype), _value_for(item, ftype, ctx), any=many_values)
 
-    if operator in ("equals", "not_equal_to"):
-        node = test("eq_fold", value)
-        return negate(node) if operator == "not_equal_to" else node
-    if operator == "exact":
-        return test("eq", value)
-    if operator in ORDERED:
-        return test(ORDERED[operator], value)
-    if operator == "starts_with":
-        return test("prefix", value)
-    if operator == "starts_with_case_insensitive":
-        return test("prefix_fold", value)
-    if operator == "and_list":
-        return all_of([test("eq_fold", item) for item in value])
-    # or_list / none_of: one `in_fold` test per kind of value.
+    spec = OPS[operator]
+    form = spec.form
+    assert spec.test is not None
+    name = spec.test.name
+    if form in ("one", "not"):
+        node = test(name, value)
+        return negate(node) if form == "not" else node
+    if form == "all":
+        return all_of([test(name, item) for item in value])
+    # any / none: one test of the list form per kind of value.
+    many = TESTS[name].many
+    assert many is not None
     by_kind: dict[str, list[Any]] = {}
     for item in value:
-        node = test("eq_fold", item)
+        node = test(name, item)
         by_kind.setdefault(node["kind"], []).append(node["value"])
-    joined = any_of([leaf(field, "in_fold", k, vs, any=many) for k, vs in by_kind.items()])
-    return negate(joined) if operator == "none_of" else joined
+    joined = any_of([leaf(field, many, k, vs, any=many_values) for k, vs in by_kind.items()])
+    return negate(joined) if form == "none" else joined
+
+
+def having_node(having: Any) -> dict[str, Any]:
+    """A normalised `having` as the filter document's: an aggregate, a test, a number."""
+    if isinstance(having, str) or set(having) <= set(QUANTIFIERS):
+        key, n = (having, None) if isinstance(having, str) else next(iter(having.items()))
+        quantifier, fixed = QUANTIFIERS[key]
+        count = fixed if n is None else n
+        assert count is not None
+        return {"aggregate": "count", "op": quantifier, "value": float(count)}
+    aggregate = next(k for k in having if k in AGGREGATES)
+    return {
+        "aggregate": aggregate,
+        "field": having[aggregate],
+        "op": OPS[having["operator"]].test.name,  # type: ignore[union-attr]
+        "value": float(having["value"]),
+    }
+
+
+def related_filter(field: str, value: dict[str, Any], ctx: Context, stack: list[str]) -> Node:
+    other = ctx.related(field)
+    parts = [rules_filter(value.get("where", []), other, stack)]
+    if value.get("segment"):
+        parsed = parse_uri(value["segment"])
+        segment = ctx.segment(parsed.uid) if parsed else None
+        if segment is None or segment.deleted:
+            parts.append({"const": False})
+        else:
+            parts.append(membership(segment, other, stack))
+    link = value.get("via") or ctx.link(field)
+    return {
+        "related": {
+            "type": field,
+            "link": link,
+            "filter": all_of(parts),
+            "having": having_node(value["having"]),
+        }
+    }
 
 
 def rules_filter(rules: list[dict[str, Any]], ctx: Context, stack: list[str] | None = None) -> Node:
@@ -417,37 +583,100 @@ def listed(segment_uid: str, kind: str) -> Node:
     return {"listed": {"segment": segment_uid, "list": kind}}
 
 
-def own_filter(segment: SegmentDef, ctx: Context, stack: list[str]) -> Node:
-    """A segment's own records, before its parent refines them (SPEC 2.2)."""
-    kind = segment.segment_type
-    if kind == "auxiliary":
-        return {"const": False}
-    if kind == "static":
-        return all_of([listed(segment.uid, "include"), negate(listed(segment.uid, "exclude"))])
-    rules = rules_filter(segment.rules, ctx, stack)
-    if kind == "hybrid":
-        return all_of(
-            [
-                any_of([rules, listed(segment.uid, "include")]),
-                negate(listed(segment.uid, "exclude")),
-            ]
-        )
-    return rules
+@dataclass(frozen=True)
+class Step:
+    """One step of a segment's definition: its name (the `param` it comes from), what it
+    says, and every condition up to and including it."""
+
+    name: str
+    info: dict[str, Any]
+    node: Node
 
 
-def membership(segment: SegmentDef, ctx: Context, stack: list[str] | None = None) -> Node:
-    """Every condition a record must meet to be in `segment`, parents included."""
+@dataclass(frozen=True)
+class Composition:
+    """How a segment's type, rules, include/exclude lists, parent and any extra rules
+    combine (SPEC 2.2): written once, read by count, pages, preview, explain, jobs and
+    exports (`node`) and by explain's funnel (`steps`)."""
+
+    segment_type: str
+    rules: tuple[tuple[dict[str, Any], Node], ...]
+    include: Node
+    exclude: Node
+    parent: SegmentDef | None = None
+    parent_node: Node | None = None
+    extra: Node | None = None
+
+    @property
+    def steps(self) -> list[Step]:
+        kind = self.segment_type
+        out: list[Step] = []
+        so_far: Node = {"const": kind != "auxiliary"}
+        if kind in ("dynamic", "hybrid"):
+            for index, (rule, node) in enumerate(self.rules):
+                so_far = all_of([so_far, node])
+                out.append(Step(f"rules[{index}]", {"rule": rule}, so_far))
+        if kind in ("static", "hybrid"):
+            so_far = self.include if kind == "static" else any_of([so_far, self.include])
+            info = {"sentence": "plus the records listed in uris_include"}
+            out.append(Step("uris_include", info, so_far))
+            so_far = all_of([so_far, negate(self.exclude)])
+            info = {"sentence": "minus the records listed in uris_exclude"}
+            out.append(Step("uris_exclude", info, so_far))
+        if self.parent is not None and self.parent_node is not None:
+            so_far = all_of([so_far, self.parent_node])
+            info = {"sentence": f"within the parent segment '{self.parent.name}'"}
+            out.append(Step("parent_segment", info, so_far))
+        if self.extra is not None:
+            so_far = all_of([so_far, self.extra])
+            out.append(Step("extra_rules", {"sentence": "and the job's own rules"}, so_far))
+        return out
+
+    @property
+    def node(self) -> Node:
+        steps = self.steps
+        if steps:
+            return steps[-1].node
+        return {"const": self.segment_type != "auxiliary"}
+
+
+def compose(
+    segment: SegmentDef,
+    ctx: Context,
+    stack: list[str] | None = None,
+    *,
+    include: Node | None = None,
+    exclude: Node | None = None,
+    extra: list[dict[str, Any]] | None = None,
+) -> Composition:
+    """A segment's composition for this moment. `include`/`exclude`: its lists as given
+    (an unsaved definition's), else the saved lists; `extra`: normalised rules a job adds."""
     stack = list(stack or [])
-    if segment.uid in stack:
+    if segment.uid and segment.uid in stack:
         raise RuleError(
             Problem(f"segment membership forms a cycle through {segment.name or segment.uid}")
         )
     if len(stack) > MAX_SEGMENT_DEPTH:
         raise RuleError(Problem("segments nest too deeply"))
-    stack.append(segment.uid)
-    node = own_filter(segment, ctx, stack)
-    if segment.parent_uid:
-        parent = ctx.segment(segment.parent_uid)
-        if parent is not None and parent.segment_type != "auxiliary":
-            node = all_of([node, membership(parent, ctx, stack)])
-    return node
+    if segment.uid:
+        stack.append(segment.uid)
+    rules: tuple[tuple[dict[str, Any], Node], ...] = ()
+    if segment.segment_type in ("dynamic", "hybrid"):
+        rules = tuple((rule, rule_filter(rule, ctx, stack)) for rule in segment.rules)
+    parent = ctx.segment(segment.parent_uid) if segment.parent_uid else None
+    if parent is not None and parent.segment_type == "auxiliary":
+        parent = None
+    return Composition(
+        segment_type=segment.segment_type,
+        rules=rules,
+        include=include if include is not None else listed(segment.uid, "include"),
+        exclude=exclude if exclude is not None else listed(segment.uid, "exclude"),
+        parent=parent,
+        parent_node=membership(parent, ctx, stack) if parent is not None else None,
+        extra=rules_filter(extra, ctx, stack) if extra else None,
+    )
+
+
+def membership(segment: SegmentDef, ctx: Context, stack: list[str] | None = None) -> Node:
+    """Every condition a record must meet to be in `segment`, parents included."""
+    return compose(segment, ctx, stack).node

@@ -15,16 +15,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from fold.rules.ops import KM_PER_DEGREE, KM_PER_MILE, SYSTEM
+
 Node = dict[str, Any]
 
-SYSTEM_KINDS = {
-    "uid": "string",
-    "display_value": "string",
-    "created": "datetime",
-    "last_updated": "datetime",
-}
-KM_PER_DEGREE = 111.195
-KM_PER_MILE = 1.609344
+SYSTEM_KINDS = {name: system.kind for name, system in SYSTEM.items()}
+__all__ = ["KM_PER_DEGREE", "KM_PER_MILE", "SYSTEM_KINDS", "Node"]
 
 
 def leaf(field: str, op: str, kind: str, value: Any, *, any: bool = False) -> Node:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fold.rules.compile import OPERATORS
+from fold.rules.ops import AGGREGATES, COMPARISONS
 from fold.rules.raw import FIELD_OPS
 
 SCALAR = {"type": ["string", "number", "boolean"]}
@@ -22,19 +23,23 @@ def rules_schema() -> dict[str, Any]:
                 "type": "string",
                 "pattern": FIELD_PATH,
                 "description": "A dotted path into the record, a system field (uid, uri, "
-                "created, last_updated, display_value) or 'segment' for membership.",
+                "created, last_updated, display_value), 'segment' for membership, or for "
+                "`related` the type of the related records (payment, membership, booking, "
+                "group_member; person for organisations).",
             },
             "operator": {"enum": list(OPERATORS)},
             "value": {
                 "description": "A value of the field's type; a list (or comma-separated "
                 "text) for or_list, and_list and none_of; 'lat,lng,distance' or "
-                "'POSTCODE,distance' (km, or 'mi') for near; a filter document for raw. "
+                "'POSTCODE,distance' (km, or 'mi') for near; a filter document for raw; "
+                "{where, segment, having} for related. "
                 "Dates also take today, now, today-30d, now+2wk, today-1y (d, wk, m, y).",
                 "anyOf": [
                     SCALAR,
                     {"type": "array", "items": SCALAR},
                     {"$ref": "#/$defs/near"},
                     {"$ref": "#/$defs/filter"},
+                    {"$ref": "#/$defs/related"},
                 ],
             },
         },
@@ -56,6 +61,55 @@ def rules_schema() -> dict[str, Any]:
             "unit": {"enum": ["km", "mi"]},
         },
     }
+    aggregate = {
+        "type": "object",
+        "description": "The sum, smallest or largest value of a number field over the "
+        "related records, compared with a number (a sum over none is 0; a smallest or "
+        "largest over none never compares).",
+        "minProperties": 3,
+        "maxProperties": 3,
+        "required": ["operator", "value"],
+        "properties": {
+            **{name: {"type": "string"} for name in AGGREGATES if name != "count"},
+            "operator": {"enum": list(COMPARISONS)},
+            "value": {"type": ["number", "string"]},
+        },
+        "additionalProperties": False,
+    }
+    related = {
+        "type": "object",
+        "description": "Records of another type linked to this one (a payment's contact, "
+        "a person's organisation): those meeting `where` (rules on that type) and in "
+        "`segment`, counted or aggregated as `having` asks (default 'any').",
+        "additionalProperties": False,
+        "properties": {
+            "via": {
+                "type": "string",
+                "description": "The related type's link field naming this record "
+                "(default: the link the schemas declare, e.g. a payment's contact)",
+            },
+            "where": {"type": "array", "items": {"$ref": "#/$defs/rule"}},
+            "segment": {"type": "string", "description": "A segment URI of the related type"},
+            "having": {
+                "anyOf": [
+                    {"enum": ["any", "none"]},
+                    {
+                        "type": "object",
+                        "properties": {"at_least": {"type": "integer", "minimum": 0}},
+                        "required": ["at_least"],
+                        "additionalProperties": False,
+                    },
+                    {
+                        "type": "object",
+                        "properties": {"at_most": {"type": "integer", "minimum": 0}},
+                        "required": ["at_most"],
+                        "additionalProperties": False,
+                    },
+                    aggregate,
+                ]
+            },
+        },
+    }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "/segments/v2/schema/rules.json",
@@ -73,5 +127,5 @@ def rules_schema() -> dict[str, Any]:
                 },
             },
         ],
-        "$defs": {"rule": rule, "near": near, "filter": filter_doc},
+        "$defs": {"rule": rule, "near": near, "filter": filter_doc, "related": related},
     }

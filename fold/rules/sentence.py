@@ -5,58 +5,16 @@ numbers as amounts ("amount is at least 100"), text alphabetically."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from fold.fields.builtin import BUILTIN
 from fold.fields.schema import TypeSchema, label_for
+from fold.rules.ops import AGGREGATES, OPERATORS, SYSTEM, URI_LABEL
 from fold.rules.values import RELATIVE_RE
 
-EQUALITY = {
-    "equals": "is {v}",
-    "exact": "is exactly {v}",
-    "not_equal_to": "is not {v}",
-    "starts_with": "starts with {v}",
-    "starts_with_case_insensitive": "starts with {v} (any case)",
-    "or_list": "is any of {v}",
-    "and_list": "includes all of {v}",
-    "none_of": "is none of {v}",
-}
-# A list field (tags) holds values, so it "includes" them.
-LIST_EQUALITY = {
-    "equals": "include {v}",
-    "exact": "include exactly {v}",
-    "not_equal_to": "do not include {v}",
-    "or_list": "include any of {v}",
-    "and_list": "include all of {v}",
-    "none_of": "include none of {v}",
-}
-ORDER = {
-    "number": {
-        "greater_than": "is more than {v}",
-        "greater_than_or_equals": "is at least {v}",
-        "less_than": "is less than {v}",
-        "less_than_or_equals": "is at most {v}",
-    },
-    "date": {
-        "greater_than": "is after {v}",
-        "greater_than_or_equals": "is on or after {v}",
-        "less_than": "is before {v}",
-        "less_than_or_equals": "is on or before {v}",
-    },
-    "string": {
-        "greater_than": "comes after {v} alphabetically",
-        "greater_than_or_equals": "is {v} or comes after it alphabetically",
-        "less_than": "comes before {v} alphabetically",
-        "less_than_or_equals": "is {v} or comes before it alphabetically",
-    },
-}
 UNITS = {"d": "day", "wk": "week", "m": "month", "y": "year"}
-SYSTEM_LABELS = {
-    "uid": "uid",
-    "uri": "URI",
-    "created": "creation date",
-    "last_updated": "last update",
-    "display_value": "name",
-}
+SYSTEM_LABELS = {"uri": URI_LABEL, **{name: s.label for name, s in SYSTEM.items()}}
 
 
 def _show(value: Any) -> str:
@@ -97,8 +55,8 @@ def _relative(operator: str, value: str) -> str | None:
 
 
 def _kind(schema: TypeSchema, field: str, value: Any) -> str:
-    if field in ("created", "last_updated"):
-        return "date"
+    if field in SYSTEM:
+        return "date" if SYSTEM[field].kind == "datetime" else "string"
     declared = schema.field_type(field)
     if declared in ("date", "datetime"):
         return "date"
@@ -121,10 +79,46 @@ def _label(schema: TypeSchema, field: str) -> str:
     return label
 
 
-def clause(schema: TypeSchema, rule: dict[str, Any], segment_names: dict[str, str]) -> str:
+def _related(
+    rule: dict[str, Any],
+    segment_names: dict[str, str],
+    schema_of: Callable[[str], TypeSchema | None],
+) -> str:
+    """'with at least 2 payments whose date is in the last year', 'whose total amount of
+    payments in segment 'Gift Aid' is at least 100'."""
+    field, value = rule["field"], rule["value"]
+    other = schema_of(field)
+    one = other.name_singular.lower() if other else field
+    many = other.name.lower() if other else field + "s"
+    parts = [clause(other, r, segment_names, schema_of) for r in value["where"]] if other else []
+    if value.get("segment"):
+        parts.insert(0, f"in segment '{segment_names.get(value['segment'], value['segment'])}'")
+    where = (" " + " and ".join(parts)) if parts else ""
+    having = value["having"]
+    if having == "any":
+        return f"with at least one {one}{where}"
+    if having == "none":
+        return f"with no {one}{where}"
+    if "at_least" in having or "at_most" in having:
+        key, n = next(iter(having.items()))
+        return f"with {key.replace('_', ' ')} {n} {one if n == 1 else many}{where}"
+    aggregate = next(k for k in having if k in AGGREGATES)
+    label = _label(other, having[aggregate]) if other else having[aggregate]
+    phrase = OPERATORS[having["operator"]].phrase_for("number").format(v=_show(having["value"]))
+    return f"whose {AGGREGATES[aggregate].phrase} {label} of {many}{where} {phrase}"
+
+
+def clause(
+    schema: TypeSchema,
+    rule: dict[str, Any],
+    segment_names: dict[str, str],
+    schema_of: Callable[[str], TypeSchema | None] = BUILTIN.get,
+) -> str:
     field, operator, value = rule["field"], rule["operator"], rule["value"]
     if operator == "raw":
         return "match a custom filter"
+    if operator == "related":
+        return _related(rule, segment_names, schema_of)
     if field == "segment":
         names = ", ".join(f"'{segment_names.get(v, v)}'" for v in value)
         verb = {
@@ -143,9 +137,7 @@ def clause(schema: TypeSchema, rule: dict[str, Any], segment_names: dict[str, st
     if kind == "date" and isinstance(value, str):
         phrase = _relative(operator, value)
     if phrase is None:
-        table = LIST_EQUALITY if kind == "list" else ORDER.get(kind, {})
-        template = table.get(operator) or EQUALITY[operator]
-        phrase = template.format(v=_show(value))
+        phrase = OPERATORS[operator].phrase_for(kind).format(v=_show(value))
     return f"whose {_label(schema, field)} {phrase}"
 
 

@@ -1,4 +1,5 @@
-"""Filter document → SQLAlchemy Core boolean expression over the records table.
+"""Filter document → SQLAlchemy Core boolean expression over the records table (or an
+alias of it, for the related records of a related-record rule).
 
 A test that cannot hold (missing field, wrong kind) is NULL or false in SQL; `not` wraps
 its operand in coalesce(…, false) so that a missing field satisfies the negation, as in
@@ -6,95 +7,97 @@ Python."""
 
 from __future__ import annotations
 
-import math
-from typing import Any
+from typing import Any, assert_never
 
-from sqlalchemy import ColumnElement, and_, case, false, func, not_, or_, select, true
+from sqlalchemy import ColumnElement, and_, exists, false, literal, not_, or_, select, true
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.functions import coalesce
 
-from fold.db.jsonsql import ColumnTest, JsonNumber, JsonShape, JsonTest
+from fold.db.jsonsql import ColumnTest, JsonLink, JsonNumber, JsonShape, JsonTest
 from fold.db.models import Record, SegmentUri
-from fold.rules.filter import KM_PER_DEGREE, SYSTEM_KINDS, Node
-from fold.rules.ops import OPS
-from fold.timefmt import parse_datetime
-
-COLUMNS: dict[str, Any] = {
-    "uid": Record.uid,
-    "display_value": Record.display_value,
-    "created": Record.created,
-    "last_updated": Record.last_updated,
-}
-
-
-def to_sql(node: Node, *, bucket: str) -> ColumnElement[bool]:
-    if "and" in node:
-        return and_(*[to_sql(n, bucket=bucket) for n in node["and"]])
-    if "or" in node:
-        return or_(*[to_sql(n, bucket=bucket) for n in node["or"]])
-    if "not" in node:
-        return not_(coalesce(to_sql(node["not"], bucket=bucket), false()))
-    if "const" in node:
-        return true() if node["const"] else false()
-    if "near" in node:
-        return _near(node["near"])
-    if "exists" in node:
-        return JsonShape(Record.data, node["exists"], "exists")
-    if "size" in node:
-        return JsonShape(Record.data, node["size"]["field"], "size", node["size"]["n"])
-    if "listed" in node:
-        listed = node["listed"]
-        members = select(SegmentUri.record_uid).where(
-            SegmentUri.bucket == bucket,
-            SegmentUri.segment_uid == listed["segment"],
-            SegmentUri.kind == listed["list"],
-        )
-        return Record.uid.in_(members)
-    return _leaf(node)
+from fold.rules.filter import Node
+from fold.rules.nodes import (
+    And,
+    Const,
+    Exists,
+    Leaf,
+    Listed,
+    Near,
+    Not,
+    Or,
+    Related,
+    Size,
+    SystemLeaf,
+    Typed,
+    typed,
+)
+from fold.rules.ops import AGGREGATES, near_sql
 
 
-def _leaf(node: Node) -> ColumnElement[bool]:
-    op = OPS[node["op"]]
-    field, kind, value = node["field"], node["kind"], node["value"]
-    if field in SYSTEM_KINDS:
-        column = COLUMNS[field]
-        if SYSTEM_KINDS[field] == "datetime":
-            when = (
-                [parse_datetime(v) for v in value]
-                if isinstance(value, list)
-                else parse_datetime(value)
+def to_sql(node: Node, *, bucket: str, table: Any = Record) -> ColumnElement[bool]:
+    return emit(typed(node), bucket=bucket, table=table)
+
+
+def emit(node: Typed, *, bucket: str, table: Any = Record) -> ColumnElement[bool]:
+    match node:
+        case And(parts):
+            return and_(*[emit(n, bucket=bucket, table=table) for n in parts])
+        case Or(parts):
+            return or_(*[emit(n, bucket=bucket, table=table) for n in parts])
+        case Not(part):
+            return not_(coalesce(emit(part, bucket=bucket, table=table), false()))
+        case Const(value):
+            return true() if value else false()
+        case Near(field, lat, lng, km):
+            # NULL unless both coordinates are numbers, so the comparison cannot hold.
+            lat_expr = JsonNumber(table.data, f"{field}.lat")
+            lng_expr = JsonNumber(table.data, f"{field}.lng")
+            out: ColumnElement[bool] = near_sql(lat_expr, lng_expr, lat, lng, km)
+            return out
+        case Exists(field):
+            return JsonShape(table.data, field, "exists")
+        case Size(field, n):
+            return JsonShape(table.data, field, "size", n)
+        case Listed(segment, kind):
+            members = select(SegmentUri.record_uid).where(
+                SegmentUri.bucket == bucket,
+                SegmentUri.segment_uid == segment,
+                SegmentUri.kind == kind,
             )
-            return ColumnTest(column, lambda e, d: op.sql(e, when, "datetime", d))
-        return ColumnTest(column, lambda e, d: op.sql(e, value, kind, d))
+            return table.uid.in_(members)  # type: ignore[no-any-return]
+        case SystemLeaf(system, test, value):
+            kind = system.kind
+            return ColumnTest(system.sql(table), lambda e, d: test.sql(e, value, kind, d))
+        case Leaf(field, test, kind, value, many):
 
-    def predicate(expr: ColumnElement[Any], dialect: str) -> ColumnElement[bool]:
-        return op.sql(expr, value, kind, dialect)
+            def predicate(expr: ColumnElement[Any], dialect: str) -> ColumnElement[bool]:
+                return test.sql(expr, value, kind, dialect)
 
-    return JsonTest(Record.data, field, kind, predicate, any=node["any"])
-
-
-TINY = 1e-100
-
-
-def clamp(expr: ColumnElement[Any]) -> ColumnElement[Any]:
-    """Offsets too small to matter are 0: PostgreSQL refuses to square a subnormal."""
-    return case((func.abs(expr) < TINY, 0.0), else_=expr)
-
-
-def near_factors(lat: float) -> tuple[float, float]:
-    """km per degree of latitude and of longitude at `lat` (equirectangular)."""
-    return KM_PER_DEGREE, KM_PER_DEGREE * math.cos(math.radians(lat))
+            return JsonTest(table.data, field, kind, predicate, any=many)
+        case Related():
+            return _related(node, bucket=bucket, table=table)
+        case _:
+            assert_never(node)
 
 
-def _near(near: dict[str, Any]) -> ColumnElement[bool]:
-    k_lat, k_lng = near_factors(near["lat"])
-    limit = near["km"] * near["km"]
-    field = near["field"]
-
-    def within(lat_expr: ColumnElement[Any], lng_expr: ColumnElement[Any]) -> ColumnElement[bool]:
-        dy = clamp((lat_expr - near["lat"]) * k_lat)
-        dx = clamp((lng_expr - near["lng"]) * k_lng)
-        test: ColumnElement[bool] = dy * dy + dx * dx <= limit
-        return test
-
-    # NULL unless both coordinates are numbers, so the comparison cannot hold.
-    return within(JsonNumber(Record.data, f"{field}.lat"), JsonNumber(Record.data, f"{field}.lng"))
+def _related(node: Related, *, bucket: str, table: Any) -> ColumnElement[bool]:
+    """A correlated subquery over the related records: EXISTS for "any" and "none", else
+    the count or aggregate compared with the rule's number. The link lookup is on
+    (bucket, resource_type, link text), which migration 0013 indexes."""
+    other = aliased(Record)
+    uri = literal("/") + bucket + "/" + table.resource_type + "/" + table.uid + "/"
+    where = [
+        other.bucket == bucket,
+        other.resource_type == node.type,
+        other.record_state == "active",
+        JsonLink(other.data, node.link) == uri,
+        emit(node.filter, bucket=bucket, table=other),
+    ]
+    having = node.having
+    if having.aggregate == "count" and having.value == 1 and having.test.name in ("gte", "lt"):
+        found = exists(select(literal(1)).where(*where))
+        return found if having.test.name == "gte" else not_(found)
+    aggregate = AGGREGATES[having.aggregate]
+    number = JsonNumber(other.data, having.field) if having.field else None
+    value = select(aggregate.sql(number)).where(*where).scalar_subquery()
+    return having.test.sql(value, having.value, "number", "")

@@ -10,17 +10,19 @@ from sqlalchemy.orm import Session
 from fold.auth.policies import Caller
 from fold.db.models import Segment
 from fold.errors import NotFound, ValidationFailed
+from fold.fields.paths import get_path
 from fold.ids import make_uri, parse_uri
 from fold.records import repository as records
 from fold.records.service import record_out
-from fold.rules.compile import listed, membership, rule_filter
-from fold.rules.filter import Node, all_of, any_of, negate
-from fold.rules.python import matches
+from fold.rules.compile import compose, segment_uris
+from fold.rules.filter import Node
+from fold.rules.nodes import Related, Typed, typed
+from fold.rules.python import Linked, aggregate_of, holds, matches
 from fold.rules.sentence import clause
-from fold.segments import repository
 from fold.segments.members import (
     count_selected,
     definition,
+    linked_lookup,
     lists_lookup,
     make_context,
     stored_types,
@@ -31,37 +33,55 @@ from fold.timefmt import format_datetime, utcnow
 def steps_of(session: Session, row: Segment) -> tuple[list[tuple[str, dict[str, Any], Node]], Any]:
     """(name, description, node) for each step, each node the conjunction so far."""
     ctx = make_context(session, bucket=row.bucket, resource_type=row.resource_type)
-    names: dict[str, str] = {}
-    for rule in row.rules:
-        if rule["field"] == "segment":
-            for uri in rule["value"]:
-                other = ctx.segment(uri.rstrip("/").split("/")[-1])
-                names[uri] = other.name if other else uri
-    steps: list[tuple[str, dict[str, Any], Node]] = []
-    kind = row.segment_type
-    so_far: Node = {"const": kind != "auxiliary"}
-    if kind in ("dynamic", "hybrid"):
-        for index, rule in enumerate(row.rules):
-            so_far = all_of([so_far, rule_filter(rule, ctx, [row.uid])])
-            info = {"rule": rule, "sentence": clause(ctx.schema, rule, names)}
-            steps.append((f"rules[{index}]", info, so_far))
-    if kind in ("static", "hybrid"):
-        include = listed(row.uid, "include")
-        so_far = include if kind == "static" else any_of([so_far, include])
-        steps.append(
-            ("uris_include", {"sentence": "plus the records listed in uris_include"}, so_far)
-        )
-        so_far = all_of([so_far, negate(listed(row.uid, "exclude"))])
-        steps.append(
-            ("uris_exclude", {"sentence": "minus the records listed in uris_exclude"}, so_far)
-        )
-    if row.parent_uid:
-        parent = ctx.segment(row.parent_uid)
-        if parent is not None and parent.segment_type != "auxiliary":
-            so_far = all_of([so_far, membership(parent, ctx, [row.uid])])
-            info = {"sentence": f"within the parent segment '{parent.name}'"}
-            steps.append(("parent_segment", info, so_far))
+    names = _segment_names(ctx, row.rules)
+    steps = []
+    for step in compose(definition(row), ctx).steps:
+        info = dict(step.info)
+        if "rule" in info:
+            info["sentence"] = clause(ctx.schema, info["rule"], names, ctx.schema_of)
+        steps.append((step.name, info, step.node))
     return steps, ctx
+
+
+def _segment_names(ctx: Any, rules: list[dict[str, Any]]) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for uri in segment_uris(rules):
+        other = ctx.segment(uri.rstrip("/").split("/")[-1])
+        names[uri] = other.name if other else uri
+    return names
+
+
+MAX_RELATED_SHOWN = 50
+
+
+def related_records(
+    node: Typed, record: dict[str, Any], lists: Any, linked: Linked
+) -> dict[str, Any]:
+    """For one record and a related rule: the related records, whether each passes the
+    rule's filter, and the count or aggregate over those that do."""
+    assert isinstance(node, Related)
+    candidates = linked(node.type, node.link, record)
+    passing = []
+    shown: list[dict[str, Any]] = []
+    for other in candidates:
+        passes = holds(node.filter, other, lists, linked)
+        if passes:
+            passing.append(other)
+        if len(shown) < MAX_RELATED_SHOWN:
+            item = {"uri": other["uri"], "display_value": other["display_value"], "passes": passes}
+            if node.having.field is not None:
+                item[node.having.field] = get_path(other, node.having.field)
+            shown.append(item)
+    return {
+        "resource_type": node.type,
+        "link": node.link,
+        "linked": len(candidates),
+        "passing": len(passing),
+        "aggregate": node.having.aggregate,
+        "field": node.having.field,
+        "value": aggregate_of(node, passing),
+        "records": shown,
+    }
 
 
 def funnel(session: Session, caller: Caller, row: Segment) -> dict[str, Any]:
@@ -106,32 +126,31 @@ def for_record(session: Session, caller: Caller, row: Segment, uri: str) -> dict
     active = record.record_state == "active"
     if not active:
         reasons.append("the record is deleted")
+    linked = linked_lookup(session, caller.bucket)
+    composition = compose(definition(row), ctx)
+    names = _segment_names(ctx, row.rules)
     rules = []
-    if row.segment_type in ("dynamic", "hybrid"):
-        for index, rule in enumerate(row.rules):
-            holds = matches(rule_filter(rule, ctx, [row.uid]), doc, lists)
-            rules.append(
-                {
-                    "rule": rule,
-                    "param": f"rules[{index}]",
-                    "sentence": clause(ctx.schema, rule, {}),
-                    "holds": holds,
-                }
-            )
+    for index, (rule, node) in enumerate(composition.rules):
+        out = {
+            "rule": rule,
+            "param": f"rules[{index}]",
+            "sentence": clause(ctx.schema, rule, names, ctx.schema_of),
+            "holds": matches(node, doc, lists, linked),
+        }
+        if "related" in node:
+            out["related"] = related_records(typed(node), doc, lists, linked)
+        rules.append(out)
     all_rules = all(r["holds"] for r in rules)
     included = record.uid in lists(row.uid, "include")
     excluded = record.uid in lists(row.uid, "exclude")
     parent_info = None
-    if row.parent_uid:
-        parent_row = repository.get(session, bucket=row.bucket, uid=row.parent_uid)
-        if parent_row is not None and parent_row.segment_type != "auxiliary":
-            in_parent = matches(membership(definition(parent_row), ctx), doc, lists)
-            parent_info = {
-                "segment": make_uri(row.bucket, "segment", parent_row.uid),
-                "name": parent_row.name,
-                "holds": in_parent,
-            }
-    in_segment = active and matches(membership(definition(row), ctx), doc, lists)
+    if composition.parent is not None and composition.parent_node is not None:
+        parent_info = {
+            "segment": make_uri(row.bucket, "segment", composition.parent.uid),
+            "name": composition.parent.name,
+            "holds": matches(composition.parent_node, doc, lists, linked),
+        }
+    in_segment = active and matches(composition.node, doc, lists, linked)
     kind = row.segment_type
     if kind == "auxiliary":
         reasons.append("an auxiliary segment holds no records")

@@ -13,15 +13,18 @@ from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlalchemy.orm import Session
 
 from fold.columns import index as columns
-from fold.db.jsonsql import one_of
+from fold.db.jsonsql import JsonLink, one_of
 from fold.db.models import Record, Segment
 from fold.fields.schema import TypeSchema
 from fold.fields.service import schema_for
+from fold.ids import STORED_TYPES
 from fold.paging import Paging
 from fold.records import repository as records
-from fold.rules.compile import membership
+from fold.records.service import record_out
+from fold.rules.compile import compose
 from fold.rules.context import Context, SegmentDef
 from fold.rules.filter import Node
+from fold.rules.python import Linked
 from fold.rules.sql import to_sql
 from fold.segments import repository
 from fold.segments.numbers import Selected
@@ -77,6 +80,17 @@ def make_context(
             cache[uid] = definition(row) if row else None
         return cache[uid]
 
+    schemas: dict[str, TypeSchema | None] = {}
+
+    def schema_of(other: str) -> TypeSchema | None:
+        if other not in schemas:
+            schemas[other] = (
+                schema_for(session, bucket=bucket, resource_type=other)
+                if other in STORED_TYPES
+                else None
+            )
+        return schemas[other]
+
     return Context(
         bucket=bucket,
         resource_type=resource_type,
@@ -85,6 +99,7 @@ def make_context(
         segment=segment,
         postcode=lambda code: repository.postcode(session, bucket=bucket, code=code),
         self_uid=self_uid,
+        schema_of=schema_of,
     )
 
 
@@ -96,9 +111,12 @@ def base_query(bucket: str, resource_type: str) -> Select[Record]:
     )
 
 
-def segment_filter(session: Session, row: Segment) -> Node:
+def segment_filter(
+    session: Session, row: Segment, extra: list[dict[str, Any]] | None = None
+) -> Node:
+    """The segment's filter for this moment; `extra`: normalised rules a job adds to it."""
     ctx = make_context(session, bucket=row.bucket, resource_type=row.resource_type)
-    return membership(definition(row), ctx)
+    return compose(definition(row), ctx, extra=extra).node
 
 
 def search_condition(q: str | None) -> ColumnElement[bool] | None:
@@ -273,3 +291,22 @@ def lists_lookup(session: Session, bucket: str) -> Any:
         return cache[key]
 
     return lists
+
+
+def linked_lookup(session: Session, bucket: str) -> Linked:
+    """The Python twin's related records: the active records of a type whose link field
+    holds a record's URI (by the link indexes of migration 0013)."""
+    cache: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+
+    def linked(resource_type: str, link: str, record: dict[str, Any]) -> list[dict[str, Any]]:
+        key = (resource_type, link, record["uri"])
+        if key not in cache:
+            rows = session.scalars(
+                base_query(bucket, resource_type)
+                .where(JsonLink(Record.data, link) == record["uri"])
+                .order_by(Record.uid)
+            ).all()
+            cache[key] = [record_out(r) for r in rows]
+        return cache[key]
+
+    return linked

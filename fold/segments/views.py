@@ -16,8 +16,9 @@ from fold.ids import make_uri
 from fold.paging import Paging
 from fold.params import read_flag
 from fold.records.service import record_out
-from fold.rules.compile import membership, rules_filter
-from fold.rules.filter import SYSTEM_KINDS, Node
+from fold.rules.compile import compose, segment_uris
+from fold.rules.context import SegmentDef
+from fold.rules.filter import SYSTEM_KINDS, Node, leaf
 from fold.rules.sentence import describe_segment
 from fold.segments import repository, service
 from fold.segments.inputs import VIEW_CONTEXTS, Definition, read_definition
@@ -114,11 +115,9 @@ def config(session: Session, caller: Caller, row: Segment) -> dict[str, Any]:
 
 def _segment_names(session: Session, bucket: str, rules: list[dict[str, Any]]) -> dict[str, str]:
     names = {}
-    for rule in rules:
-        if rule["field"] == "segment":
-            for uri in rule["value"]:
-                other = repository.get(session, bucket=bucket, uid=uri.rstrip("/").split("/")[-1])
-                names[uri] = other.name if other else uri
+    for uri in segment_uris(rules):
+        other = repository.get(session, bucket=bucket, uid=uri.rstrip("/").split("/")[-1])
+        names[uri] = other.name if other else uri
     return names
 
 
@@ -303,23 +302,21 @@ def unsaved_filter(
     session: Session, caller: Caller, d: Definition, checked: service.Checked, ctx: Any
 ) -> Node:
     """The membership of a definition not yet saved: its lists go in as uid sets."""
-    from fold.rules.filter import all_of, any_of, leaf, negate
-
-    kind = d.segment_type
-    include = leaf("uid", "in", "string", checked.include) if checked.include else {"const": False}
-    exclude = leaf("uid", "in", "string", checked.exclude) if checked.exclude else {"const": False}
-    if kind == "auxiliary":
-        node: Node = {"const": False}
-    elif kind == "static":
-        node = all_of([include, negate(exclude)])
-    else:
-        rules = rules_filter(checked.rules, ctx)
-        node = rules if kind == "dynamic" else all_of([any_of([rules, include]), negate(exclude)])
-    if checked.parent_uid:
-        parent = ctx.segment(checked.parent_uid)
-        if parent is not None and parent.segment_type != "auxiliary":
-            node = all_of([node, membership(parent, ctx)])
-    return node
+    unsaved = SegmentDef(
+        uid="",
+        resource_type=d.resource_type,
+        segment_type=d.segment_type,
+        rules=checked.rules,
+        parent_uid=checked.parent_uid,
+    )
+    include = leaf("uid", "in", "string", checked.include) if checked.include else None
+    exclude = leaf("uid", "in", "string", checked.exclude) if checked.exclude else None
+    return compose(
+        unsaved,
+        ctx,
+        include=include or {"const": False},
+        exclude=exclude or {"const": False},
+    ).node
 
 
 def load_for_read(session: Session, caller: Caller, uid: str) -> Segment:

@@ -16,12 +16,12 @@ from sqlalchemy import select
 from fold.buckets.service import ensure_bucket
 from fold.columns import index, vector
 from fold.db.engine import unit_of_work
-from fold.db.models import Record
+from fold.db.models import Record, SegmentUri
 from fold.fields.service import add_custom_field, schema_for
 from fold.records.bulk import import_rows
 from fold.records.service import record_out
 from fold.rules.compile import normalise, rules_filter
-from fold.rules.context import Context
+from fold.rules.context import Context, SegmentDef
 from fold.rules.python import matches
 from fold.rules.sql import to_sql
 from tests.conftest import Database
@@ -79,8 +79,8 @@ VALUE_FOR = {
 }
 OPERATORS = [
     "equals", "exact", "not_equal_to", "greater_than", "greater_than_or_equals", "less_than",
-    "less_than_or_equals", "starts_with", "starts_with_case_insensitive", "or_list", "and_list",
-    "none_of",
+    "less_than_or_equals", "starts_with", "starts_with_case_insensitive", "ends_with", "or_list",
+    "and_list", "none_of",
 ]  # fmt: skip
 
 
@@ -179,8 +179,82 @@ def load(
             rows=list(enumerate(rows, start=1)),
         )
         assert result.failed == 0, result.errors
-        stored = session.scalars(select(Record).where(Record.bucket == bucket)).all()
+        stored = session.scalars(
+            select(Record).where(Record.bucket == bucket).order_by(Record.uid)
+        ).all()
+        # A static segment listing every third record, leaving out the first of them.
+        for kind, uids in lists_of([r.uid for r in stored]).items():
+            for position, uid in enumerate(uids):
+                session.add(
+                    SegmentUri(
+                        bucket=bucket,
+                        segment_uid=LISTED,
+                        kind=kind,
+                        record_uid=uid,
+                        position=position,
+                    )
+                )
         return bucket, [record_out(r) for r in stored]
+
+
+LISTED = "e" * 24
+
+
+def lists_of(uids: list[str]) -> dict[str, list[str]]:
+    return {"include": uids[::3], "exclude": uids[:1]}
+
+
+def listed_segment(uid: str) -> SegmentDef | None:
+    return SegmentDef(uid, "person", "static", [], name="Listed") if uid == LISTED else None
+
+
+@st.composite
+def system_rule(draw: st.DrawFn, stored: list[dict[str, Any]]) -> dict[str, Any]:
+    """A rule on Fold's own fields (values taken from the records, or near them) or on
+    membership of a static segment."""
+    field = draw(
+        st.sampled_from(["uid", "uri", "created", "last_updated", "display_value", "segment"])
+    )
+    if field == "segment":
+        operator = draw(st.sampled_from(["or_list", "and_list", "none_of", "equals"]))
+        bucket = stored[0]["uri"].split("/")[1]
+        return {"field": "segment", "operator": operator, "value": [f"/{bucket}/segment/{LISTED}/"]}
+    record = draw(st.sampled_from(stored))
+    if field in ("uid", "uri"):
+        operator = draw(st.sampled_from(["equals", "exact", "not_equal_to", "or_list", "none_of"]))
+        if operator in ("or_list", "none_of"):
+            picked = draw(st.lists(st.sampled_from(stored), min_size=1, max_size=3))
+            return {"field": field, "operator": operator, "value": [r[field] for r in picked]}
+        return {"field": field, "operator": operator, "value": record[field]}
+    operators = [o for o in OPERATORS if o not in ("and_list", "starts_with_case_insensitive")]
+    operator = draw(st.sampled_from(operators))
+    if field in ("created", "last_updated"):
+        operator = draw(
+            st.sampled_from(
+                [
+                    "equals",
+                    "not_equal_to",
+                    "greater_than",
+                    "greater_than_or_equals",
+                    "less_than",
+                    "less_than_or_equals",
+                    "or_list",
+                    "none_of",
+                ]
+            )
+        )
+        value: Any = draw(
+            st.one_of(
+                st.just(record[field]), st.sampled_from(["now", "today-1d", "2026-06-15T12:00:00"])
+            )
+        )
+        if operator in ("or_list", "none_of"):
+            value = [value, draw(st.sampled_from(stored))[field]]
+        return {"field": field, "operator": operator, "value": value}
+    value = draw(st.one_of(st.just(record["display_value"]), TEXT))
+    if operator in ("or_list", "none_of"):
+        value = [value]
+    return {"field": field, "operator": operator, "value": value}
 
 
 def agree(
@@ -188,7 +262,13 @@ def agree(
 ) -> None:
     with unit_of_work(db.sessions) as session:
         schema = schema_for(session, bucket=bucket, resource_type="person")
-        ctx = Context(bucket=bucket, resource_type="person", schema=schema, now=NOW)
+        ctx = Context(
+            bucket=bucket,
+            resource_type="person",
+            schema=schema,
+            now=NOW,
+            segment=listed_segment,
+        )
         normalised, problems = normalise(rules, ctx)
         assume(not problems)
         node = rules_filter(normalised, ctx)
@@ -197,21 +277,35 @@ def agree(
                 select(Record.uid).where(Record.bucket == bucket, to_sql(node, bucket=bucket))
             ).all()
         )
-    in_python = {r["uid"] for r in stored if matches(node, r, lambda s, k: set())}
+    lists = lists_of(sorted(r["uid"] for r in stored))
+    in_python = {
+        r["uid"]
+        for r in stored
+        if matches(node, r, lambda s, k: set(lists[k]) if s == LISTED else set())
+    }
     assert in_sql == in_python, (normalised, node)
     # The column index, testing entries one by one and vectorised, gives the same records.
     for smallest in (vector.VECTOR_MIN, 0):
-        assert in_columns(db, bucket, node, smallest) == in_sql, (smallest, normalised, node)
+        assert in_columns(db, bucket, node, smallest, lists) == in_sql, (smallest, normalised)
 
 
-def in_columns(db: Database, bucket: str, node: dict[str, Any], smallest: int) -> set[str]:
+def in_columns(
+    db: Database,
+    bucket: str,
+    node: dict[str, Any],
+    smallest: int,
+    lists: dict[str, list[str]] | None = None,
+) -> set[str]:
+    def listed(segment: str, kind: str) -> list[str]:
+        return (lists or {}).get(kind, []) if segment == LISTED else []
+
     saved = vector.VECTOR_MIN
     vector.VECTOR_MIN = smallest
     try:
         with (
             unit_of_work(db.sessions) as session,
             index.matching(
-                session, bucket=bucket, stored=("person",), node=node, q=None, lists=no_lists
+                session, bucket=bucket, stored=("person",), node=node, q=None, lists=listed
             ) as found,
         ):
             assert found is not None
@@ -235,13 +329,16 @@ PROFILE = settings(
 
 @PROFILE
 @given(
-    rows=st.lists(records(), min_size=1, max_size=12), rules=st.lists(RULE, min_size=1, max_size=3)
+    rows=st.lists(records(), min_size=1, max_size=12),
+    rules=st.lists(RULE, min_size=1, max_size=3),
+    data=st.data(),
 )
 def test_random_records_and_rules_agree(
-    database: Database, rows: list[dict[str, Any]], rules: list[dict[str, Any]]
+    database: Database, rows: list[dict[str, Any]], rules: list[dict[str, Any]], data: Any
 ) -> None:
     bucket, stored = load(database, rows, warm=True)
-    agree(database, bucket, stored, rules)
+    extra = data.draw(st.lists(system_rule(stored), max_size=2))
+    agree(database, bucket, stored, rules + extra)
 
 
 class TestFixedData:
@@ -261,9 +358,17 @@ class TestFixedData:
     @settings(
         max_examples=EXAMPLES * 3, deadline=None, suppress_health_check=[HealthCheck.too_slow]
     )
-    @given(rules=st.lists(RULE, min_size=1, max_size=4))
-    def test_rules_agree(self, database: Database, rules: list[dict[str, Any]]) -> None:
+    @given(rules=st.lists(RULE, min_size=1, max_size=4), data=st.data())
+    def test_rules_agree(self, database: Database, rules: list[dict[str, Any]], data: Any) -> None:
         bucket, stored = self.bucket(database)
+        extra = data.draw(st.lists(system_rule(stored), max_size=2))
+        agree(database, bucket, stored, rules + extra)
+
+    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(data=st.data())
+    def test_system_fields_and_lists_agree(self, database: Database, data: Any) -> None:
+        bucket, stored = self.bucket(database)
+        rules = data.draw(st.lists(system_rule(stored), min_size=1, max_size=2))
         agree(database, bucket, stored, rules)
 
 

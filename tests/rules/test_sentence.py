@@ -64,3 +64,9 @@ def test_count_describes_a_static_segment(tenant: Tenant, people: dict[str, Any]
     seg = make_segment(api, name="List", segment_type="static", uris_include=uris)
     count = api.get(seg_url(api, seg["uid"], "/count")).json()
     assert count["description"] == "A list of 2 people" and count["count"] == 2
+
+
+def test_ends_with_reads_as_text() -> None:
+    assert describe(PEOPLE, [rule("email", "ends_with", "@example.org")]) == (
+        "People whose email ends with '@example.org'"
+    )

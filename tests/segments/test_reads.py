@@ -319,4 +319,5 @@ class TestPreviewValidateSchema:
     def test_rules_json_schema_is_published(self, tenant: Tenant) -> None:
         schema = tenant.admin.client.get("/segments/v2/schema/rules.json").json()
         operators = schema["$defs"]["rule"]["properties"]["operator"]["enum"]
-        assert len(operators) == 14 and "near" in operators and "raw" in operators
+        assert len(operators) == 16 and "near" in operators and "raw" in operators
+        assert "related" in operators and "related" in schema["$defs"]
