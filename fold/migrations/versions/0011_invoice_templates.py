@@ -1,7 +1,7 @@
 """Xero: invoice templates, per bucket.
 
 Revision ID: 0011
-Revises: 0010
+Revises: 0013 (0010 when written; re-chained after main added 0013)
 """
 
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0011"
-down_revision = "0010"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
