@@ -53,6 +53,8 @@ class Settings:
     mailchimp_backoff: float = 0.5  # seconds before retrying a 429 without Retry-After, doubling
     mailchimp_sync_interval: int = 0  # minutes between scheduled syncs; 0: no schedule
     mailchimp_sync_delay: int = 60  # seconds a changed segment stays quiet before it syncs
+    xero_calls_per_minute: int = 60  # per tenant and process: Xero's own minute limit
+    xero_backoff: float = 1.0  # seconds before retrying a 429 without Retry-After, doubling
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -79,6 +81,8 @@ class Settings:
             mailchimp_backoff=_int("FOLD_MAILCHIMP_BACKOFF_MS", 500) / 1000,
             mailchimp_sync_interval=_int("FOLD_MAILCHIMP_SYNC_INTERVAL", 0),
             mailchimp_sync_delay=_int("FOLD_MAILCHIMP_SYNC_DELAY", 60),
+            xero_calls_per_minute=_int("FOLD_XERO_CALLS_PER_MINUTE", 60),
+            xero_backoff=_int("FOLD_XERO_BACKOFF_MS", 1000) / 1000,
             public_url=(os.environ.get("FOLD_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
             export_retention_days=_int("FOLD_EXPORT_RETENTION_DAYS", 30),
             statement_timeout=float(_int("FOLD_STATEMENT_TIMEOUT", 30)),

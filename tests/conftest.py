@@ -119,7 +119,9 @@ class Api:
         return {"Authorization": f"Bearer {self.key}"}
 
     def url(self, path: str) -> str:
-        if path.startswith(("/api/", "/audit/", "/segments/", "/messages/", "/settings/")):
+        if path.startswith(
+            ("/api/", "/audit/", "/segments/", "/messages/", "/settings/", "/xero/")
+        ):
             return path
         return f"/api/v2/{self.bucket}{path}"
 

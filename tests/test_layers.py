@@ -22,7 +22,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("records",),
     ("columns",),
     ("segments",),
-    ("exports", "mailchimp", "messages"),
+    ("exports", "mailchimp", "messages", "xero"),
     ("jobs",),
     ("ui",),
     ("web",),

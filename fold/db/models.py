@@ -390,3 +390,21 @@ class ExportChunk(Base):
     journal_uid: Mapped[str] = mapped_column(String(24), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer(), primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary())
+
+
+class InvoiceTemplate(Base):
+    """What a Xero invoice action raises for each record: lines, due-date rule, reference."""
+
+    __tablename__ = "invoice_templates"
+    bucket: Mapped[str] = mapped_column(String(63), primary_key=True)
+    uid: Mapped[str] = mapped_column(String(24), primary_key=True)
+    name: Mapped[str] = mapped_column(Text())
+    line_items: Mapped[list[dict[str, Any]]] = mapped_column(JSONDoc)
+    due: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    reference: Mapped[str] = mapped_column(Text())
+    line_amount_types: Mapped[str] = mapped_column(String(16))
+    currency_code: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    created: Mapped[datetime] = mapped_column(DateTime())
+    last_updated: Mapped[datetime] = mapped_column(DateTime())
+
+    __table_args__ = (Index("ix_invoice_templates_name", "bucket", "name"),)

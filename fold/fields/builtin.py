@@ -26,6 +26,16 @@ BOOKING_STATUSES = ("booked", "attended", "cancelled", "no_show", "waitlisted")
 # is `unknown` (it may have gone), never sent again. `outbox`: written to the local outbox.
 MESSAGE_STATUSES = ("draft", "sending", "sent", "outbox", "failed", "skipped", "unknown")
 JOB_STATUSES = ("created", "running", "completed", "failed", "cancelled")
+# The Xero invoice a raise-*-xero-invoice job put on the record (fold.jobs.xero).
+INVOICE = (
+    f("invoice.number", "string", "Xero invoice number"),
+    f("invoice.status", "string", "Xero invoice status", ("DRAFT", "SUBMITTED", "AUTHORISED")),
+    f("invoice.total", "number", "Xero invoice total"),
+    f("invoice.due_date", "date", "Xero invoice due date"),
+    f("invoice.raised", "datetime", "Xero invoice raised"),
+    f("invoice.id", "string", "Xero invoice id"),
+    f("invoice.url", "string", "Xero invoice link"),
+)
 
 
 def _fields(*defs: FieldDef) -> dict[str, FieldDef]:
@@ -56,6 +66,7 @@ PERSON = TypeSchema(
         *OPT_OUTS,
         f("notes", "string"),
         f("mailchimp_last_sync", "datetime", "Last Mailchimp sync"),
+        *INVOICE,
     ),
     search_fields=("first_name", "last_name", "email", "address.postal_code"),
     sort_by=("last_name", "first_name"),
@@ -83,6 +94,7 @@ ORGANISATION = TypeSchema(
         *OPT_OUTS,
         f("notes", "string"),
         f("mailchimp_last_sync", "datetime", "Last Mailchimp sync"),
+        *INVOICE,
     ),
     search_fields=("name", "email", "address.postal_code"),
     sort_by=("name",),
@@ -109,6 +121,7 @@ MEMBERSHIP = TypeSchema(
         f("auto_renew", "boolean", "Renews automatically"),
         f("tags", "list", "Tags"),
         f("notes", "string"),
+        *INVOICE,
     ),
     search_fields=("membership_number", "membership_type"),
     sort_by=("-start_date",),

@@ -23,7 +23,7 @@ from fold.fields.paths import FIELD_PATH_RE, MISSING, get_path, set_path
 from fold.fields.schema import TypeSchema
 from fold.fields.types import read_value
 from fold.ids import make_uri, new_uid, parse_uri
-from fold.jobs import mailchimp, messaging
+from fold.jobs import mailchimp, messaging, xero
 from fold.jobs.work import Action, Outcome, Run
 from fold.outbound import http
 from fold.records.bulk import Rewrite
@@ -448,6 +448,7 @@ ACTIONS: dict[str, Action] = {
             "debug", messaging.check_debug, messaging.debug, undoable=False, writes_records=False
         ),
         *messaging.ACTIONS,
+        *xero.ACTIONS,
     )
 }
 # Started by their own endpoints (SPEC 3.3), not by `action`.

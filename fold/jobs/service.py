@@ -131,6 +131,8 @@ def start_action(
     schema = make_context(session, bucket=caller.bucket, resource_type=row.resource_type).schema
     checked = action.check(session, caller.bucket, row.resource_type, schema, params, settings)
     checked["batch_size"] = _batch_size(params, default=200)
+    if action.max_batch is not None:
+        checked["batch_size"] = min(checked["batch_size"], action.max_batch)
     job = _new_job(
         session, caller, action=name, description=description, params=checked, segment_uid=row.uid
     )

@@ -89,3 +89,6 @@ class Action:
     finish: Callable[[Run], None] | None = None
     # What `finish` raises when the job must fail; its message is the job's error.
     failure: type[Exception] | None = None
+    # The largest batch: an action whose records each wait on an outside service (Xero's
+    # 60 calls a minute) keeps batches short, so a cancel is seen soon.
+    max_batch: int | None = None

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fold.auth.policies import Caller
 from fold.config import Settings
 from fold.db.models import Job, Segment
-from fold.errors import ValidationFailed
+from fold.errors import Conflict, ValidationFailed
 from fold.ids import CONTACT_TYPES, make_uri, new_uid
 from fold.mailchimp.client import MAX_MEMBERS
 from fold.paging import read_int
 from fold.params import read_flag
 from fold.segments import service as segments
-from fold.segments.syncs import ACTION
+from fold.segments.syncs import ACTION, LIVE
 from fold.settings import service as bucket_settings
 from fold.timefmt import utcnow
 
@@ -78,6 +79,33 @@ def _check(session: Session, settings: Settings, row: Segment) -> None:
         )
 
 
+def lock_segment(session: Session, row: Segment, *, wait: bool = True) -> bool:
+    """Hold the segment's row until the transaction ends, so two transactions cannot both
+    find no live sync and both start one (PostgreSQL; SQLite writers queue anyway). Without
+    `wait`, False when another transaction holds it."""
+    locked = session.scalar(
+        select(Segment.uid)
+        .where(Segment.bucket == row.bucket, Segment.uid == row.uid)
+        .with_for_update(skip_locked=not wait)
+    )
+    return locked is not None
+
+
+def live_sync(session: Session, row: Segment) -> Job | None:
+    """The segment's sync that is still waiting or running, if any."""
+    return session.scalars(
+        select(Job)
+        .where(
+            Job.bucket == row.bucket,
+            Job.segment_uid == row.uid,
+            Job.action == ACTION,
+            Job.status.in_(LIVE),
+        )
+        .order_by(Job.created.desc(), Job.uid.desc())
+        .limit(1)
+    ).first()
+
+
 def new_sync(
     session: Session, row: Segment, checked: dict[str, Any], user_uri: str, queue: JobSender
 ) -> Job:
@@ -104,12 +132,25 @@ def start_sync(
     queue: JobSender,
     settings: Settings,
 ) -> dict[str, Any]:
-    """Start a sync job; answers the receipt the reference documents."""
+    """Start a sync job; answers the receipt the reference documents. While a sync of the
+    segment is waiting or running, asking again with the same options answers that sync's
+    receipt (one sync of a segment at a time); other options are a 409."""
     caller.require("run_actions")
     row = segments.load(session, caller, uid)
     checked = read_params(params, row)
     _check(session, settings, row)
-    job = new_sync(session, row, checked, caller.user_uri, queue)
+    lock_segment(session, row)
+    job = live_sync(session, row)
+    if job is not None:
+        same = ("segment_name", "mailchimp_batch_size", "safe_mode")
+        if any(job.params.get(k) != checked[k] for k in same):
+            raise Conflict(
+                "A Mailchimp sync of this segment is already waiting or running "
+                f"({make_uri(caller.bucket, 'sheep_event', job.uid)}) with other options; "
+                "ask again when it has finished."
+            )
+    else:
+        job = new_sync(session, row, checked, caller.user_uri, queue)
     return {
         "bucket": caller.bucket,
         "journal_uri": make_uri(caller.bucket, "sheep_event", job.uid),

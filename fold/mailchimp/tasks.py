@@ -4,7 +4,9 @@ engine's periodic task (SPEC 5).
 A segment is synced when its definition changed after its last sync started and it has
 then been quiet for FOLD_MAILCHIMP_SYNC_DELAY seconds, so several quick edits make one run;
 and, when FOLD_MAILCHIMP_SYNC_INTERVAL is set, when its last sync started that many minutes
-ago. Never while a sync of it is still live; never for a bucket without Mailchimp settings."""
+ago. Never while a sync of it is still live; never for a bucket without Mailchimp settings.
+Each segment's row is locked while its sync is decided, so two workers' periodic tasks (or a
+periodic task and a request) running at once never start two syncs of one segment."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from fold.config import Settings
 from fold.db.engine import unit_of_work
 from fold.db.models import BucketSetting, Job, Segment
 from fold.ids import CONTACT_TYPES
-from fold.mailchimp.service import JobSender, new_sync, read_params
+from fold.mailchimp.service import JobSender, lock_segment, new_sync, read_params
 from fold.segments.syncs import ACTION, LIVE
 from fold.timefmt import utcnow
 
@@ -68,6 +70,8 @@ def start_due_syncs(factory: sessionmaker[Session], settings: Settings, queue: J
         for row in rows:
             if row.bucket not in buckets:
                 continue
+            if not lock_segment(session, row, wait=False):
+                continue  # another transaction is deciding (or starting) this one's sync
             why = due(session, settings, row)
             if why is None:
                 continue

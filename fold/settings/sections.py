@@ -1,5 +1,5 @@
-"""The sections of a bucket's settings store and the options each takes. A later
-integration (Mailchimp, Xero) adds its section here; nothing else changes."""
+"""The sections of a bucket's settings store and the options each takes. An integration
+(Mailchimp, Xero) adds its section here; nothing else changes."""
 
 from __future__ import annotations
 
@@ -10,12 +10,17 @@ from urllib.parse import urlsplit
 
 EMAIL_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 MAILCHIMP_KEY_RE = re.compile(r"^[0-9a-f]{32}-[a-z]+[0-9]+$", re.IGNORECASE)
+UUID_RE = re.compile(
+    r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE
+)
+# Xero's account codes (up to 10 characters) and tax types (OUTPUT2, NONE, TAX001...).
+XERO_CODE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,50}$")
 
 
 @dataclass(frozen=True)
 class Option:
     name: str
-    kind: str  # text, int, float, choice, email, url, mailchimp_key
+    kind: str  # text, int, float, choice, email, url, mailchimp_key, uuid, xero_code
     required: bool = False
     default: Any = None
     choices: tuple[str, ...] = ()
@@ -49,6 +54,18 @@ SECTIONS: dict[str, tuple[Option, ...]] = {
         Option("audience_id", "text", required=True),
         Option("base_url", "url"),
     ),
+    "xero": (
+        # A Xero custom connection: its client id and secret get tokens by the client
+        # credentials grant; the tenant is the organisation invoices are raised in.
+        Option("client_id", "text", required=True),
+        Option("client_secret", "text", required=True, secret=True),
+        Option("tenant_id", "uuid", required=True),
+        Option("default_account_code", "xero_code", default="200"),
+        Option("default_tax_type", "xero_code"),
+        # Xero's own addresses unless set (a local stand-in server in tests).
+        Option("identity_url", "url"),
+        Option("api_url", "url"),
+    ),
 }
 
 
@@ -73,6 +90,10 @@ def read_option(option: Option, raw: Any) -> Any:
         raise ValueError(f"must be one of {', '.join(option.choices)}")
     if option.kind == "mailchimp_key" and not MAILCHIMP_KEY_RE.match(text):
         raise ValueError("must be a Mailchimp API key: 32 hex digits, a dash, the data centre")
+    if option.kind == "uuid" and not UUID_RE.match(text):
+        raise ValueError("must be a UUID like 00000000-0000-0000-0000-000000000000")
+    if option.kind == "xero_code" and not XERO_CODE_RE.match(text):
+        raise ValueError("must be a Xero code: letters, digits, '_', '.' or '-', at most 50")
     if option.kind == "email" and not EMAIL_RE.match(text):
         raise ValueError("must be an email address")
     if option.kind == "url":

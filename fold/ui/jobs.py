@@ -12,6 +12,7 @@ from fold.api.deps import DbSession
 from fold.ids import uid_of
 from fold.jobs import service as jobs
 from fold.jobs.actions import ACTIONS, action_for
+from fold.mailchimp import service as mailchimp
 from fold.segments import reads
 from fold.ui.pages import page
 from fold.ui.render import UiRoute, render
@@ -44,6 +45,18 @@ async def start_action(request: Request, ui: UiDep, db: DbSession, uid: str) -> 
         db, caller=ui.caller, uid=uid, params=params, queue=state.queue, settings=state.settings
     )
     job_uid = uid_of(receipt["sheep_event"])
+    return redirect(f"/ui/{ui.caller.bucket}/jobs/{job_uid}")
+
+
+@router.post("/segments/{uid}/sync_mailchimp")
+async def sync_mailchimp(request: Request, ui: UiDep, db: DbSession, uid: str) -> Response:
+    """Sync the segment to Mailchimp now (or follow the sync already under way)."""
+    await checked_form(request, ui)
+    state = request.app.state
+    receipt = mailchimp.start_sync(
+        db, caller=ui.caller, uid=uid, params={}, queue=state.queue, settings=state.settings
+    )
+    job_uid = uid_of(receipt["journal_uri"])
     return redirect(f"/ui/{ui.caller.bucket}/jobs/{job_uid}")
 
 

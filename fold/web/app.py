@@ -37,6 +37,7 @@ from fold.settings import endpoints as settings_endpoints
 from fold.ui import endpoints as ui_endpoints
 from fold.web import errors, login
 from fold.web.middleware import RequestContext
+from fold.xero import endpoints as xero_endpoints
 
 
 class Health(Open):
@@ -127,6 +128,7 @@ def create_app(
     app.include_router(settings_endpoints.router)
     ui_endpoints.install(app)
     app.include_router(mailchimp_endpoints.router)
+    app.include_router(xero_endpoints.router)
     app.mount("/static/docs", StaticFiles(directory=DOCS_STATIC), name="docs-static")
 
     plain_openapi = app.openapi
