@@ -32,6 +32,8 @@ RESOURCE_TYPES: tuple[str, ...] = (
     "vehicle",
 )
 # `contact` means "person or organisation" and is never stored.
+# What a contact action (messages, Mailchimp) takes: contacts, or a type made of them.
+CONTACT_TYPES: tuple[str, ...] = ("person", "organisation", "contact")
 STORED_TYPES: tuple[str, ...] = tuple(t for t in RESOURCE_TYPES if t != "contact")
 
 _BUCKET_RE = re.compile(r"^[a-z0-9-]{2,63}$")
@@ -81,6 +83,14 @@ class Uri:
 
     def __str__(self) -> str:
         return make_uri(self.bucket, self.resource_type, self.uid)
+
+
+def uid_of(uri: str) -> str:
+    """The uid of a URI Fold made itself (a receipt's); ValueError if it is not one."""
+    parsed = parse_uri(uri)
+    if parsed is None:
+        raise ValueError(f"not a URI: {uri!r}")
+    return parsed.uid
 
 
 def parse_uri(value: object) -> Uri | None:

@@ -25,6 +25,7 @@ from fold.config import Settings
 from fold.db import migrate
 from fold.db.engine import make_engine, make_sessionmaker, unit_of_work
 from fold.records import clock
+from fold.rules.sqlite import FUNCTIONS as SQLITE_FUNCTIONS
 from fold.web.app import create_app
 
 PG_ADMIN = os.environ.get("FOLD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -67,7 +68,7 @@ def database(
     if request.param == "sqlite":
         path: Path = tmp_path_factory.mktemp("db") / "fold.db"
         url = f"sqlite:///{path}"
-        engine = make_engine(url)
+        engine = make_engine(url, sqlite_functions=SQLITE_FUNCTIONS)
         migrate.upgrade(engine)
         columns = ColumnIndex()
         yield Database("sqlite", url, engine, sessions_for(engine, columns), columns)
@@ -77,7 +78,7 @@ def database(
     with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    engine = make_engine(url)
+    engine = make_engine(url, sqlite_functions=SQLITE_FUNCTIONS)
     migrate.upgrade(engine)
     try:
         columns = ColumnIndex()

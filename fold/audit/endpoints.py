@@ -8,6 +8,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from fold.api.deps import CallerDep, DbSession
+from fold.api.routing import route
 from fold.audit.schemas import AuditAnswer
 from fold.audit.service import AuditQuery, list_entries
 from fold.errors import ValidationFailed
@@ -15,8 +17,6 @@ from fold.fields.service import check_resource_type
 from fold.ids import is_uid
 from fold.paging import read_int
 from fold.timefmt import parse_datetime
-from fold.web.deps import CallerDep, DbSession
-from fold.web.routing import route
 
 MAX_SKIP = 2**31 - 1
 """Far beyond any trail; bounded so the database never sees an integer it cannot hold."""

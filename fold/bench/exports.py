@@ -26,6 +26,7 @@ from fold.demo.generate import DemoPlan
 from fold.demo.load import load_demo, record_count
 from fold.exports.run import FORMATS
 from fold.records import clock
+from fold.rules.sqlite import FUNCTIONS as SQLITE_FUNCTIONS
 
 BENCH_USER = "/system/user/bench/"
 SEGMENT = "All people"
@@ -44,7 +45,7 @@ def measure(url: str, bucket: str, fmt: str, folder: str, answer: Any) -> None:
     from fold.exports.service import export_to_file
 
     factory = ColumnIndex(Options.from_settings(Settings.from_env())).attach(
-        clock.install(make_sessionmaker(make_engine(url)))
+        clock.install(make_sessionmaker(make_engine(url, sqlite_functions=SQLITE_FUNCTIONS)))
     )
     caller = Caller(bucket, "admin", BENCH_USER)
     path = Path(folder) / f"bench.{fmt}"

@@ -25,8 +25,10 @@ from fold.db.engine import make_engine, make_sessionmaker, unit_of_work
 from fold.db.models import Record, Segment, SegmentSnapshot
 from fold.records import clock
 from fold.records.clock import stamp
+from fold.rules.sqlite import FUNCTIONS as SQLITE_FUNCTIONS
 from fold.segments import snapshots
-from fold.segments.members import count_selected, segment_filter, stored_types
+from fold.segments.index_or_sql import count_selected
+from fold.segments.members import segment_filter, stored_types
 
 
 def _segment(session: Session, bucket: str, name: str) -> Segment:
@@ -56,7 +58,7 @@ def _set_state(
 
 def run(bucket: str, name: str, change: int) -> dict[str, Any]:
     settings = Settings.from_env()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, sqlite_functions=SQLITE_FUNCTIONS)
     sessions = ColumnIndex(Options.from_settings(settings)).attach(
         clock.install(make_sessionmaker(engine))
     )

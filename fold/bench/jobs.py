@@ -17,7 +17,7 @@ from fold.db.bulk import analyze
 from fold.db.engine import unit_of_work
 from fold.db.models import Job, Record
 from fold.fields.builtin import BUILTIN
-from fold.ids import new_uid
+from fold.ids import new_uid, uid_of
 from fold.jobs import service as jobs
 from fold.jobs.runner import run_job
 from fold.records.bulk import insert_clean
@@ -104,7 +104,7 @@ def run(
                 queue=NoQueue(),  # type: ignore[arg-type]
                 settings=settings,
             )
-        uid = receipt["sheep_event"].split("/")[-2]
+        uid = uid_of(receipt["sheep_event"])
         started = time.perf_counter()
         status = run_job(factory, settings, bucket, uid)
         seconds = time.perf_counter() - started

@@ -19,7 +19,7 @@ from fold.bench.messages import _fill, _wait_for
 from fold.config import Settings
 from fold.db.engine import unit_of_work
 from fold.db.models import Job
-from fold.ids import new_uid
+from fold.ids import new_uid, uid_of
 from fold.jobs.runner import run_job
 from fold.mailchimp import service as mailchimp
 from fold.segments import service as segments
@@ -86,10 +86,10 @@ def run(
                     caller=caller,
                     uid=segment["uid"],
                     params={},
-                    queue=NoQueue(),  # type: ignore[arg-type]
+                    queue=NoQueue(),
                     settings=settings,
                 )
-            uid = receipt["journal_uri"].split("/")[-2]
+            uid = uid_of(receipt["journal_uri"])
             started = time.perf_counter()
             status = run_job(factory, settings, bucket, uid)
             seconds = time.perf_counter() - started

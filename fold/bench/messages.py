@@ -14,13 +14,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fold.auth.policies import Caller
 from fold.bench.jobs import NoQueue
+from fold.bench.tools import dev_tool
 from fold.buckets.service import ensure_bucket
 from fold.config import Settings
 from fold.db.bulk import analyze
 from fold.db.engine import unit_of_work
 from fold.db.models import Job
 from fold.fields.builtin import BUILTIN
-from fold.ids import new_uid
+from fold.ids import new_uid, uid_of
 from fold.jobs import service as jobs
 from fold.jobs.runner import run_job
 from fold.messages import templates
@@ -47,9 +48,8 @@ class Counter:
 
 def serve_smtp(port: int, received: Any, stop: Any) -> None:
     """The local SMTP server, in its own process so it does not share the job's GIL."""
-    from aiosmtpd.controller import Controller
-
-    server = Controller(Counter(received), hostname="127.0.0.1", port=port)
+    controller = dev_tool("aiosmtpd.controller", "fold bench messages (its SMTP server)")
+    server = controller.Controller(Counter(received), hostname="127.0.0.1", port=port)
     server.start()
     stop.wait()
     server.stop()
@@ -101,6 +101,7 @@ def run(
     batch_size: int,
     say: Callable[[str], None],
 ) -> dict[str, Any]:
+    dev_tool("aiosmtpd.controller", "fold bench messages (its SMTP server)")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
@@ -145,7 +146,7 @@ def run(
                 queue=NoQueue(),  # type: ignore[arg-type]
                 settings=settings,
             )
-        uid = receipt["sheep_event"].split("/")[-2]
+        uid = uid_of(receipt["sheep_event"])
         started = time.perf_counter()
         status = run_job(factory, settings, bucket, uid)
         seconds = time.perf_counter() - started

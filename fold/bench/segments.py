@@ -22,15 +22,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from fold.auth.policies import Caller
 from fold.auth.service import create_key
 from fold.bench.suite import CASES, HELPERS, Case
+from fold.bench.tools import dev_tool
 from fold.config import Settings
 from fold.db.engine import unit_of_work
 from fold.db.models import Record, Segment
+from fold.db.queries import count as count_rows
 from fold.demo.generate import DemoPlan
 from fold.demo.load import load_demo, record_count
 from fold.ids import make_uri
@@ -38,8 +40,8 @@ from fold.records import service as records
 from fold.records.bulk import import_rows, ndjson_rows
 from fold.records.clock import stamp as stamp_clock
 from fold.rules.sql import to_sql
+from fold.segments import reads
 from fold.segments import service as segments
-from fold.segments import views
 from fold.segments.members import base_query, segment_filter
 
 Say = Callable[[str], None]
@@ -223,11 +225,13 @@ def typed_row(uid: str, data: dict[str, Any], search: str) -> dict[str, Any]:
     }
 
 
+def _duckdb() -> Any:
+    return dev_tool("duckdb", "fold bench (DuckDB is the reference time)")
+
+
 def duckdb_people(factory: sessionmaker[Session], bucket: str, included: list[str]) -> Any:
     """The bucket's people in DuckDB, in typed columns (a benchmark-only reference)."""
-    import duckdb
-
-    connection = duckdb.connect()
+    connection = _duckdb().connect()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "people.ndjson"
         with path.open("w") as out, unit_of_work(factory) as session:
@@ -306,12 +310,12 @@ def measure_case(
         def count() -> int:
             if case.q:
                 return int(
-                    views.segment_records(session, caller, row, {**params, "page_size": 1})["total"]
+                    reads.segment_records(session, caller, row, {**params, "page_size": 1})["total"]
                 )
-            return int(views.segment_count(session, caller, row)["count"])
+            return int(reads.segment_count(session, caller, row)["count"])
 
         def first_page() -> Any:
-            return views.segment_records(session, caller, row, {**params, "page_size": 25})
+            return reads.segment_records(session, caller, row, {**params, "page_size": 25})
 
         started = time.perf_counter()
         total = count()  # the first: builds what this segment needs (store, columns)
@@ -322,7 +326,7 @@ def measure_case(
 
         def json_scan() -> Any:
             stmt = base_query(row.bucket, row.resource_type).where(to_sql(node, bucket=row.bucket))
-            return session.scalar(select(func.count()).select_from(stmt.subquery()))
+            return count_rows(session, stmt)
 
         scans = timed(json_scan, max(3, runs // 2))
     url = f"{base}/segments/v2/{segment.bucket}/segment/{segment.uid}"
@@ -419,7 +423,7 @@ def write_costs(
         with unit_of_work(factory) as session:
             row = session.get(Segment, (watched.bucket, watched.uid))
             assert row is not None
-            views.segment_count(session, caller, row)
+            reads.segment_count(session, caller, row)
         next_counts.append((time.perf_counter() - started) * 1000)
         # What the change clock alone adds to a write: one bump in its own transaction.
         started = time.perf_counter()
@@ -507,6 +511,7 @@ def run(
     only: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """`only`: time just the cases whose names contain one of these (no write costs)."""
+    _duckdb()  # before minutes of loading: say now if it is missing
     bucket = bucket or f"bench-{people}"
     other = f"bench-other-{other_people}"
     ensure_bucket(factory, bucket, people, seed, say)

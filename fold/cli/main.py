@@ -23,6 +23,7 @@ from fold.db import migrate as migrations
 from fold.db.engine import make_engine, make_sessionmaker, server_limits, unit_of_work
 from fold.errors import FoldError
 from fold.records import clock, prepare
+from fold.rules.sqlite import FUNCTIONS as SQLITE_FUNCTIONS
 
 F = TypeVar("F", bound=Callable[..., Any])
 CLI_USER = "/system/user/cli/"
@@ -53,7 +54,9 @@ class Context:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = make_engine(self.settings.database_url)
+            self._engine = make_engine(
+                self.settings.database_url, sqlite_functions=SQLITE_FUNCTIONS
+            )
         return self._engine
 
     def migrated(self) -> sessionmaker[Session]:
@@ -89,7 +92,9 @@ def serve(ctx: Context, host: str, port: int, worker: bool | None) -> None:
     ctx.migrated()
     embedded = worker if worker is not None else not ctx.settings.redis_url
     # The server's queries are bounded in time (FOLD_STATEMENT_TIMEOUT, FOLD_LOCK_TIMEOUT).
-    engine = make_engine(ctx.settings.database_url, server_limits(ctx.settings))
+    engine = make_engine(
+        ctx.settings.database_url, server_limits(ctx.settings), sqlite_functions=SQLITE_FUNCTIONS
+    )
     app = create_app(ctx.settings, engine, embedded_worker=embedded)
     click.echo(f"Fold on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
     uvicorn.run(app, host=host, port=port, log_level="info")
@@ -105,7 +110,9 @@ def worker(ctx: Context, workers: int) -> None:
     from fold.jobs.queue import Queue
 
     ctx.migrated()
-    engine = make_engine(ctx.settings.database_url, server_limits(ctx.settings))
+    engine = make_engine(
+        ctx.settings.database_url, server_limits(ctx.settings), sqlite_functions=SQLITE_FUNCTIONS
+    )
     queue = Queue(ctx.settings, engine, columns=ctx.columns)
     resumed = queue.recover()
     click.echo(f"worker: {workers} threads; resumed {resumed} unfinished job(s)")

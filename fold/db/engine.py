@@ -8,7 +8,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +25,8 @@ from fold.errors import Unavailable
 log = logging.getLogger("fold.db")
 SQLITE_CACHE_KIB = 200_000  # each connection's page cache
 SCAN_CACHE_KIB = 16_000  # while one reads a whole table through (small_cache)
+# SQL functions a SQLite connection is given: name -> (number of arguments, function).
+SqliteFunctions = Mapping[str, tuple[int, Callable[..., Any]]]
 
 # The last guard against poison: SQLite would store NaN as JSON text its own functions
 # refuse to read. Inputs refuse them first (fold.jsontext), naming the field. PostgreSQL's
@@ -38,12 +40,6 @@ def normalise_url(url: str) -> str:
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
-
-
-def _sqlite_regexp(pattern: str, flags: str, value: Any) -> int:
-    from fold.rules.ops import regex_search
-
-    return 1 if regex_search(pattern, flags, value) else 0
 
 
 @dataclass(frozen=True)
@@ -67,13 +63,12 @@ begins, so writers queue for it (up to the lock limit) instead of failing part-w
 when a read snapshot cannot be upgraded."""
 
 
-def _sqlite_pragmas(limits: Limits) -> Callable[[Any, Any], None]:
+def _sqlite_pragmas(limits: Limits, functions: SqliteFunctions) -> Callable[[Any, Any], None]:
     def on_connect(dbapi_connection: Any, record: Any) -> None:
         # SQLAlchemy's `begin` event below sends BEGIN itself, deferred or IMMEDIATE.
         dbapi_connection.isolation_level = None
-        # `$regex` in rules: SQLite has no regular expressions of its own, so it uses the
-        # same RE2 matching as the rules' Python twin.
-        dbapi_connection.create_function("fold_regexp", 3, _sqlite_regexp, deterministic=True)
+        for name, (arity, function) in functions.items():
+            dbapi_connection.create_function(name, arity, function, deterministic=True)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
@@ -125,8 +120,8 @@ class WriteQueue:
             self._changed.notify_all()
 
 
-def _sqlite_events(engine: Engine, limits: Limits) -> None:
-    event.listen(engine, "connect", _sqlite_pragmas(limits))
+def _sqlite_events(engine: Engine, limits: Limits, functions: SqliteFunctions) -> None:
+    event.listen(engine, "connect", _sqlite_pragmas(limits, functions))
     writers = WriteQueue()
 
     @event.listens_for(engine, "begin")
@@ -183,7 +178,11 @@ def _release_record(record: Any, writers: WriteQueue) -> None:
         writers.release()
 
 
-def make_engine(url: str, limits: Limits | None = None) -> Engine:
+def make_engine(
+    url: str, limits: Limits | None = None, *, sqlite_functions: SqliteFunctions | None = None
+) -> Engine:
+    """An engine for `url`. On SQLite each connection gets `sqlite_functions`: what SQL
+    compiled by the layers above calls and SQLite lacks (`rules.sqlite.FUNCTIONS`)."""
     limits = limits or Limits()
     url = normalise_url(url)
     parsed = make_url(url)
@@ -196,7 +195,7 @@ def make_engine(url: str, limits: Limits | None = None) -> Engine:
             pool_size=8,
             json_serializer=json_serializer,
         )
-        _sqlite_events(engine, limits)
+        _sqlite_events(engine, limits, sqlite_functions or {})
         return engine
     options = f"-c lock_timeout={int(limits.lock * 1000)}"
     if limits.statement is not None:

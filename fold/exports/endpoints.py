@@ -11,6 +11,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 
+from fold.api.deps import CallerDep, DbSession, Params
+from fold.api.routing import Endpoint, error_responses, route
 from fold.db.engine import unit_of_work
 from fold.exports import service, storage
 from fold.exports.columns import Column, Reader, export_columns, row_values
@@ -18,10 +20,8 @@ from fold.exports.gdpr import Gdpr, read_gdpr
 from fold.exports.run import Counts, audit_bypass, selected
 from fold.exports.sheets import CsvWriter
 from fold.segments import repository
-from fold.segments.views import load_for_read
+from fold.segments.reads import load_for_read
 from fold.timefmt import utcnow
-from fold.web.deps import CallerDep, DbSession, Params
-from fold.web.routing import Endpoint, error_responses, route
 
 segments = APIRouter(prefix="/segments/v2/{bucket}/segment/{uid}", tags=["exports"])
 journals = APIRouter(prefix="/api/v2/{bucket}/journal/{uid}", tags=["exports"])

@@ -17,6 +17,7 @@ from fold.auth.policies import Caller, check_policy_name
 from fold.config import Settings
 from fold.db.engine import unit_of_work
 from fold.db.models import ExportJournal, Job, Segment
+from fold.db.queries import count
 from fold.errors import Conflict, NotFound, ValidationFailed
 from fold.exports import storage
 from fold.exports.columns import export_columns
@@ -34,8 +35,8 @@ from fold.ids import is_uid, make_uri, new_uid
 from fold.params import read_flag
 from fold.segments import repository as segment_rows
 from fold.segments import service as segments
-from fold.segments.members import count, segment_filter, segment_schema, selection
-from fold.segments.views import sentence
+from fold.segments.members import segment_filter, segment_schema, selection
+from fold.segments.reads import sentence
 from fold.timefmt import format_datetime, utcnow
 
 log = logging.getLogger("fold.exports")

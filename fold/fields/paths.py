@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 MISSING: Any = object()  # no value at the path, as distinct from a stored null
@@ -36,3 +37,15 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     else:
         node[parts[-1]] = value
     return out
+
+
+# The one spelling of a field path a client may send: dotted keys of letters, digits, `_`
+# and `-`, each at most 100 characters, at most five deep. A document key is one step.
+PATH_STEP = r"[A-Za-z0-9_-]{1,100}"
+MAX_DEPTH = 5
+FIELD_PATH_RE = re.compile(rf"^{PATH_STEP}(\.{PATH_STEP}){{0,{MAX_DEPTH - 1}}}$")
+KEY_RE = re.compile(rf"^{PATH_STEP}$")
+
+
+def is_field_path(value: object) -> bool:
+    return isinstance(value, str) and FIELD_PATH_RE.match(value) is not None

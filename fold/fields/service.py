@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from sqlalchemy import select
@@ -11,11 +10,10 @@ from sqlalchemy.orm import Session
 from fold.db.models import CustomField
 from fold.errors import Conflict, ValidationFailed
 from fold.fields.builtin import BUILTIN
+from fold.fields.paths import FIELD_PATH_RE
 from fold.fields.schema import FORM_TYPES, FieldDef, TypeSchema, label_for
 from fold.fields.types import FIELD_TYPES
 from fold.ids import RESOURCE_TYPES, STORED_TYPES
-
-FIELD_PATH_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}(\.[A-Za-z0-9_-]{1,100}){0,4}$")
 
 
 def check_resource_type(value: str, *, param: str = "resource_type", stored: bool = True) -> str:

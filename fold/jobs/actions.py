@@ -19,20 +19,18 @@ from fold.db.models import Bucket, Record
 from fold.errors import ValidationFailed
 from fold.fields.builtin import BUILTIN
 from fold.fields.display import value_at
-from fold.fields.paths import MISSING, get_path, set_path
+from fold.fields.paths import FIELD_PATH_RE, MISSING, get_path, set_path
 from fold.fields.schema import TypeSchema
 from fold.fields.types import read_value
 from fold.ids import make_uri, new_uid, parse_uri
-from fold.jobs import messaging
+from fold.jobs import mailchimp, messaging
 from fold.jobs.work import Action, Outcome, Run
-from fold.mailchimp import sync as mailchimp
 from fold.outbound import http
 from fold.records.bulk import Rewrite
 from fold.records.clock import stamp
-from fold.records.service import FILTER_PATH_RE, derived, record_out
+from fold.records.service import derived, record_out
 from fold.timefmt import utcnow
 
-CONTACT_TYPES = ("person", "organisation", "contact")
 SYSTEM_FIELDS = ("uid", "uri", "created", "last_updated", "record_state", "display_value")
 
 
@@ -43,7 +41,7 @@ def require_field(params: dict[str, Any], default: str | None = None) -> str:
     path = params.get("field") or default
     if not path:
         raise ValidationFailed("This action needs a field.", param="field")
-    if not isinstance(path, str) or not FILTER_PATH_RE.match(path) or path in SYSTEM_FIELDS:
+    if not isinstance(path, str) or not FIELD_PATH_RE.match(path) or path in SYSTEM_FIELDS:
         raise ValidationFailed(f"{path!r} is not a field this action can change.", param="field")
     return path
 

@@ -7,10 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from fold.api.deps import CallerDep, DbSession, Params
+from fold.api.routing import OBJECT_BODY, error_responses, route
 from fold.jobs import service
 from fold.jobs.schemas import BulkReceipt, Job, JobPage, JobReceipt
-from fold.web.deps import CallerDep, DbSession, Params
-from fold.web.routing import OBJECT_BODY, error_responses, route
 
 actions = APIRouter(prefix="/segments/v2/{bucket}/segment/{uid}", tags=["jobs"])
 jobs = APIRouter(prefix="/api/v2/{bucket}/sheep_event", tags=["jobs"])

@@ -21,6 +21,7 @@ from fold.db.engine import after_commit, make_sessionmaker, unit_of_work
 from fold.db.models import Job
 from fold.exports.service import purge
 from fold.jobs.runner import LIVE, holder_gone, run_job
+from fold.mailchimp.tasks import start_due_syncs
 from fold.records import clock
 from fold.segments.tasks import run_snapshots
 from fold.timefmt import utcnow
@@ -124,8 +125,6 @@ class Queue:
         return purge(self.sessions, self.settings)
 
     def mailchimp_syncs(self) -> int:
-        from fold.mailchimp.tasks import start_due_syncs  # the sync's modules import this one
-
         return start_due_syncs(self.sessions, self.settings, self)
 
     def consumer(self, workers: int = 2, *, embedded: bool = False) -> Any:

@@ -11,15 +11,16 @@ from sqlalchemy.orm import Session
 from fold.auth.policies import Caller
 from fold.config import Settings
 from fold.db.models import Job, Segment
+from fold.db.queries import count
 from fold.errors import Conflict, NotFound, ValidationFailed
-from fold.ids import is_uid, make_uri, new_uid
-from fold.jobs.actions import ACTIONS, CONTACT_TYPES, INTERNAL, action_for
+from fold.ids import CONTACT_TYPES, is_uid, make_uri, new_uid
+from fold.jobs.actions import ACTIONS, INTERNAL, action_for
 from fold.jobs.queue import Queue
 from fold.paging import Paging, read_int
 from fold.params import read_flag
 from fold.rules.compile import normalise, rules_object
 from fold.segments import service as segments
-from fold.segments.members import base_query, count, make_context, segment_filter, selection
+from fold.segments.members import base_query, make_context, segment_filter, selection
 from fold.timefmt import format_datetime, utcnow
 
 SAFE_LIMIT = 10_000
@@ -299,7 +300,7 @@ def list_jobs(session: Session, *, caller: Caller, params: dict[str, Any]) -> di
     caller.require("read")
     paging = Paging.read(params)
     stmt = select(Job).where(Job.bucket == caller.bucket)
-    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    total = count(session, stmt)
     rows = session.scalars(
         stmt.order_by(Job.uid.desc()).offset(paging.offset).limit(paging.page_size)
     ).all()

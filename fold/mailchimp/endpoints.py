@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from fold.api.deps import CallerDep, DbSession, Params
+from fold.api.routing import error_responses, route
 from fold.mailchimp import service
-from fold.web.deps import CallerDep, DbSession, Params
-from fold.web.routing import error_responses, route
 
 router = APIRouter(prefix="/segments/v2/{bucket}/segment/{uid}", tags=["mailchimp"])
 ERRORS = error_responses(400, 401, 403, 404, 415, 429)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -10,18 +10,23 @@ from fold.auth.policies import Caller
 from fold.config import Settings
 from fold.db.models import Job, Segment
 from fold.errors import ValidationFailed
-from fold.ids import make_uri, new_uid
-from fold.jobs.actions import CONTACT_TYPES
-from fold.jobs.queue import Queue
+from fold.ids import CONTACT_TYPES, make_uri, new_uid
 from fold.mailchimp.client import MAX_MEMBERS
-from fold.mailchimp.status import ACTION
 from fold.paging import read_int
 from fold.params import read_flag
 from fold.segments import service as segments
+from fold.segments.syncs import ACTION
 from fold.settings import service as bucket_settings
 from fold.timefmt import utcnow
 
 MAX_NAME = 100  # Mailchimp's longest segment name
+
+
+class JobSender(Protocol):
+    """Where a job goes once its transaction commits: the application's queue
+    (`jobs.queue.Queue`), which sits above this package and is handed in."""
+
+    def send_after_commit(self, session: Session, bucket: str, uid: str) -> None: ...
 
 
 def read_params(params: dict[str, Any], row: Segment) -> dict[str, Any]:
@@ -74,7 +79,7 @@ def _check(session: Session, settings: Settings, row: Segment) -> None:
 
 
 def new_sync(
-    session: Session, row: Segment, checked: dict[str, Any], user_uri: str, queue: Queue
+    session: Session, row: Segment, checked: dict[str, Any], user_uri: str, queue: JobSender
 ) -> Job:
     description = f"Sync segment '{row.name}' to Mailchimp segment '{checked['segment_name']}'"
     job = Job(
@@ -96,7 +101,7 @@ def start_sync(
     caller: Caller,
     uid: str,
     params: dict[str, Any],
-    queue: Queue,
+    queue: JobSender,
     settings: Settings,
 ) -> dict[str, Any]:
     """Start a sync job; answers the receipt the reference documents."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,13 +17,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from fold.config import Settings
 from fold.db.engine import unit_of_work
 from fold.db.models import BucketSetting, Job, Segment
-from fold.jobs.actions import CONTACT_TYPES
-from fold.mailchimp.service import new_sync, read_params
-from fold.mailchimp.status import ACTION, LIVE
+from fold.ids import CONTACT_TYPES
+from fold.mailchimp.service import JobSender, new_sync, read_params
+from fold.segments.syncs import ACTION, LIVE
 from fold.timefmt import utcnow
-
-if TYPE_CHECKING:
-    from fold.jobs.queue import Queue
 
 log = logging.getLogger("fold.mailchimp")
 SYSTEM_USER = "/system/mailchimp/"
@@ -50,7 +46,7 @@ def due(session: Session, settings: Settings, segment: Segment) -> str | None:
     return None
 
 
-def start_due_syncs(factory: sessionmaker[Session], settings: Settings, queue: Queue) -> int:
+def start_due_syncs(factory: sessionmaker[Session], settings: Settings, queue: JobSender) -> int:
     """Start every sync that is due; answers how many started."""
     started = 0
     with unit_of_work(factory) as session:

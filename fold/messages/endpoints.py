@@ -9,9 +9,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from fold.api.deps import CallerDep, DbSession, Params
+from fold.api.routing import OBJECT_BODY, error_responses, route
 from fold.messages import links, templates
-from fold.web.deps import CallerDep, DbSession, Params
-from fold.web.routing import OBJECT_BODY, error_responses, route
 
 router = APIRouter(prefix="/messages/v1/{bucket}", tags=["messages"])
 public = APIRouter(prefix="/messages/v1/{bucket}", tags=["messages"])

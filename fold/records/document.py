@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import copy
-import re
 from typing import Any
 
 from fold.errors import Problem
+from fold.fields.paths import KEY_RE
 from fold.fields.schema import FieldDef, TypeSchema
 from fold.fields.types import read_value
 from fold.ids import parse_uri
@@ -14,7 +14,6 @@ from fold.ids import parse_uri
 SYSTEM_FIELDS = frozenset(
     {"uid", "uri", "created", "last_updated", "record_state", "display_value", "resource_type"}
 )
-KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 MAX_DEPTH = 8
 
 

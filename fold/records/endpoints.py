@@ -7,6 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from fold.api.deps import CallerDep, DbSession, JsonBody
+from fold.api.routing import OBJECT_BODY, error_responses, route
 from fold.db.bulk import analyze
 from fold.errors import UnsupportedMediaType
 from fold.fields import service as fields
@@ -21,8 +23,6 @@ from fold.records.schemas import (
     ResourceTypes,
     TypeFields,
 )
-from fold.web.deps import CallerDep, DbSession, JsonBody
-from fold.web.routing import OBJECT_BODY, error_responses, route
 
 router = APIRouter(prefix="/api/v2/{bucket}", tags=["records"])
 

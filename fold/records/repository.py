@@ -93,8 +93,11 @@ def listing(
     return stmt
 
 
-def count(session: Session, stmt: Select[Record]) -> int:
-    return session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+def sort_order(schema: TypeSchema, key: str) -> Any:
+    """A sort key (`-` first for descending) as an ORDER BY term. Records without the
+    field come last either way, on both databases."""
+    column = sort_column(schema, key.lstrip("-"))
+    return (column.desc() if key.startswith("-") else column.asc()).nulls_last()
 
 
 def summary(session: Session, *, bucket: str) -> dict[str, tuple[int, Any]]:

@@ -3,7 +3,6 @@ audit trail can never be skipped."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,10 +13,11 @@ from sqlalchemy.orm import Session
 from fold.audit.service import Change, record_writes
 from fold.auth.policies import Caller
 from fold.db.models import Record
+from fold.db.queries import count
 from fold.errors import Conflict, NotFound, Problem, ValidationFailed
 from fold.fields.builtin import BUILTIN
 from fold.fields.display import display_value, search_text, unique_key
-from fold.fields.paths import MISSING
+from fold.fields.paths import FIELD_PATH_RE, MISSING, is_field_path
 from fold.fields.schema import TypeSchema
 from fold.fields.service import check_resource_type, schema_for
 from fold.ids import STORED_TYPES, is_uid, make_uri, new_uid
@@ -30,13 +30,12 @@ from fold.rules.context import Context
 from fold.rules.sql import to_sql
 from fold.timefmt import format_datetime, utcnow
 
-FILTER_PATH_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}(\.[A-Za-z0-9_-]{1,100}){0,4}$")
 RESERVED_PARAMS = frozenset({"page", "page_size", "mode", "sort", "include_deleted"})
 
 
 def is_list_param(name: str) -> bool:
     """A record list reads its own parameters and takes any other name as a field filter."""
-    return name in RESERVED_PARAMS or bool(FILTER_PATH_RE.match(name))
+    return name in RESERVED_PARAMS or is_field_path(name)
 
 
 def record_out(row: Record) -> dict[str, Any]:
@@ -271,14 +270,14 @@ def read_list_query(params: dict[str, Any]) -> ListQuery:
     for key, value in params.items():
         if key in RESERVED_PARAMS:
             continue
-        if not FILTER_PATH_RE.match(key):
+        if not FIELD_PATH_RE.match(key):
             raise ValidationFailed(
                 f"{key!r} is not a field path: use dotted names of letters, digits, '_', '-'.",
                 param=key,
             )
         filters[key] = str(value)
     sort = params.get("sort")
-    if sort is not None and not FILTER_PATH_RE.match(str(sort).lstrip("-")):
+    if sort is not None and not FIELD_PATH_RE.match(str(sort).lstrip("-")):
         raise ValidationFailed(f"{sort!r} is not a field to sort by.", param="sort")
     include_deleted = read_flag(params, "include_deleted")
     return ListQuery(filters, mode == "OR", str(sort) if sort else None, include_deleted)
@@ -311,10 +310,8 @@ def list_page(
         match_any=query.match_any,
         include_deleted=query.include_deleted and caller.can("restore_records"),
     )
-    total = repository.count(session, stmt)
-    sort = query.sort or "uid"
-    column = repository.sort_column(schema, sort.lstrip("-"))
-    order = (column.desc() if sort.startswith("-") else column.asc()).nulls_last()
+    total = count(session, stmt)
+    order = repository.sort_order(schema, query.sort or "uid")
     rows = session.scalars(
         stmt.order_by(order, Record.uid).offset(paging.offset).limit(paging.page_size)
     ).all()

@@ -1,4 +1,4 @@
-"""HTTP for segments (SPEC 2.6 and 12): thin wrappers over the service and views."""
+"""HTTP for segments (SPEC 2.6 and 12): thin wrappers over the service and reads."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 
+from fold.api.deps import CallerDep, DbSession, Params
+from fold.api.routing import OBJECT_BODY, error_responses, route
 from fold.params import read_flag
 from fold.rules.jsonschema import rules_schema
-from fold.segments import explain, fieldsets, service, snapshots, views
+from fold.segments import explain, fieldsets, reads, service, snapshots
 from fold.segments.inputs import ANSWERED_FIELDS, FIELDS
 from fold.segments.schemas import (
     Config,
@@ -25,8 +27,6 @@ from fold.segments.schemas import (
     Trees,
     Validation,
 )
-from fold.web.deps import CallerDep, DbSession, Params
-from fold.web.routing import OBJECT_BODY, error_responses, route
 
 schema_router = APIRouter(tags=["segments"])
 router = APIRouter(prefix="/segments/v2/{bucket}", tags=["segments"])
@@ -51,16 +51,13 @@ def rules_json_schema() -> dict[str, Any]:
 @route(router, ["GET"], "", answer=SegmentPage, accepts=PAGING)
 def active_segments(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
     """Active, non-deleted segments."""
-    caller.require("read")
-    return views.listing(session, caller, params, active_only=True)
+    return reads.listing(session, caller, params, active_only=True)
 
 
 @route(router, ["GET"], "/all", answer=SegmentPage, accepts=(*PAGING, "include_deleted"))
 def all_segments(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
     """Every non-deleted segment, inactive too; `include_deleted=true` adds deleted ones."""
-    caller.require("read")
-    deleted = read_flag(params, "include_deleted")
-    return views.listing(session, caller, params, active_only=False, include_deleted=deleted)
+    return reads.listing(session, caller, params, active_only=False, deleted_param=True)
 
 
 @route(
@@ -82,16 +79,14 @@ def create_segment(caller: CallerDep, session: DbSession, params: Params) -> JSO
 @route(router, ["GET"], "/find", answer=SegmentPage, accepts=(*PAGING, "name"))
 def find_segments(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
     """Active segments whose name contains `name`, ignoring case."""
-    caller.require("read")
     name = params.get("name")
-    return views.listing(session, caller, params, active_only=True, name=str(name or ""))
+    return reads.listing(session, caller, params, active_only=True, name=str(name or ""))
 
 
 @route(router, ["GET"], "/trees", answer=Trees)
 def segment_trees(caller: CallerDep, session: DbSession) -> dict[str, Any]:
     """The hierarchy: root segments with their `children` nested."""
-    caller.require("read")
-    return views.trees(session, caller)
+    return reads.trees(session, caller)
 
 
 @route(
@@ -105,8 +100,7 @@ def segment_trees(caller: CallerDep, session: DbSession) -> dict[str, Any]:
 )
 def preview(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
     """Count, first page and sentence of an unsaved definition; nothing is saved."""
-    caller.require("read")
-    return views.preview(session, caller, params)
+    return reads.preview(session, caller, params)
 
 
 @route(
@@ -120,8 +114,7 @@ def preview(caller: CallerDep, session: DbSession, params: Params) -> dict[str, 
 )
 def validate(caller: CallerDep, session: DbSession, params: Params) -> dict[str, Any]:
     """Every problem of a definition, each with its param; nothing is saved."""
-    caller.require("read")
-    return views.validate(session, caller, params)
+    return reads.validate(session, caller, params)
 
 
 @route(router, ["GET"], "/fieldset", answer=FieldsetPage, accepts=(*PAGING, "resource"))
@@ -161,7 +154,6 @@ def delete_fieldset_by_path(caller: CallerDep, session: DbSession, uid: str) -> 
 
 @route(router, ["GET"], "/segment/{uid}", answer=Segment)
 def get_segment(caller: CallerDep, session: DbSession, uid: str) -> JSONResponse:
-    caller.require("read")
     body, tag = service.get(session, caller=caller, uid=uid)
     return with_etag(body, tag)
 
@@ -248,7 +240,7 @@ def restore_segment(
 @route(router, ["GET"], "/segment/{uid}/config", answer=Config)
 def segment_config(caller: CallerDep, session: DbSession, uid: str) -> dict[str, Any]:
     """How to show the segment's records: fields, list fields, search and sort."""
-    return views.config(session, caller, views.load_for_read(session, caller, uid))
+    return reads.config(session, caller, reads.load_for_read(session, caller, uid))
 
 
 @route(router, ["GET"], "/segment/{uid}/count", answer=Count, accepts=("as_of",))
@@ -257,10 +249,10 @@ def segment_count(
 ) -> dict[str, Any]:
     """`{count, description, segment}`; the description is the rules' sentence if unset.
     `as_of` (a date-time or snapshot uid) answers from the snapshot then, and says which."""
-    row = views.load_for_read(session, caller, uid)
+    row = reads.load_for_read(session, caller, uid)
     if params.get("as_of") not in (None, ""):
         return snapshots.count_as_of(session, row, params["as_of"])
-    return views.segment_count(session, caller, row)
+    return reads.segment_count(session, caller, row)
 
 
 @route(router, ["GET"], "/segment/{uid}/lookup", answer=list[LookupItem], accepts=("q",))
@@ -268,9 +260,9 @@ def segment_lookup(
     caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> list[dict[str, Any]]:
     """Up to 10 records of the segment matching `q`, for autocomplete."""
-    row = views.load_for_read(session, caller, uid)
+    row = reads.load_for_read(session, caller, uid)
     q = params.get("q")
-    return views.lookup(session, row, q if isinstance(q, str) else None)
+    return reads.lookup(session, row, q if isinstance(q, str) else None)
 
 
 @route(router, ["GET"], "/segment/{uid}/all", answer=Members, accepts=(*RECORDS_PAGE, "as_of"))
@@ -279,10 +271,10 @@ def segment_records(
 ) -> dict[str, Any]:
     """The records, paged; `q` searches, `verbose=true` gives whole records, `sort=[-]field`;
     `as_of` pages the members of the snapshot then (and says which)."""
-    row = views.load_for_read(session, caller, uid)
+    row = reads.load_for_read(session, caller, uid)
     if params.get("as_of") not in (None, ""):
         return snapshots.records_as_of(session, row, params)
-    return views.segment_records(session, caller, row, params)
+    return reads.segment_records(session, caller, row, params)
 
 
 @route(router, ["GET"], "/segment/{uid}/explain", answer=Explanation, accepts=("uri",))
@@ -290,7 +282,7 @@ def explain_segment(
     caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> dict[str, Any]:
     """The count after each rule in turn; with `uri`, why that record is in or out."""
-    row = views.load_for_read(session, caller, uid)
+    row = reads.load_for_read(session, caller, uid)
     uri = params.get("uri")
     if uri:
         return explain.for_record(session, caller, row, str(uri))
@@ -302,6 +294,4 @@ def view_context_segments(
     caller: CallerDep, session: DbSession, view_context: str, params: Params
 ) -> dict[str, Any]:
     """Active segments with that view context; an unknown one is a 400 listing the valid."""
-    caller.require("read")
-    views.check_view_context(view_context)
-    return views.listing(session, caller, params, active_only=True, view_context=view_context)
+    return reads.listing(session, caller, params, active_only=True, view_context=view_context)

@@ -19,8 +19,8 @@ from fold.rules.filter import Node
 from fold.rules.nodes import Related, Typed, typed
 from fold.rules.python import Linked, aggregate_of, holds, matches
 from fold.rules.sentence import clause
+from fold.segments.index_or_sql import count_selected
 from fold.segments.members import (
-    count_selected,
     definition,
     linked_lookup,
     lists_lookup,

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fold.auth.policies import Caller
 from fold.db.models import Fieldset
 from fold.errors import NotFound, PermissionDenied, Problem, ValidationFailed
+from fold.fields.paths import FIELD_PATH_RE
 from fold.fields.service import check_resource_type, schema_for
 from fold.fields.types import read_boolean
 from fold.ids import is_uid, make_uri, new_uid
 from fold.paging import Paging
-from fold.records.service import FILTER_PATH_RE
+from fold.segments import repository
 from fold.segments.inputs import _string_list
 from fold.timefmt import format_datetime, utcnow
 
@@ -70,12 +70,7 @@ def fieldset_out(session: Session, row: Fieldset) -> dict[str, Any]:
 def list_fieldsets(session: Session, caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
     caller.require("read")
     paging = Paging.read(params)
-    stmt = (
-        select(Fieldset)
-        .where(Fieldset.bucket == caller.bucket)
-        .order_by(Fieldset.name, Fieldset.uid)
-    )
-    rows = list(session.scalars(stmt).all())
+    rows = list(repository.fieldsets(session, bucket=caller.bucket))
     resource = params.get("resource")
     if resource:
         check_resource_type(str(resource), param="resource")
@@ -95,7 +90,7 @@ def get_fieldset(session: Session, caller: Caller, uid: str) -> dict[str, Any]:
 
 def _load(session: Session, caller: Caller, uid: Any) -> Fieldset:
     row = (
-        session.get(Fieldset, (caller.bucket, uid))
+        repository.fieldset(session, bucket=caller.bucket, uid=uid)
         if isinstance(uid, str) and is_uid(uid)
         else None
     )
@@ -125,7 +120,7 @@ def create_fieldset(session: Session, caller: Caller, params: dict[str, Any]) ->
         except ValidationFailed as exc:
             problems.append(Problem(exc.description, f"applicable_resources[{index}]"))
     fields = _string_list(params.get("fields"))
-    if fields is None or not all(isinstance(f, str) and FILTER_PATH_RE.match(f) for f in fields):
+    if fields is None or not all(isinstance(f, str) and FIELD_PATH_RE.match(f) for f in fields):
         problems.append(Problem("fields is a list of field paths", "fields"))
         fields = []
     if not fields:

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 
-from fold.segments import schedules, service, snapshots, versions, views
+from fold.api.deps import CallerDep, DbSession, Params
+from fold.api.routing import OBJECT_BODY, error_responses, route
+from fold.segments import reads, schedules, service, snapshots, versions
 from fold.segments.schemas import Segment
-from fold.web.deps import CallerDep, DbSession, Params
-from fold.web.routing import OBJECT_BODY, error_responses, route
 
 router = APIRouter(prefix="/segments/v2/{bucket}", tags=["segment history"])
 WRITE_ERRORS = error_responses(400, 401, 403, 404, 409, 412, 429)
@@ -23,14 +23,14 @@ def list_versions(
     caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> dict[str, Any]:
     """The segment's versions, newest first, each with the fields it changed."""
-    row = views.load_for_read(session, caller, uid)
+    row = reads.load_for_read(session, caller, uid)
     return versions.listing(session, row, params)
 
 
 @route(router, ["GET"], "/segment/{uid}/versions/{number}")
 def get_version(caller: CallerDep, session: DbSession, uid: str, number: str) -> dict[str, Any]:
     """One version: who made it, when, how, and the whole definition."""
-    row = views.load_for_read(session, caller, uid)
+    row = reads.load_for_read(session, caller, uid)
     found = versions.get(session, row, versions.read_number(number, "number"))
     return versions.version_out(row, found, full=True)
 
@@ -40,7 +40,7 @@ def diff_versions(
     caller: CallerDep, session: DbSession, uid: str, a: str, b: str
 ) -> dict[str, Any]:
     """From version a to b: fields changed, rules and list URIs added and removed."""
-    row = views.load_for_read(session, caller, uid)
+    row = reads.load_for_read(session, caller, uid)
     return versions.diff(session, row, versions.read_number(a, "a"), versions.read_number(b, "b"))
 
 
@@ -72,10 +72,7 @@ def revert_version(
 @route(router, ["POST"], "/segment/{uid}/snapshots", status_code=201, responses=WRITE_ERRORS)
 def take_snapshot(caller: CallerDep, session: DbSession, uid: str) -> dict[str, Any]:
     """Store who is in the segment now."""
-    caller.require("edit_segment")
-    row = views.load_for_read(session, caller, uid)
-    taken = snapshots.take(session, row=row, trigger="manual", user_uri=caller.user_uri)
-    return snapshots.snapshot_out(taken)
+    return snapshots.take_manual(session, caller=caller, uid=uid)
 
 
 @route(router, ["GET"], "/segment/{uid}/snapshots", accepts=PAGING)
@@ -83,14 +80,14 @@ def list_snapshots(
     caller: CallerDep, session: DbSession, uid: str, params: Params
 ) -> dict[str, Any]:
     """The segment's snapshots, newest first, with their counts."""
-    row = views.load_for_read(session, caller, uid)
+    row = reads.load_for_read(session, caller, uid)
     return snapshots.listing(session, row, params)
 
 
 @route(router, ["GET"], "/segment/{uid}/snapshots/schedule")
 def get_schedule(caller: CallerDep, session: DbSession, uid: str) -> dict[str, Any]:
     """When snapshots are taken (`daily`, `weekly` or cron, UTC) and how long kept."""
-    return schedules.get(session, views.load_for_read(session, caller, uid))
+    return schedules.get(session, reads.load_for_read(session, caller, uid))
 
 
 @route(
@@ -103,8 +100,7 @@ def get_schedule(caller: CallerDep, session: DbSession, uid: str) -> dict[str, A
 )
 def put_schedule(caller: CallerDep, session: DbSession, uid: str, params: Params) -> dict[str, Any]:
     """Set `schedule`, `keep_last` and `keep_days` (unsent ones are cleared)."""
-    caller.require("edit_segment")
-    return schedules.put(session, views.load_for_read(session, caller, uid), params)
+    return schedules.put_for(session, caller=caller, uid=uid, params=params)
 
 
 @route(
@@ -118,5 +114,5 @@ def membership_changes(
 ) -> dict[str, Any]:
     """Who entered and who left since `since` (a date-time or snapshot uid) until `until`
     (the same, default now), paged, with counts; `change=entered|left` narrows."""
-    row = views.load_for_read(session, caller, uid)
+    row = reads.load_for_read(session, caller, uid)
     return snapshots.changes(session, row, params)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from fold import jsontext
 from fold.errors import Problem
 from fold.fields.types import read_boolean
 from fold.ids import RESOURCE_TYPES, parse_uri
+from fold.segments.schemas import Definition
 
 SEGMENT_TYPES = ("dynamic", "static", "hybrid", "auxiliary")
 VIEW_CONTEXTS = (
@@ -71,25 +71,6 @@ ANSWERED_FIELDS = (
 MAX_URIS = 100_000
 
 
-@dataclass
-class Definition:
-    """A segment as sent, each field read but not yet checked against the bucket."""
-
-    name: str = ""
-    description: str = ""
-    segment_type: str = "dynamic"
-    view_context: list[str] = field(default_factory=list)
-    parent_segment: str | None = None
-    active: bool = True
-    rules: Any = None
-    uris_include: list[str] = field(default_factory=list)
-    uris_exclude: list[str] = field(default_factory=list)
-    resource_type: str = ""
-    system_segment: bool = False
-    tags: list[str] = field(default_factory=list)
-    mailchimp_sync: bool = False
-
-
 def _string_list(value: Any) -> list[Any] | None:
     if value is None or value == "":
         return []
@@ -111,7 +92,7 @@ def read_definition(
     params: dict[str, Any], base: Definition, problems: list[Problem]
 ) -> Definition:
     """`base` with every field that `params` gives read over it."""
-    out = Definition(**base.__dict__)
+    out = base.model_copy()
 
     def fail(description: str, param: str) -> None:
         problems.append(Problem(description, param))

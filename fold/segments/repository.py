@@ -1,4 +1,6 @@
-"""Every query over segments, their lists and postcodes; each takes the bucket."""
+"""Every query over segments, their lists, fieldsets and postcodes; each takes the
+bucket. (The history's tables — versions, snapshots, schedules, record numbers — are
+queried by their own modules.)"""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from fold.db.models import Postcode, Segment, SegmentUri
+from fold.db.models import Fieldset, Postcode, Segment, SegmentUri
 
 
 def get(session: Session, *, bucket: str, uid: str) -> Segment | None:
@@ -76,6 +78,16 @@ def replace_lists(
     if rows:
         table = SegmentUri.__table__
         session.execute(table.insert(), rows)  # type: ignore[attr-defined]
+
+
+def fieldsets(session: Session, *, bucket: str) -> Sequence[Fieldset]:
+    return session.scalars(
+        select(Fieldset).where(Fieldset.bucket == bucket).order_by(Fieldset.name, Fieldset.uid)
+    ).all()
+
+
+def fieldset(session: Session, *, bucket: str, uid: str) -> Fieldset | None:
+    return session.get(Fieldset, (bucket, uid))
 
 
 def postcode(session: Session, *, bucket: str, code: str) -> tuple[float, float] | None:

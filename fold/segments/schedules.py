@@ -11,10 +11,12 @@ from cronsim import CronSim, CronSimError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from fold.auth.policies import Caller
 from fold.db.models import Segment, SegmentSnapshot, SnapshotSchedule
 from fold.errors import Problem, ValidationFailed
 from fold.ids import make_uri
 from fold.paging import read_int
+from fold.segments import service
 from fold.timefmt import format_datetime, utcnow
 
 NAMED = {"daily": "0 0 * * *", "weekly": "0 0 * * 1"}
@@ -62,6 +64,15 @@ def schedule_out(row: Segment, found: SnapshotSchedule | None) -> dict[str, Any]
 
 def get(session: Session, row: Segment) -> dict[str, Any]:
     return schedule_out(row, session.get(SnapshotSchedule, (row.bucket, row.uid)))
+
+
+def put_for(
+    session: Session, *, caller: Caller, uid: str, params: dict[str, Any]
+) -> dict[str, Any]:
+    """Set the segment's schedule (`edit_segment`)."""
+    caller.require("edit_segment")
+    caller.require("read")
+    return put(session, service.load(session, caller, uid), params)
 
 
 def put(session: Session, row: Segment, params: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,39 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from fold.schemas import Open, Page
+
+
+class Definition(BaseModel):
+    """A segment's definition as it comes in (JSON, a form or the query string, read by
+    `inputs.read_definition`), each field read but not yet checked against the bucket."""
+
+    name: str = ""
+    description: str = ""
+    segment_type: str = "dynamic"
+    view_context: list[str] = Field(default_factory=list)
+    parent_segment: str | None = None
+    active: bool = True
+    rules: Any = None  # the rule document as sent; `Checked.rules` once normalised
+    uris_include: list[str] = Field(default_factory=list)
+    uris_exclude: list[str] = Field(default_factory=list)
+    resource_type: str = ""
+    system_segment: bool = False
+    tags: list[str] = Field(default_factory=list)
+    mailchimp_sync: bool = False
+
+
+class Checked(BaseModel):
+    """A definition that passed every check (`service.check`), as it is stored: the
+    normalised rules, the lists as record uids, the parent as a uid."""
+
+    d: Definition
+    rules: list[dict[str, Any]]
+    include: list[str]
+    exclude: list[str]
+    parent_uid: str | None
 
 
 class Segment(Open):

@@ -19,19 +19,19 @@ from fold.errors import (
     ValidationFailed,
 )
 from fold.ids import is_uid, make_uri, new_uid, parse_uri
-from fold.mailchimp import status as mailchimp
 from fold.records import repository as records
 from fold.rules.compile import normalise, rules_object
 from fold.rules.sentence import describe
 from fold.segments import repository, versions
+from fold.segments import syncs as mailchimp
 from fold.segments.inputs import (
     CONTACT_TYPES,
     DEFAULT_VIEW,
     FIELDS,
-    Definition,
     read_definition,
 )
 from fold.segments.members import make_context, segment_schema, stored_types
+from fold.segments.schemas import Checked, Definition
 from fold.timefmt import format_datetime, utcnow
 
 # What a segment audit entry compares: every field a client sets, and the state.
@@ -134,24 +134,6 @@ def definition_of(session: Session, row: Segment) -> Definition:
     )
 
 
-class Checked:
-    """A definition that passed every check, ready to store."""
-
-    def __init__(
-        self,
-        d: Definition,
-        rules: list[dict[str, Any]],
-        include: list[str],
-        exclude: list[str],
-        parent_uid: str | None,
-    ) -> None:
-        self.d = d
-        self.rules = rules
-        self.include = include
-        self.exclude = exclude
-        self.parent_uid = parent_uid
-
-
 def check(
     session: Session, caller: Caller, d: Definition, problems: list[Problem], self_uid: str | None
 ) -> Checked:
@@ -199,7 +181,7 @@ def check(
         parent_uid = check_parent(session, caller, d, problems, self_uid)
         if not d.name:
             d.name = default_name(session, caller.bucket, d.resource_type, rules)
-    return Checked(d, rules, include, exclude, parent_uid)
+    return Checked(d=d, rules=rules, include=include, exclude=exclude, parent_uid=parent_uid)
 
 
 def default_name(session: Session, bucket: str, resource_type: str, rules: list[Any]) -> str:
@@ -434,6 +416,7 @@ def restore(session: Session, *, caller: Caller, uid: str, cascade: bool = False
 
 
 def get(session: Session, *, caller: Caller, uid: str) -> tuple[dict[str, Any], str]:
+    caller.require("read")
     row = load(session, caller, uid)
     return segment_out(session, caller, row), etag(row)
 

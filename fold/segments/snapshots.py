@@ -14,6 +14,7 @@ from pyroaring import BitMap
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from fold.auth.policies import Caller
 from fold.db.models import Record, Segment, SegmentSnapshot
 from fold.errors import NotFound, ValidationFailed
 from fold.ids import is_uid, make_uri, new_uid
@@ -22,8 +23,9 @@ from fold.params import read_flag
 from fold.records import repository as records
 from fold.records.service import record_out
 from fold.segments import numbers
-from fold.segments.members import member_selection, segment_schema
-from fold.segments.views import sentence, summary
+from fold.segments.index_or_sql import member_selection
+from fold.segments.members import segment_schema
+from fold.segments.reads import load_for_read, sentence, summary
 from fold.timefmt import format_datetime, parse_datetime, utcnow
 
 CHANGE_KINDS = ("entered", "left")
@@ -61,6 +63,13 @@ def take(session: Session, *, row: Segment, trigger: str, user_uri: str) -> Segm
     session.add(snapshot)
     session.flush()
     return snapshot
+
+
+def take_manual(session: Session, *, caller: Caller, uid: str) -> dict[str, Any]:
+    """A snapshot the caller asks for now (`edit_segment`)."""
+    caller.require("edit_segment")
+    row = load_for_read(session, caller, uid)
+    return snapshot_out(take(session, row=row, trigger="manual", user_uri=caller.user_uri))
 
 
 def snapshot_out(snapshot: SegmentSnapshot) -> dict[str, Any]:

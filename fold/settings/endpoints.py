@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from fold.api.deps import CallerDep, DbSession, Params
+from fold.api.routing import OBJECT_BODY, error_responses, route
 from fold.settings import service
-from fold.web.deps import CallerDep, DbSession, Params
-from fold.web.routing import OBJECT_BODY, error_responses, route
 
 router = APIRouter(prefix="/settings/v1/{bucket}", tags=["settings"])
 

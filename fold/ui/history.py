@@ -12,14 +12,14 @@ from fastapi.responses import Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from fold.api.deps import DbSession
 from fold.db.models import Segment, SegmentVersion
 from fold.errors import ValidationFailed
-from fold.segments import service, snapshots, versions, views
+from fold.segments import reads, service, snapshots, versions
 from fold.timefmt import utcnow
 from fold.ui.pages import page
 from fold.ui.render import UiRoute
 from fold.ui.session import UiDep, checked_form, redirect
-from fold.web.deps import DbSession
 
 router = APIRouter(prefix="/ui/{bucket}", route_class=UiRoute, include_in_schema=False)
 CHANGES_PAGE_SIZE = 50
@@ -37,7 +37,7 @@ def latest_version(db: Session, row: Segment) -> int | None:
 @router.get("/segments/{uid}/versions/{number}")
 def version_page(ui: UiDep, db: DbSession, uid: str, number: str) -> Response:
     """Version `number` against the current one, with Revert for those who can edit."""
-    row = views.load_for_read(db, ui.caller, uid)
+    row = reads.load_for_read(db, ui.caller, uid)
     chosen = versions.read_number(number, "number")
     found = versions.get(db, row, chosen)
     current = latest_version(db, row) or chosen
@@ -85,7 +85,7 @@ def since_of(raw: str) -> str:
 @router.get("/segments/{uid}/changes")
 def changes_page(request: Request, ui: UiDep, db: DbSession, uid: str) -> Response:
     """Who entered and who left since a date, with counts."""
-    row = views.load_for_read(db, ui.caller, uid)
+    row = reads.load_for_read(db, ui.caller, uid)
     raw = (request.query_params.get("since") or "").strip()
     kind = request.query_params.get("change") or ""
     page_number = request.query_params.get("page") or "1"
@@ -115,6 +115,6 @@ def changes_page(request: Request, ui: UiDep, db: DbSession, uid: str) -> Respon
 async def take_snapshot(request: Request, ui: UiDep, db: DbSession, uid: str) -> Response:
     await checked_form(request, ui)
     ui.caller.require("edit_segment")
-    row = views.load_for_read(db, ui.caller, uid)
+    row = reads.load_for_read(db, ui.caller, uid)
     snapshots.take(db, row=row, trigger="manual", user_uri=ui.caller.user_uri)
     return redirect(f"/ui/{ui.caller.bucket}/segments/{uid}/changes")

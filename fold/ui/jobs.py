@@ -8,13 +8,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from fold.api.deps import DbSession
+from fold.ids import uid_of
 from fold.jobs import service as jobs
 from fold.jobs.actions import ACTIONS, action_for
-from fold.segments import views
+from fold.segments import reads
 from fold.ui.pages import page
 from fold.ui.render import UiRoute, render
 from fold.ui.session import UiDep, checked_form, redirect
-from fold.web.deps import DbSession
 
 router = APIRouter(prefix="/ui/{bucket}", route_class=UiRoute, include_in_schema=False)
 FINISHED = ("completed", "failed", "cancelled")
@@ -25,8 +26,8 @@ STOP_POLLING = 286
 @router.get("/segments/{uid}/action")
 def action_form(ui: UiDep, db: DbSession, uid: str) -> Response:
     ui.caller.require("run_actions")
-    row = views.load_for_read(db, ui.caller, uid)
-    counted = views.segment_count(db, ui.caller, row)
+    row = reads.load_for_read(db, ui.caller, uid)
+    counted = reads.segment_count(db, ui.caller, row)
     return page(
         "action.html", ui, db, current=row.uid, row=row, counted=counted, actions=list(ACTIONS)
     )
@@ -42,7 +43,7 @@ async def start_action(request: Request, ui: UiDep, db: DbSession, uid: str) -> 
     receipt = jobs.start_action(
         db, caller=ui.caller, uid=uid, params=params, queue=state.queue, settings=state.settings
     )
-    job_uid = receipt["sheep_event"].rstrip("/").split("/")[-1]
+    job_uid = uid_of(receipt["sheep_event"])
     return redirect(f"/ui/{ui.caller.bucket}/jobs/{job_uid}")
 
 

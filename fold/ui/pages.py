@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
+from fold.api.deps import DbSession
 from fold.audit.service import AuditQuery, list_entries
 from fold.db.models import Segment
 from fold.errors import FoldError, ValidationFailed
@@ -17,12 +18,11 @@ from fold.exports.columns import find_fieldset
 from fold.fields.service import check_resource_type, schema_for
 from fold.ids import make_uri
 from fold.records import service as records
-from fold.segments import explain, fieldsets, repository, service, versions, views
+from fold.segments import explain, fieldsets, reads, repository, service, versions
 from fold.segments.members import segment_schema, stored_types
 from fold.timefmt import utcnow
 from fold.ui.render import UiRoute, render
 from fold.ui.session import UiDep, UiSession
-from fold.web.deps import DbSession
 
 router = APIRouter(prefix="/ui/{bucket}", route_class=UiRoute, include_in_schema=False)
 PAGE_SIZE = 25
@@ -87,8 +87,8 @@ def bucket_home(ui: UiDep, db: DbSession) -> Response:
 @router.get("/segments/{uid}/count")
 def count_fragment(ui: UiDep, db: DbSession, uid: str) -> Response:
     """A segment's count, for the sidebar (loaded after the page)."""
-    row = views.load_for_read(db, ui.caller, uid)
-    counted = views.segment_count(db, ui.caller, row)
+    row = reads.load_for_read(db, ui.caller, uid)
+    counted = reads.segment_count(db, ui.caller, row)
     return render("count.html", count=counted["count"], computed_at=counted["computed_at"])
 
 
@@ -99,7 +99,7 @@ def _records_params(request: Request) -> dict[str, Any]:
 
 @router.get("/segments/{uid}")
 def segment_page(request: Request, ui: UiDep, db: DbSession, uid: str) -> Response:
-    row = views.load_for_read(db, ui.caller, uid)
+    row = reads.load_for_read(db, ui.caller, uid)
     params = _records_params(request)
     schema = segment_schema(db, bucket=row.bucket, resource_type=row.resource_type)
     chosen = params.get("fieldset")
@@ -110,10 +110,10 @@ def segment_page(request: Request, ui: UiDep, db: DbSession, uid: str) -> Respon
             raise ValidationFailed(f"No fieldset {chosen!r} in this bucket.", param="fieldset")
         columns = [c for c in found.fields if c != "display_value"]
     labels = {name: f.label for name, f in schema.fields.items()}
-    results = views.segment_records(
+    results = reads.segment_records(
         db, ui.caller, row, {**params, "page_size": PAGE_SIZE, "verbose": "true"}
     )
-    counted = views.segment_count(db, ui.caller, row)
+    counted = reads.segment_count(db, ui.caller, row)
     funnel = explain.funnel(db, ui.caller, row) if row.segment_type != "auxiliary" else None
     sets = fieldsets.list_fieldsets(
         db, ui.caller, {"page_size": 1000, "resource": row.resource_type}
@@ -171,7 +171,7 @@ def record_page(
     why = None
     why_segment = None
     if segment_uid:
-        why_segment = views.load_for_read(db, ui.caller, segment_uid)
+        why_segment = reads.load_for_read(db, ui.caller, segment_uid)
         why = explain.for_record(db, ui.caller, why_segment, record["uri"])
     choices = [
         s

@@ -9,12 +9,12 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
+from fold.api.deps import DbSession
 from fold.auth import service as auth
 from fold.auth import sessions
 from fold.auth.policies import Caller
 from fold.db.models import ApiKey
 from fold.errors import AuthenticationFailed, FoldError, PermissionDenied
-from fold.web.deps import DbSession
 
 UI_KEY_PREFIX = "ui "
 

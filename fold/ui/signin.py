@@ -5,14 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from fold.api.deps import DbSession, client_address
 from fold.auth import service as auth
 from fold.auth import sessions
-from fold.auth.endpoints import client_address
 from fold.auth.throttle import LoginThrottle
 from fold.errors import AuthenticationFailed, FoldError, PermissionDenied, RateLimited
 from fold.ui import session as ui
 from fold.ui.render import UiRoute, render
-from fold.web.deps import DbSession
 
 router = APIRouter(prefix="/ui", route_class=UiRoute, include_in_schema=False)
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
+from fold.api.deps import DbSession
 from fold.auth.sessions import CSRF_FIELD
 from fold.db.models import Segment
 from fold.errors import FoldError, Problem, ValidationFailed
@@ -20,7 +21,6 @@ from fold.segments.inputs import VIEW_CONTEXTS
 from fold.ui.pages import page
 from fold.ui.render import UiRoute
 from fold.ui.session import UiDep, UiSession, checked_form, redirect
-from fold.web.deps import DbSession
 
 router = APIRouter(prefix="/ui/{bucket}", route_class=UiRoute, include_in_schema=False)
 SEGMENT_TYPES = ("dynamic", "static", "hybrid", "auxiliary")

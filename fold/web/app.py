@@ -15,8 +15,9 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine, text
 
 from fold import __version__
+from fold.api.ratelimit import make_rate_limiter
+from fold.api.routing import error_responses, without_phantoms
 from fold.audit import endpoints as audit_endpoints
-from fold.auth import endpoints as auth_endpoints
 from fold.auth.throttle import ThrottleLimits, make_login_throttle
 from fold.columns.index import ColumnIndex, Options
 from fold.config import Settings
@@ -28,15 +29,14 @@ from fold.mailchimp import endpoints as mailchimp_endpoints
 from fold.messages import endpoints as message_endpoints
 from fold.records import clock, prepare
 from fold.records import endpoints as record_endpoints
+from fold.rules.sqlite import FUNCTIONS as SQLITE_FUNCTIONS
 from fold.schemas import Open
 from fold.segments import endpoints as segment_endpoints
 from fold.segments import history as segment_history
 from fold.settings import endpoints as settings_endpoints
 from fold.ui import endpoints as ui_endpoints
-from fold.web import errors
+from fold.web import errors, login
 from fold.web.middleware import RequestContext
-from fold.web.ratelimit import make_rate_limiter
-from fold.web.routing import error_responses, without_phantoms
 
 
 class Health(Open):
@@ -84,7 +84,9 @@ def create_app(
         redirect_slashes=False,
         lifespan=_lifespan(embedded_worker),
     )
-    engine = engine or make_engine(settings.database_url, server_limits(settings))
+    engine = engine or make_engine(
+        settings.database_url, server_limits(settings), sqlite_functions=SQLITE_FUNCTIONS
+    )
     prepare.configure(workers=settings.import_workers)
     app.state.settings = settings
     app.state.engine = engine
@@ -109,7 +111,7 @@ def create_app(
         max_body=settings.max_body_bytes,
         max_import=settings.max_import_bytes,
     )
-    app.include_router(auth_endpoints.router)
+    app.include_router(login.router)
     app.include_router(audit_endpoints.router)
     app.include_router(job_endpoints.jobs)
     app.include_router(job_endpoints.actions)

@@ -156,7 +156,7 @@ class TestRateLimit:
         import pytest
         import redis
 
-        from fold.web.ratelimit import RedisRateLimiter
+        from fold.api.ratelimit import RedisRateLimiter
 
         try:
             redis.Redis.from_url("redis://127.0.0.1:6379/15").ping()

@@ -16,18 +16,14 @@ from fold.columns import index
 from fold.columns.index import ColumnIndex, Options
 from fold.db.engine import make_engine, make_sessionmaker, unit_of_work
 from fold.db.models import Record, RecordClock
+from fold.db.queries import count
 from fold.paging import Paging
 from fold.records import service as records
 from fold.rules.compile import normalise, rules_filter
 from fold.rules.filter import Node
-from fold.segments.members import (
-    count,
-    count_and_page,
-    count_selected,
-    make_context,
-    page,
-    selection,
-)
+from fold.rules.sqlite import FUNCTIONS as SQLITE_FUNCTIONS
+from fold.segments.index_or_sql import count_and_page, count_selected
+from fold.segments.members import make_context, page, selection
 from tests.conftest import Database, Tenant, sessions_for
 from tests.jobs.conftest import job, start
 from tests.segments.conftest import make_segment, seg_url
@@ -147,7 +143,8 @@ class TestWritesAreInTheNextCount:
     def test_another_process_writes(self, crowd: Tenant, database: Database) -> None:
         node = node_for(database, crowd.bucket, [rule("first_name", "starts_with", "Other")])
         assert by_index(database, crowd.bucket, node)[0] == 0
-        other = make_engine(database.url)  # what another server process would hold
+        # What another server process would hold.
+        other = make_engine(database.url, sqlite_functions=SQLITE_FUNCTIONS)
         try:
             with unit_of_work(sessions_for(other)) as session:
                 records.create(

@@ -112,7 +112,7 @@ def test_a_query_past_its_time_limit_is_stopped(database: Database) -> None:
 
 
 def test_a_timed_out_query_answers_503(database: Database, monkeypatch: Any) -> None:
-    from fold.segments import views
+    from fold.segments import reads
 
     def slow(*args: Any, **kwargs: Any) -> Any:
         engine = make_engine(database.url, Limits(statement=0.2))
@@ -122,7 +122,7 @@ def test_a_timed_out_query_answers_503(database: Database, monkeypatch: Any) -> 
         finally:
             engine.dispose()
 
-    monkeypatch.setattr(views, "preview", slow)
+    monkeypatch.setattr(reads, "preview", slow)
     app = create_app(settings_for(database), database.engine)
     with TestClient(app, raise_server_exceptions=False) as client:
         api = make_tenant(client, database).viewer

@@ -233,7 +233,7 @@ class TestReferenceClient:
 
 
 def accepted(route: Any) -> Any:
-    """The accepts test of a route registered through fold.web.routing.route."""
+    """The accepts test of a route registered through fold.api.routing.route."""
     for dep in route.dependant.dependencies:
         accepts = getattr(dep.call, "accepts", None)
         if accepts is not None:

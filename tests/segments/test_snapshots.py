@@ -19,6 +19,7 @@ from fold.ids import make_uri
 from fold.jobs.queue import Queue
 from fold.records.service import record_out
 from fold.rules.python import matches
+from fold.rules.sqlite import FUNCTIONS as SQLITE_FUNCTIONS
 from fold.segments import numbers, repository, snapshots
 from fold.segments.members import lists_lookup, segment_filter, stored_types
 from fold.segments.tasks import run_snapshots
@@ -349,7 +350,7 @@ class TestNumbers:
         api = tenant.admin
         uid = make_segment(api)["uid"]
         s1 = snapshot(api, uid)
-        other_engine = make_engine(database.url)
+        other_engine = make_engine(database.url, sqlite_functions=SQLITE_FUNCTIONS)
         other_sessions = sessions_for(other_engine, ColumnIndex())  # its own column index
         try:
             newcomer = person(api, first_name="Lee")

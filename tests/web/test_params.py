@@ -91,7 +91,7 @@ def test_paging_refuses_fractions(tenant: Tenant) -> None:
 
 
 def test_every_route_checks_its_parameters(app_client: Any) -> None:
-    """Every API route is registered through fold.web.routing.route, which adds the check."""
+    """Every API route is registered through fold.api.routing.route, which adds the check."""
     unchecked = []
     routes = api_routes(app_client.app)
     assert len(routes) > 40

@@ -21,14 +21,10 @@ from fold.rules.context import SegmentDef
 from fold.rules.filter import SYSTEM_KINDS, Node, leaf
 from fold.rules.sentence import describe_segment
 from fold.segments import repository, service
-from fold.segments.inputs import VIEW_CONTEXTS, Definition, read_definition
-from fold.segments.members import (
-    count_and_page,
-    count_selected,
-    make_context,
-    segment_filter,
-    segment_schema,
-)
+from fold.segments.index_or_sql import count_and_page, count_selected
+from fold.segments.inputs import VIEW_CONTEXTS, read_definition
+from fold.segments.members import make_context, segment_filter, segment_schema
+from fold.segments.schemas import Checked, Definition
 from fold.timefmt import format_datetime, utcnow
 
 
@@ -40,9 +36,14 @@ def listing(
     active_only: bool,
     name: str | None = None,
     view_context: str | None = None,
-    include_deleted: bool = False,
+    deleted_param: bool = False,
 ) -> dict[str, Any]:
-    """The segments envelope: `segments`, `page`, `page_size`, `total`, `pages`."""
+    """The segments envelope: `segments`, `page`, `page_size`, `total`, `pages`. With
+    `deleted_param`, `include_deleted` in `params` adds deleted segments."""
+    caller.require("read")
+    if view_context is not None:
+        check_view_context(view_context)
+    include_deleted = deleted_param and read_flag(params, "include_deleted")
     paging = Paging.read(params)
     rows = repository.all_segments(session, bucket=caller.bucket, include_deleted=include_deleted)
     if active_only:
@@ -69,6 +70,7 @@ def check_view_context(value: str) -> str:
 
 
 def trees(session: Session, caller: Caller) -> dict[str, Any]:
+    caller.require("read")
     rows = repository.all_segments(session, bucket=caller.bucket)
     nodes = {r.uid: {**service.segment_out(session, caller, r), "children": []} for r in rows}
     roots: list[dict[str, Any]] = []
@@ -246,7 +248,7 @@ def lookup(session: Session, row: Segment, q: str | None) -> list[dict[str, Any]
 
 def definition_filter(
     session: Session, caller: Caller, params: dict[str, Any]
-) -> tuple[Definition, service.Checked, list[Problem]]:
+) -> tuple[Definition, Checked, list[Problem]]:
     problems: list[Problem] = []
     d = read_definition(params, Definition(), problems)
     checked = service.check(session, caller, d, problems, None)
@@ -254,6 +256,7 @@ def definition_filter(
 
 
 def validate(session: Session, caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
+    caller.require("read")
     _, checked, problems = definition_filter(session, caller, params)
     return {
         "valid": not problems,
@@ -263,6 +266,7 @@ def validate(session: Session, caller: Caller, params: dict[str, Any]) -> dict[s
 
 
 def preview(session: Session, caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
+    caller.require("read")
     # An unsaved definition needs no name to be looked at.
     params = {"name": "Preview", **params}
     d, checked, problems = definition_filter(session, caller, params)
@@ -280,7 +284,7 @@ def preview(session: Session, caller: Caller, params: dict[str, Any]) -> dict[st
 
 
 def preview_sentence(
-    session: Session, caller: Caller, d: Definition, checked: service.Checked, schema: TypeSchema
+    session: Session, caller: Caller, d: Definition, checked: Checked, schema: TypeSchema
 ) -> str:
     parent = (
         repository.get(session, bucket=caller.bucket, uid=checked.parent_uid)
@@ -299,7 +303,7 @@ def preview_sentence(
 
 
 def unsaved_filter(
-    session: Session, caller: Caller, d: Definition, checked: service.Checked, ctx: Any
+    session: Session, caller: Caller, d: Definition, checked: Checked, ctx: Any
 ) -> Node:
     """The membership of a definition not yet saved: its lists go in as uid sets."""
     unsaved = SegmentDef(

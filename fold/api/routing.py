@@ -8,9 +8,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
+from fold.api.deps import READS_ONLY, bucket_caller, request_params
 from fold.auth.policies import Caller
 from fold.errors import ALL_ERRORS, Problem, ValidationFailed
-from fold.web.deps import READS_ONLY, bucket_caller, request_params
 
 Endpoint = Callable[..., Any]
 # The names an endpoint reads, or a test for names it reads by pattern (record filters).

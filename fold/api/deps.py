@@ -10,17 +10,17 @@ from urllib.parse import parse_qsl
 from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from fold.api.ratelimit import RateLimiter
 from fold.auth import service as auth
 from fold.auth import sessions
 from fold.auth.policies import Caller
 from fold.db.engine import unit_of_work
 from fold.errors import PermissionDenied, RateLimited, UnsupportedMediaType, ValidationFailed
 from fold.jsontext import JsonRefused, loads, text_problem
-from fold.web.ratelimit import RateLimiter
 
 READS_ONLY: set[Any] = set()
 """Endpoints that only read although their method is POST (previews): their session does
-not queue for the write lock. `fold.web.routing.route(reads_only=True)` adds to it."""
+not queue for the write lock. `fold.api.routing.route(reads_only=True)` adds to it."""
 
 
 def db_session(request: Request) -> Iterator[Session]:
@@ -35,6 +35,10 @@ def db_session(request: Request) -> Iterator[Session]:
 
 
 DbSession = Annotated[Session, Depends(db_session, scope="function")]
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 def authorization_of(request: Request) -> str | None:

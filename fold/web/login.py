@@ -6,18 +6,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from fold.api.deps import DbSession, Params, client_address
+from fold.api.routing import error_responses, route
 from fold.auth import service
 from fold.auth.schemas import LoginAnswer
 from fold.auth.throttle import LoginThrottle
 from fold.errors import ValidationFailed
-from fold.web.deps import DbSession, Params
-from fold.web.routing import error_responses, route
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
-
-
-def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 @route(
