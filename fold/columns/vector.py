@@ -115,18 +115,18 @@ def _related(store: Store, node: Related, lists: Lists, stores: Stores) -> Mask:
     aggregate by numpy.bincount (or minimum/maximum.at), compared with the rule's
     number by the operator table's vectorised test."""
     other = stores(node.type)
-    passing = run(other, node.filter, lists, stores) & other.active
-    owners = owner_rows(other, node.link, store)
-    chosen = passing & (owners >= 0)
+    passing = run(other, node.filter, lists, stores)
+    passing &= other.active
     having = node.having
-    aggregate = AGGREGATES[having.aggregate]
-    if having.field is None:
-        weights = None
-    else:
+    if having.field is not None:
         numbers = other.columns[having.field].numbers()
-        chosen &= ~np.isnan(numbers)
-        weights = numbers[chosen]
-    values = aggregate.vector(owners[chosen], weights, store.n)
+        passing &= ~np.isnan(numbers)
+    rows = np.flatnonzero(passing)
+    owners = owner_rows(other, node.link, store, rows)
+    linked = owners >= 0
+    owners = owners[linked]
+    weights = None if having.field is None else numbers[rows[linked]]
+    values = AGGREGATES[having.aggregate].vector(owners, weights, store.n)
     vector = having.test.vector
     hits = None if vector is None else vector(Moments(values), having.value, "number")
     if hits is None:
@@ -140,19 +140,22 @@ def _related(store: Store, node: Related, lists: Lists, stores: Stores) -> Mask:
 _owners: weakref.WeakKeyDictionary[Column, dict[int, Any]] = weakref.WeakKeyDictionary()
 
 
-def owner_rows(other: Store, link: str, store: Store) -> np.ndarray[Any, np.dtype[np.int64]]:
-    """For each row of `other`: the row of `store` whose URI its `link` field holds, or -1.
+def owner_rows(
+    other: Store, link: str, store: Store, rows: np.ndarray[Any, np.dtype[np.int64]]
+) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """For each of `rows` of `other`: the row of `store` whose URI its `link` field holds,
+    or -1.
     The entry-to-row map is kept per column and extended as entries and rows are added
     (rows never move, and an entry's value never changes)."""
     column = other.columns[link]
     cached = _owners.setdefault(column, {})
-    ref, done, seen, rows = cached.get(id(store), (None, 0, -1, None))
+    ref, done, seen, entry_rows = cached.get(id(store), (None, 0, -1, None))
     if ref is None or ref() is not store:
-        done, seen, rows = 0, -1, np.zeros(0, dtype=np.int64)
+        done, seen, entry_rows = 0, -1, np.zeros(0, dtype=np.int64)
     size = len(column.values)
     if done < size or seen != store.n:
         fresh = np.full(size, -1, dtype=np.int64)
-        fresh[:done] = rows[:done]
+        fresh[:done] = entry_rows[:done]
         # Entries that named no row may name one added since.
         retry = range(done) if seen != store.n else range(0)
         todo = [i for i in retry if fresh[i] < 0]
@@ -165,9 +168,9 @@ def owner_rows(other: Store, link: str, store: Store) -> np.ndarray[Any, np.dtyp
             # Exactly the URI Fold writes (make_uri), as the SQL compares it.
             if isinstance(value, str) and value.startswith(prefix) and value.endswith("/"):
                 fresh[entry] = row_of.get(value[len(prefix) : -1], -1)
-        rows = fresh
-        cached[id(store)] = (weakref.ref(store), size, store.n, rows)
-    owners: np.ndarray[Any, np.dtype[np.int64]] = rows[column.codes]
+        entry_rows = fresh
+        cached[id(store)] = (weakref.ref(store), size, store.n, entry_rows)
+    owners: np.ndarray[Any, np.dtype[np.int64]] = entry_rows[column.codes[rows]]
     return owners
 
 

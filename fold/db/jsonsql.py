@@ -233,7 +233,11 @@ class JsonLink(ColumnElement[str]):
 
 @compiles(JsonLink, "sqlite")
 def _json_link_sqlite(element: JsonLink, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"json_extract({compiler.process(element.column, **kw)}, {sqlite_path(element.path)})"
+    # json_valid first: a row holding text that is not JSON (one stored before NaN was
+    # refused) must stay writable, and its index entry is then NULL.
+    column = compiler.process(element.column, **kw)
+    path = sqlite_path(element.path)
+    return f"(CASE WHEN json_valid({column}) THEN json_extract({column}, {path}) END)"
 
 
 @compiles(JsonLink, "postgresql")

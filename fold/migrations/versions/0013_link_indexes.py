@@ -22,7 +22,7 @@ def upgrade() -> None:
         if dialect == "postgresql":
             expression = f"(data #>> '{{{field}}}')"
         else:
-            expression = f"json_extract(data, '$.{field}')"
+            expression = f"(CASE WHEN json_valid(data) THEN json_extract(data, '$.{field}') END)"
         op.execute(f"CREATE INDEX {name} ON records (bucket, resource_type, {expression})")
 
 
