@@ -39,11 +39,27 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     return out
 
 
-# The one spelling of a field path a client may send: dotted keys of letters, digits, `_`
-# and `-`, each at most 100 characters, at most five deep. A document key is one step.
-PATH_STEP = r"[A-Za-z0-9_-]{1,100}"
+# The one spelling of a field path: dotted keys of letters, digits, `_` and `-`. What a
+# client may send has steps of at most 100 characters, at most five deep; a document key is
+# one step. Other readers narrow or widen it through `field_path_pattern`'s parameters (the
+# `raw` filter takes six levels of any length but no all-digit step, an array index).
+STEP_CHARS = "[A-Za-z0-9_-]"
+MAX_STEP = 100
 MAX_DEPTH = 5
-FIELD_PATH_RE = re.compile(rf"^{PATH_STEP}(\.{PATH_STEP}){{0,{MAX_DEPTH - 1}}}$")
+
+
+def field_path_pattern(
+    *, max_depth: int = MAX_DEPTH, max_step: int | None = MAX_STEP, numeric_steps: bool = True
+) -> re.Pattern[str]:
+    """The pattern of a field path at most `max_depth` steps deep, each step at most
+    `max_step` characters (None: no limit); `numeric_steps=False` refuses all-digit steps."""
+    length = "+" if max_step is None else f"{{1,{max_step}}}"
+    step = ("" if numeric_steps else r"(?!\d+(\.|$))") + STEP_CHARS + length
+    return re.compile(rf"^{step}(\.{step}){{0,{max_depth - 1}}}$")
+
+
+PATH_STEP = STEP_CHARS + f"{{1,{MAX_STEP}}}"
+FIELD_PATH_RE = field_path_pattern()
 KEY_RE = re.compile(rf"^{PATH_STEP}$")
 
 

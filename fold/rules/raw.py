@@ -3,15 +3,16 @@ operators exist; anything else, and anything that is not a JSON document, is ref
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from fold.errors import Problem
+from fold.fields.paths import field_path_pattern
 from fold.rules.filter import SYSTEM_KINDS, Node, all_of, any_of, leaf, negate
 from fold.rules.ops import kind_of
 from fold.rules.values import check_regex
 
-FIELD_RE = re.compile(r"^(?!\d+(\.|$))[A-Za-z0-9_-]+(\.(?!\d+(\.|$))[A-Za-z0-9_-]+){0,5}$")
+# A raw filter's field: six levels of any length, and no all-digit step (an array index).
+FIELD_RE = field_path_pattern(max_depth=6, max_step=None, numeric_steps=False)
 LOGICAL = ("$and", "$or", "$nor", "$not")
 FIELD_OPS = (
     "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$all", "$exists", "$size",

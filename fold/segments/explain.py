@@ -46,7 +46,8 @@ def steps_of(session: Session, row: Segment) -> tuple[list[tuple[str, dict[str, 
 def _segment_names(ctx: Any, rules: list[dict[str, Any]]) -> dict[str, str]:
     names: dict[str, str] = {}
     for uri in segment_uris(rules):
-        other = ctx.segment(uri.rstrip("/").split("/")[-1])
+        parsed = parse_uri(uri)
+        other = ctx.segment(parsed.uid) if parsed else None
         names[uri] = other.name if other else uri
     return names
 

@@ -7,10 +7,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from fold.db.models import Postcode
+from fold.segments import repository
 from fold.segments.repository import normalise_postcode
 
 BATCH = 5000
@@ -48,8 +47,7 @@ def load_postcodes(
     """Load a CSV with a `postcode,lat,lng` header; the bucket's table is replaced."""
     result = LoadResult()
     if replace:
-        session.execute(delete(Postcode).where(Postcode.bucket == bucket))
-    table: Any = Postcode.__table__
+        repository.delete_postcodes(session, bucket=bucket)
     seen: dict[str, dict[str, Any]] = {}
     reader = csv.DictReader(lines)
     for row in reader:
@@ -59,10 +57,10 @@ def load_postcodes(
         code, lat, lng = parsed
         seen[code] = {"bucket": bucket, "postcode": code, "lat": lat, "lng": lng}
         if len(seen) >= BATCH:
-            session.execute(table.insert(), list(seen.values()))
+            repository.insert_postcodes(session, list(seen.values()))
             result.loaded += len(seen)
             seen.clear()
     if seen:
-        session.execute(table.insert(), list(seen.values()))
+        repository.insert_postcodes(session, list(seen.values()))
         result.loaded += len(seen)
     return result

@@ -12,7 +12,7 @@ from fold.db.models import Record, Segment
 from fold.errors import Problem, ValidationFailed
 from fold.fields.display import value_at
 from fold.fields.schema import TypeSchema
-from fold.ids import make_uri
+from fold.ids import make_uri, parse_uri
 from fold.paging import Paging
 from fold.params import read_flag
 from fold.records.service import record_out
@@ -118,7 +118,8 @@ def config(session: Session, caller: Caller, row: Segment) -> dict[str, Any]:
 def _segment_names(session: Session, bucket: str, rules: list[dict[str, Any]]) -> dict[str, str]:
     names = {}
     for uri in segment_uris(rules):
-        other = repository.get(session, bucket=bucket, uid=uri.rstrip("/").split("/")[-1])
+        parsed = parse_uri(uri)
+        other = repository.get(session, bucket=bucket, uid=parsed.uid) if parsed else None
         names[uri] = other.name if other else uri
     return names
 

@@ -1,11 +1,12 @@
 """Every query over segments, their lists, fieldsets and postcodes; each takes the
-bucket. (The history's tables — versions, snapshots, schedules, record numbers — are
-queried by their own modules.)"""
+bucket. (The history's tables — versions, snapshots and schedules — are queried in
+fold.segments.history_repository; record numbers keep their SQL in fold.segments.numbers.)"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -93,6 +94,16 @@ def fieldset(session: Session, *, bucket: str, uid: str) -> Fieldset | None:
 def postcode(session: Session, *, bucket: str, code: str) -> tuple[float, float] | None:
     row = session.get(Postcode, (bucket, normalise_postcode(code)))
     return (row.lat, row.lng) if row else None
+
+
+def delete_postcodes(session: Session, *, bucket: str) -> None:
+    session.execute(delete(Postcode).where(Postcode.bucket == bucket))
+
+
+def insert_postcodes(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Rows of `bucket`, `postcode`, `lat`, `lng` (each row names its bucket)."""
+    table: Any = Postcode.__table__
+    session.execute(table.insert(), rows)
 
 
 def normalise_postcode(code: str) -> str:

@@ -8,14 +8,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cronsim import CronSim, CronSimError
-from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from fold.auth.policies import Caller
-from fold.db.models import Segment, SegmentSnapshot, SnapshotSchedule
+from fold.db.models import Segment, SnapshotSchedule
 from fold.errors import Problem, ValidationFailed
 from fold.ids import make_uri
 from fold.paging import read_int
+from fold.segments import history_repository as history
 from fold.segments import service
 from fold.timefmt import format_datetime, utcnow
 
@@ -63,7 +63,7 @@ def schedule_out(row: Segment, found: SnapshotSchedule | None) -> dict[str, Any]
 
 
 def get(session: Session, row: Segment) -> dict[str, Any]:
-    return schedule_out(row, session.get(SnapshotSchedule, (row.bucket, row.uid)))
+    return schedule_out(row, history.schedule(session, bucket=row.bucket, segment_uid=row.uid))
 
 
 def put_for(
@@ -93,7 +93,7 @@ def put(session: Session, row: Segment, params: dict[str, Any]) -> dict[str, Any
             problems.extend(exc.problems or [Problem(exc.description, exc.param)])
     if problems:
         raise ValidationFailed.collect(problems)
-    found = session.get(SnapshotSchedule, (row.bucket, row.uid))
+    found = history.schedule(session, bucket=row.bucket, segment_uid=row.uid)
     if found is None:
         found = SnapshotSchedule(bucket=row.bucket, segment_uid=row.uid, next_run=None)
         session.add(found)
@@ -110,26 +110,13 @@ def put(session: Session, row: Segment, params: dict[str, Any]) -> dict[str, Any
 
 def prune(session: Session, found: SnapshotSchedule, now: datetime) -> int:
     """Drop the segment's snapshots beyond its retention; how many were dropped."""
-    where = (
-        SegmentSnapshot.bucket == found.bucket,
-        SegmentSnapshot.segment_uid == found.segment_uid,
-    )
+    of = {"bucket": found.bucket, "segment_uid": found.segment_uid}
     doomed: set[str] = set()
     if found.keep_last:
-        newest_first = session.scalars(
-            select(SegmentSnapshot.uid)
-            .where(*where)
-            .order_by(SegmentSnapshot.taken.desc(), SegmentSnapshot.uid.desc())
-            .offset(found.keep_last)
-        ).all()
-        doomed.update(newest_first)
+        doomed.update(history.snapshot_uids_after_newest(session, **of, keep=found.keep_last))
     if found.keep_days:
         cutoff = now - timedelta(days=found.keep_days)
-        doomed.update(
-            session.scalars(
-                select(SegmentSnapshot.uid).where(*where, SegmentSnapshot.taken < cutoff)
-            ).all()
-        )
+        doomed.update(history.snapshot_uids_taken_before(session, **of, cutoff=cutoff))
     if doomed:
-        session.execute(delete(SegmentSnapshot).where(*where, SegmentSnapshot.uid.in_(doomed)))
+        history.delete_snapshots(session, **of, uids=doomed)
     return len(doomed)

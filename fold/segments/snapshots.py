@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 from pyroaring import BitMap
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fold.auth.policies import Caller
@@ -22,6 +21,7 @@ from fold.paging import Paging
 from fold.params import read_flag
 from fold.records import repository as records
 from fold.records.service import record_out
+from fold.segments import history_repository as history
 from fold.segments import numbers
 from fold.segments.index_or_sql import member_selection
 from fold.segments.members import segment_schema
@@ -84,22 +84,17 @@ def snapshot_out(snapshot: SegmentSnapshot) -> dict[str, Any]:
     }
 
 
-def _where(row: Segment) -> tuple[Any, ...]:
-    return (SegmentSnapshot.bucket == row.bucket, SegmentSnapshot.segment_uid == row.uid)
-
-
 def listing(session: Session, row: Segment, params: dict[str, Any]) -> dict[str, Any]:
     """Newest first, with their counts (the bitmaps are not read)."""
     paging = Paging.read(params)
-    total = session.scalar(select(func.count()).select_from(SegmentSnapshot).where(*_where(row)))
-    columns = [c for c in SegmentSnapshot.__table__.c if c.name != "members"]
-    chosen = session.execute(
-        select(*columns, func.length(SegmentSnapshot.members).label("size"))
-        .where(*_where(row))
-        .order_by(SegmentSnapshot.taken.desc(), SegmentSnapshot.uid.desc())
-        .offset(paging.offset)
-        .limit(paging.page_size)
-    ).all()
+    total = history.count_snapshots(session, bucket=row.bucket, segment_uid=row.uid)
+    chosen = history.snapshots_newest_first(
+        session,
+        bucket=row.bucket,
+        segment_uid=row.uid,
+        offset=paging.offset,
+        limit=paging.page_size,
+    )
     out = []
     for found in chosen:
         out.append(
@@ -115,18 +110,13 @@ def listing(session: Session, row: Segment, params: dict[str, Any]) -> dict[str,
         )
     return {
         "snapshots": out,
-        **paging.envelope(total or 0),
+        **paging.envelope(total),
         "segment": make_uri(row.bucket, "segment", row.uid),
     }
 
 
 def at_or_before(session: Session, row: Segment, when: datetime) -> SegmentSnapshot | None:
-    return session.scalars(
-        select(SegmentSnapshot)
-        .where(*_where(row), SegmentSnapshot.taken <= when)
-        .order_by(SegmentSnapshot.taken.desc(), SegmentSnapshot.uid.desc())
-        .limit(1)
-    ).first()
+    return history.snapshot_at_or_before(session, bucket=row.bucket, segment_uid=row.uid, when=when)
 
 
 def resolve(session: Session, row: Segment, raw: Any, param: str) -> SegmentSnapshot:
@@ -135,7 +125,7 @@ def resolve(session: Session, row: Segment, raw: Any, param: str) -> SegmentSnap
         raise ValidationFailed(f"{param} is a date-time or a snapshot uid.", param=param)
     text = raw.strip()
     if is_uid(text):
-        found = session.get(SegmentSnapshot, (row.bucket, text))
+        found = history.snapshot(session, bucket=row.bucket, uid=text)
         if found is None or found.segment_uid != row.uid:
             raise NotFound(f"Segment {row.uid} has no snapshot {text}.")
         return found
@@ -147,7 +137,7 @@ def resolve(session: Session, row: Segment, raw: Any, param: str) -> SegmentSnap
         ) from None
     found = at_or_before(session, row, when)
     if found is None:
-        first = session.scalar(select(func.min(SegmentSnapshot.taken)).where(*_where(row)))
+        first = history.first_snapshot_taken(session, bucket=row.bucket, segment_uid=row.uid)
         hint = (
             f"the first was taken at {format_datetime(first)}"
             if first

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from fold.db.engine import unit_of_work
-from fold.db.models import SnapshotSchedule
+from fold.segments import history_repository as history
 from fold.segments import repository, schedules, snapshots
 from fold.timefmt import utcnow
 
@@ -23,19 +22,8 @@ def run_snapshots(sessions: sessionmaker[Session]) -> int:
     schedule is claimed by moving its next run on, so two workers never take the same."""
     now = utcnow()
     with unit_of_work(sessions) as session:
-        due = session.execute(
-            select(SnapshotSchedule.bucket, SnapshotSchedule.segment_uid).where(
-                SnapshotSchedule.next_run <= now
-            )
-        ).all()
-        kept = session.execute(
-            select(SnapshotSchedule.bucket, SnapshotSchedule.segment_uid).where(
-                or_(
-                    SnapshotSchedule.keep_last.is_not(None),
-                    SnapshotSchedule.keep_days.is_not(None),
-                )
-            )
-        ).all()
+        due = history.due_schedules(session, now=now)
+        kept = history.schedules_with_retention(session)
     taken = 0
     for bucket, segment_uid in due:
         try:
@@ -45,26 +33,24 @@ def run_snapshots(sessions: sessionmaker[Session]) -> int:
             log.exception("scheduled snapshot of %s/%s failed", bucket, segment_uid)
     for bucket, segment_uid in kept:
         with unit_of_work(sessions) as session:
-            found = session.get(SnapshotSchedule, (bucket, segment_uid))
+            found = history.schedule(session, bucket=bucket, segment_uid=segment_uid)
             if found is not None:
                 schedules.prune(session, found, now)
     return taken
 
 
 def _take_due(session: Session, bucket: str, segment_uid: str) -> int:
-    found = session.get(SnapshotSchedule, (bucket, segment_uid))
+    found = history.schedule(session, bucket=bucket, segment_uid=segment_uid)
     if found is None or found.schedule is None or found.next_run is None:
         return 0
-    claimed = session.execute(
-        update(SnapshotSchedule)
-        .where(
-            SnapshotSchedule.bucket == bucket,
-            SnapshotSchedule.segment_uid == segment_uid,
-            SnapshotSchedule.next_run == found.next_run,
-        )
-        .values(next_run=schedules.next_after(found.schedule, utcnow()))
+    claimed = history.claim_schedule(
+        session,
+        bucket=bucket,
+        segment_uid=segment_uid,
+        was=found.next_run,
+        next_run=schedules.next_after(found.schedule, utcnow()),
     )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+    if not claimed:
         return 0
     row = repository.get(session, bucket=bucket, uid=segment_uid)
     if row is None or row.record_state != "active":

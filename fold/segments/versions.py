@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fold.auth.policies import Caller
@@ -15,6 +14,7 @@ from fold.db.models import Segment, SegmentVersion
 from fold.errors import NotFound, ValidationFailed
 from fold.ids import make_uri
 from fold.paging import Paging
+from fold.segments import history_repository as history
 from fold.segments.inputs import FIELDS
 from fold.timefmt import format_datetime, utcnow
 
@@ -28,12 +28,7 @@ def record(
     session: Session, *, caller: Caller, row: Segment, out: dict[str, Any], action: str
 ) -> int:
     """Store the definition `out` (the segment as answered) as the next version."""
-    last = session.scalar(
-        select(func.max(SegmentVersion.number)).where(
-            SegmentVersion.bucket == row.bucket, SegmentVersion.segment_uid == row.uid
-        )
-    )
-    number = (last or 0) + 1
+    number = history.last_version_number(session, bucket=row.bucket, segment_uid=row.uid) + 1
     session.add(
         SegmentVersion(
             bucket=row.bucket,
@@ -56,7 +51,7 @@ def read_number(raw: str, param: str) -> int:
 
 
 def get(session: Session, row: Segment, number: int) -> SegmentVersion:
-    found = session.get(SegmentVersion, (row.bucket, row.uid, number))
+    found = history.version(session, bucket=row.bucket, segment_uid=row.uid, number=number)
     if found is None:
         raise NotFound(f"Segment {row.uid} has no version {number}.")
     return found
@@ -78,16 +73,15 @@ def version_out(row: Segment, version: SegmentVersion, *, full: bool) -> dict[st
 def listing(session: Session, row: Segment, params: dict[str, Any]) -> dict[str, Any]:
     """Newest first; each with the fields it changed from the version before."""
     paging = Paging.read(params)
-    where = (SegmentVersion.bucket == row.bucket, SegmentVersion.segment_uid == row.uid)
-    total = session.scalar(select(func.count()).select_from(SegmentVersion).where(*where)) or 0
+    total = history.count_versions(session, bucket=row.bucket, segment_uid=row.uid)
     # One more than the page: the version before the page's last, for its changes.
-    chosen = session.scalars(
-        select(SegmentVersion)
-        .where(*where)
-        .order_by(SegmentVersion.number.desc())
-        .offset(paging.offset)
-        .limit(paging.page_size + 1)
-    ).all()
+    chosen = history.versions_newest_first(
+        session,
+        bucket=row.bucket,
+        segment_uid=row.uid,
+        offset=paging.offset,
+        limit=paging.page_size + 1,
+    )
     versions = []
     for i, version in enumerate(chosen[: paging.page_size]):
         before = chosen[i + 1].definition if i + 1 < len(chosen) else None
