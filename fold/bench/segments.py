@@ -43,6 +43,9 @@ from fold.segments import views
 from fold.segments.members import base_query, segment_filter
 
 Say = Callable[[str], None]
+# Sections every `fold bench` runs; "jobs" (and tenants, by count) only when asked for.
+LIGHT_SECTIONS = frozenset({"pages", "warm", "processes", "writers"})
+ALL_SECTIONS = LIGHT_SECTIONS | {"jobs"}
 USER = "/system/user/bench/"
 
 
@@ -448,12 +451,20 @@ def run(
     seed: int,
     say: Say,
     bucket: str | None = None,
+    sections: frozenset[str] = LIGHT_SECTIONS,
+    writers_seconds: float = 5.0,
+    tenants: int = 0,
+    tenant_people: int = 4_000,
+    tenants_seconds: float = 60.0,
 ) -> dict[str, Any]:
+    from fold.bench import targets as t
+
     bucket = bucket or f"bench-{people}"
     other = f"bench-other-{other_people}"
     ensure_bucket(factory, bucket, people, seed, say)
     ensure_bucket(factory, other, other_people, seed + 1, say)
     made = make_segments(factory, bucket, say)
+    extra = t.extra_segments(factory, bucket)
     caller = Caller(bucket=bucket, policy="admin", user_uri=USER)
     with unit_of_work(factory) as session:
         key = create_key(session, bucket=bucket, policy="admin", name="fold bench").key
@@ -482,7 +493,55 @@ def run(
         logs = [math.log(max(r[key], 0.01)) for r in results]
         return round(math.exp(statistics.mean(logs)), 2)
 
+    goals: list[t.Target] = []
+    details: dict[str, Any] = {}
+    suite = {case.name: made[case.name] for case in CASES}
+    if "pages" in sections:
+        say("deep pages, sorts and contact segments")
+        found, details["pages"] = t.pages_and_contacts(factory, bucket, people, extra, runs)
+        goals += found
+    one_pss = 0.0
+    if "warm" in sections:
+        say("warm start: a restarted server")
+        found, details["warm_start"], one_pss = t.warm_start(
+            settings, server_process, bucket, key, suite, factory
+        )
+        goals += found
+    if "processes" in sections and one_pss:
+        say("processes: four servers on the same bucket")
+        found, details["processes"] = t.processes(
+            settings, server_process, bucket, key, suite, one_pss
+        )
+        goals += found
+    if "writers" in sections:
+        say(f"writers: 16 clients for {writers_seconds:g} s")
+        found, details["writers"] = t.writers(
+            settings, server_process, factory, bucket, key, seconds=writers_seconds
+        )
+        goals += found
+    if "jobs" in sections:
+        say("bulk jobs on every person of the bucket")
+        found, details["jobs"] = t.bulk_jobs(factory, settings, bucket, extra["everyone"], say)
+        goals += found
+    else:
+        goals.append(t.not_run("bulk jobs", "add_tag, set-single-field records/s", ">= 25,000 /s",
+                               "/s", "run with --jobs"))  # fmt: skip
     costs = write_costs(factory, bucket, max(20, runs * 3), made[CASES[0].name])
+    goals.append(
+        t.at_least("import", "import records/s", 20_000, costs["import_records_per_second"], "/s")
+    )
+    if tenants:
+        say(f"tenants: {tenants} buckets of {tenant_people:,} people")
+        found, details["tenants"] = t.tenants(
+            factory, settings, server_process, count=tenants, people=tenant_people,
+            seconds=tenants_seconds, clients=20, say=say,
+        )  # fmt: skip
+        goals += found
+    else:
+        goals.append(t.not_run("tenants", "500 x 4,000 people, 20 clients, p95", "<= 100 ms",
+                               "ms", "run with --tenants 500"))  # fmt: skip
+    for text_line in t.table(goals):
+        say(text_line)
     summary = {
         "count_p50_geomean_ms": geo("count_p50_ms"),
         "duckdb_p50_geomean_ms": geo("duckdb_p50_ms"),
@@ -508,4 +567,5 @@ def run(
         "database": engine.dialect.name, "people": people, "other_people": other_people,
         "runs": runs, "cpu_count": os.cpu_count(), "results": results, "summary": summary,
         "count_mismatches_with_duckdb": mismatched,
+        "targets": [g.as_dict() for g in goals], "sections": details,
     }  # fmt: skip

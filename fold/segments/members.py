@@ -261,6 +261,20 @@ def member_selection(session: Session, row: Segment) -> Iterator[Selected]:
     yield Selected(groups=list(groups.items()))
 
 
+def selected_keys(
+    session: Session, *, bucket: str, resource_type: str, node: Node
+) -> list[tuple[str, str]]:
+    """(resource type, uid) of every active record `node` selects, in uid order: from the
+    column index's member set when it can answer (exactly what SQL would select), else
+    read through SQL."""
+    with _from_columns(session, bucket, resource_type, node, None) as found:
+        if found is not None:
+            uids = found.store.uids
+            kind = found.store.resource_type
+            return [(kind, uid) for uid in sorted(uids[i] for i in np.flatnonzero(found.mask))]
+    return list(stream_keys(session, selection(bucket, resource_type, node)))
+
+
 def lists_lookup(session: Session, bucket: str) -> Any:
     cache: dict[tuple[str, str], set[str]] = {}
 
