@@ -48,7 +48,9 @@ class Context:
         self.settings = Settings.from_env()
         self._engine: Engine | None = None
         columns.configure(
-            enabled=self.settings.columns, max_records=self.settings.columns_max_records
+            enabled=self.settings.columns,
+            max_records=self.settings.columns_max_records,
+            directory=self.settings.columns_directory(),
         )
         prepare.configure(workers=self.settings.import_workers)
 

@@ -11,6 +11,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 
 from fold.columns import clock
+from fold.columns.persist import Snapshots, database_identity
 from fold.columns.store import Mask, Rank, Store
 from fold.columns.vector import Lists, Unsupported, evaluate, paths
 from fold.db.bulk import no_cycle_collection
@@ -38,18 +40,22 @@ MAX_DIRTY = 5_000
 class Options:
     enabled: bool = True
     max_records: int = 5_000_000
+    # Where stores are persisted (fold.columns.persist); None: kept in memory only.
+    snapshots: Snapshots | None = None
 
 
 OPTIONS = Options()
+_identities: weakref.WeakKeyDictionary[Engine, str | None] = weakref.WeakKeyDictionary()
 _stores: weakref.WeakKeyDictionary[Engine, OrderedDict[tuple[str, str], Store]] = (
     weakref.WeakKeyDictionary()
 )
 _registry = threading.Lock()
 
 
-def configure(*, enabled: bool, max_records: int) -> None:
+def configure(*, enabled: bool, max_records: int, directory: Path | None = None) -> None:
     OPTIONS.enabled = enabled
     OPTIONS.max_records = max_records
+    OPTIONS.snapshots = None if directory is None else Snapshots(directory)
 
 
 def forget(engine: Engine) -> None:
@@ -90,6 +96,7 @@ class Found:
     store: Store
     mask: Mask
     connection: Connection
+    saver: Saver | None = None
 
 
 @contextmanager
@@ -113,9 +120,10 @@ def matching(
     # The request's own connection: a second one per request could run the pool dry while
     # requests wait for this store's lock.
     connection = session.connection()
+    saver = _saver(engine, connection)
     with store.lock:
         try:
-            _catch_up(store, connection, paths(node) | set(sort_paths) - set(SYSTEM_KINDS))
+            _catch_up(store, connection, paths(node) | set(sort_paths) - set(SYSTEM_KINDS), saver)
         except BaseException:
             # Half-read is not a state to answer from: the next use starts again.
             _drop(engine, store)
@@ -125,12 +133,62 @@ def matching(
         except Unsupported:
             yield None
             return
-        yield Found(store, _search(store, mask, q), connection)
+        yield Found(store, _search(store, mask, q), connection, saver)
 
 
-def _catch_up(store: Store, connection: Connection, wanted: set[str]) -> None:
-    """Load the store if new, build the columns `wanted` needs, apply what was written."""
+@dataclass
+class Saver:
+    """Opens and saves one engine's stores as snapshots (fold.columns.persist)."""
+
+    snapshots: Snapshots
+    identity: str
+
+    def open(self, store: Store, connection: Connection) -> bool:
+        started = time.perf_counter()
+        with no_cycle_collection():
+            opened = self.snapshots.open(
+                store, self.identity, clock.current(connection, store.bucket)
+            )
+        if opened:
+            log.info(
+                "column index: %s records of %s/%s opened from disk in %.2f s",
+                f"{store.n:,}", store.bucket, store.resource_type, time.perf_counter() - started,
+            )  # fmt: skip
+        return opened
+
+    def save(self, store: Store) -> None:
+        started = time.perf_counter()
+        try:
+            self.snapshots.save(store, self.identity)
+        except OSError as exc:  # a full or read-only disk costs the next start its speed only
+            log.warning("column index: %s/%s not saved: %s", store.bucket, store.resource_type, exc)
+            return
+        log.info(
+            "column index: %s/%s saved in %.2f s",
+            store.bucket, store.resource_type, time.perf_counter() - started,
+        )  # fmt: skip
+
+
+def _saver(engine: Engine, connection: Connection) -> Saver | None:
+    snapshots = OPTIONS.snapshots
+    if snapshots is None:
+        return None
+    if engine not in _identities:
+        _identities[engine] = database_identity(connection)
+    identity = _identities[engine]
+    return None if identity is None else Saver(snapshots, identity)
+
+
+def _catch_up(
+    store: Store, connection: Connection, wanted: set[str], saver: Saver | None = None
+) -> None:
+    """Open or load the store if new, build the columns `wanted` needs, apply what was
+    written; save the store when any of it had to be read from the database."""
+    built = False
+    if not store.loaded and saver is not None and saver.open(store, connection):
+        gc.freeze()
     if not store.loaded:
+        built = True
         started = time.perf_counter()
         with no_cycle_collection():
             store.load(connection)
@@ -141,6 +199,7 @@ def _catch_up(store: Store, connection: Connection, wanted: set[str]) -> None:
         gc.freeze()  # long-lived and cycle-free: later collections need not walk them
     missing = sorted(p for p in wanted if p not in store.columns)
     if missing:
+        built = True
         started = time.perf_counter()
         with no_cycle_collection():
             store.ensure_columns(connection, missing)
@@ -150,6 +209,8 @@ def _catch_up(store: Store, connection: Connection, wanted: set[str]) -> None:
         )  # fmt: skip
         gc.freeze()
     store.refresh(connection)
+    if built and saver is not None:
+        saver.save(store)
 
 
 def _drop(engine: Engine, store: Store) -> None:
@@ -194,6 +255,8 @@ def page_uids(
         started = time.perf_counter()
         rank = _read_rank(found.connection, store, order_by)
         store.ranks[sort] = rank
+        if found.saver is not None:
+            found.saver.save(store)
         log.info(
             "column index: order by %s of %s/%s read in %.1f s",
             ", ".join(sort), store.bucket, store.resource_type, time.perf_counter() - started,

@@ -85,7 +85,11 @@ def create_app(
         lifespan=_lifespan(embedded_worker),
     )
     engine = engine or make_engine(settings.database_url, server_limits(settings))
-    columns.configure(enabled=settings.columns, max_records=settings.columns_max_records)
+    columns.configure(
+        enabled=settings.columns,
+        max_records=settings.columns_max_records,
+        directory=settings.columns_directory(),
+    )
     prepare.configure(workers=settings.import_workers)
     app.state.settings = settings
     app.state.engine = engine
