@@ -53,6 +53,26 @@ def _name(value: str) -> str:
     return sha256(value.encode()).hexdigest()[:24]
 
 
+def _entries(path: str, keys: list[str]) -> Column:
+    """A column's entries made again from its keys in code order, with the same codes."""
+    column = Column(path, 0)
+    plain = [k for k in keys[1:] if not k.startswith("[")]
+    if len(plain) == len(keys) - 1:
+        # No list among them: each key is one entry, in order (the usual case, and the
+        # display value's million distinct names).
+        column.values = [None, *(k[1:] if k.startswith("\x00") else json.loads(k) for k in plain)]
+        column.keys = {k: code for code, k in enumerate(keys) if code}
+        return column
+    for key in keys[1:]:
+        if key in column.keys:
+            continue  # an element entry, made again by its list's entry
+        value = key[1:] if key.startswith("\x00") else json.loads(key)
+        column.entry(key, value)
+    if len(column.values) != len(keys):
+        raise ValueError(f"column {path}: entries do not replay")
+    return column
+
+
 class Snapshots:
     """Where one application keeps its stores' snapshots: `<data dir>/columns`."""
 
@@ -155,21 +175,23 @@ class Snapshots:
             return np.load(source / file, mmap_mode="c")
 
         n = int(meta["n"])
-        uids = [u.decode() for u in np.load(source / "uids.npy").tolist()]
-        blob = (source / "search.bin").read_bytes()
-        offsets = np.load(source / "search_offsets.npy").tolist()
-        search = [blob[offsets[i] : offsets[i + 1]].decode() for i in range(n)]
+        uids = np.char.decode(np.load(source / "uids.npy"), "utf-8").tolist()
+        text = (source / "search.bin").read_bytes().decode()
+        offsets = np.load(source / "search_offsets.npy")
+        # Offsets count bytes; text that is all ASCII (the usual) is cut by them directly.
+        if len(text) != offsets[-1]:
+            blob = text.encode()
+            search = [
+                blob[a:b].decode()
+                for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)
+            ]
+        else:
+            search = [
+                text[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)
+            ]
         columns: dict[str, Column] = {}
         for path, stem in meta["columns"].items():
-            column = Column(path, 0)
-            keys = json.loads((source / f"{stem}.json").read_text())
-            for key in keys[1:]:
-                if key in column.keys:
-                    continue  # an element entry, made again by its list's entry
-                value = key[1:] if key.startswith("\x00") else json.loads(key)
-                column.entry(key, value)
-            if len(column.values) != len(keys):
-                raise ValueError(f"column {path}: entries do not replay")
+            column = _entries(path, json.loads((source / f"{stem}.json").read_text()))
             column.codes = mapped(f"{stem}.npy")
             columns[path] = column
         ranks = {
