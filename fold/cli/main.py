@@ -455,6 +455,12 @@ def export(
 )
 @click.option("--tenants-seconds", default=60.0, show_default=True, type=click.FloatRange(1, 3600))
 @click.option(
+    "--references/--no-references",
+    default=True,
+    show_default=True,
+    help="Time the JSON-path scan and DuckDB beside each count (minutes at a million).",
+)
+@click.option(
     "--output",
     default="bench-results.json",
     show_default=True,
@@ -475,6 +481,7 @@ def bench(
     tenants: int,
     tenant_people: int,
     tenants_seconds: float,
+    references: bool,
 ) -> None:
     """Time the segment suite on a bucket of N people (made by `fold demo`, or reused),
     beside the plain JSON-path scan and DuckDB over the same records; then write costs
@@ -514,6 +521,7 @@ def bench(
         tenants=tenants,
         tenant_people=tenant_people,
         tenants_seconds=tenants_seconds,
+        references=references,
     )
     summary = results["summary"]
     click.echo("summary: " + ", ".join(f"{k} {v}" for k, v in summary.items()))

@@ -67,7 +67,8 @@ def test_bench_heavy_sections(tmp_path: Path) -> None:
     output = tmp_path / "results.json"
     env = {"FOLD_DATABASE_URL": f"sqlite:///{tmp_path / 'h.db'}", "FOLD_DATA_DIR": str(tmp_path)}
     args = ["bench", "--people", "300", "--other-people", "100", "--runs", "3",
-            "--sections", "none", "--jobs", "--tenants", "2", "--tenant-people", "100",
+            "--sections", "none", "--no-references", "--jobs", "--tenants", "2",
+            "--tenant-people", "100",
             "--tenants-seconds", "1", "--output", str(output)]  # fmt: skip
     result = CliRunner().invoke(cli, args, env=env)
     assert result.exit_code == 0, result.output
