@@ -20,9 +20,11 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from fold.auth.service import create_key
+from fold.columns.index import ColumnIndex
 from fold.config import Settings
 from fold.db import migrate
 from fold.db.engine import make_engine, make_sessionmaker, unit_of_work
+from fold.records import clock
 from fold.web.app import create_app
 
 PG_ADMIN = os.environ.get("FOLD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -47,7 +49,15 @@ class Database:
     name: str
     url: str
     engine: Engine
-    sessions: sessionmaker[Session]
+    sessions: sessionmaker[Session]  # stamping the change clock, using `columns`
+    columns: ColumnIndex
+
+
+def sessions_for(engine: Engine, columns: ColumnIndex | None = None) -> sessionmaker[Session]:
+    """A session factory as the application makes one: its flushes stamp the change clock,
+    its reads may use `columns`."""
+    factory = clock.install(make_sessionmaker(engine))
+    return factory if columns is None else columns.attach(factory)
 
 
 @pytest.fixture(scope="session", params=DATABASES)
@@ -59,7 +69,8 @@ def database(
         url = f"sqlite:///{path}"
         engine = make_engine(url)
         migrate.upgrade(engine)
-        yield Database("sqlite", url, engine, make_sessionmaker(engine))
+        columns = ColumnIndex()
+        yield Database("sqlite", url, engine, sessions_for(engine, columns), columns)
         engine.dispose()
         return
     name = f"fold_test_{os.getpid()}_{secrets.token_hex(3)}"
@@ -69,7 +80,8 @@ def database(
     engine = make_engine(url)
     migrate.upgrade(engine)
     try:
-        yield Database("postgresql", url, engine, make_sessionmaker(engine))
+        columns = ColumnIndex()
+        yield Database("postgresql", url, engine, sessions_for(engine, columns), columns)
     finally:
         engine.dispose()
         with psycopg.connect(PG_ADMIN, autocommit=True) as admin:

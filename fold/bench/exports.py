@@ -19,10 +19,13 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from fold.auth.policies import Caller
+from fold.columns.index import ColumnIndex, Options
+from fold.config import Settings
 from fold.db.engine import make_engine, make_sessionmaker, unit_of_work
 from fold.demo.generate import DemoPlan
 from fold.demo.load import load_demo, record_count
 from fold.exports.run import FORMATS
+from fold.records import clock
 
 BENCH_USER = "/system/user/bench/"
 SEGMENT = "All people"
@@ -40,7 +43,9 @@ def measure(url: str, bucket: str, fmt: str, folder: str, answer: Any) -> None:
     """In a child process: one export to a file, timed, with its memory."""
     from fold.exports.service import export_to_file
 
-    factory = make_sessionmaker(make_engine(url))
+    factory = ColumnIndex(Options.from_settings(Settings.from_env())).attach(
+        clock.install(make_sessionmaker(make_engine(url)))
+    )
     caller = Caller(bucket, "admin", BENCH_USER)
     path = Path(folder) / f"bench.{fmt}"
     before = rss_mb()

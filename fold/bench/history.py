@@ -19,10 +19,12 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from fold.columns.clock import stamp
+from fold.columns.index import ColumnIndex, Options
 from fold.config import Settings
 from fold.db.engine import make_engine, make_sessionmaker, unit_of_work
 from fold.db.models import Record, Segment, SegmentSnapshot
+from fold.records import clock
+from fold.records.clock import stamp
 from fold.segments import snapshots
 from fold.segments.members import count_selected, segment_filter, stored_types
 
@@ -55,7 +57,9 @@ def _set_state(
 def run(bucket: str, name: str, change: int) -> dict[str, Any]:
     settings = Settings.from_env()
     engine = make_engine(settings.database_url)
-    sessions = make_sessionmaker(engine)
+    sessions = ColumnIndex(Options.from_settings(settings)).attach(
+        clock.install(make_sessionmaker(engine))
+    )
     out: dict[str, Any] = {"database": engine.dialect.name}
     with unit_of_work(sessions) as session:
         row = _segment(session, bucket, name)

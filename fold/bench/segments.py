@@ -28,7 +28,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from fold.auth.policies import Caller
 from fold.auth.service import create_key
 from fold.bench.suite import CASES, Case
-from fold.columns.clock import stamp as stamp_clock
 from fold.config import Settings
 from fold.db.engine import unit_of_work
 from fold.db.models import Record, Segment
@@ -37,6 +36,7 @@ from fold.demo.load import load_demo, record_count
 from fold.ids import make_uri
 from fold.records import service as records
 from fold.records.bulk import import_rows, ndjson_rows
+from fold.records.clock import stamp as stamp_clock
 from fold.rules.sql import to_sql
 from fold.segments import service as segments
 from fold.segments import views

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from fold.buckets.defaults import create_system_segments
 from fold.db.models import Bucket
 from fold.ids import check_bucket_name
 from fold.timefmt import utcnow
@@ -11,8 +12,6 @@ from fold.timefmt import utcnow
 
 def ensure_bucket(session: Session, name: str) -> bool:
     """Create the bucket if it does not exist; True when it was created."""
-    from fold.segments.defaults import create_system_segments
-
     check_bucket_name(name)
     if session.get(Bucket, name) is not None:
         return False

@@ -17,12 +17,12 @@ import click
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from fold.columns import index as columns
+from fold.columns.index import ColumnIndex, Options
 from fold.config import Settings
 from fold.db import migrate as migrations
 from fold.db.engine import make_engine, make_sessionmaker, server_limits, unit_of_work
 from fold.errors import FoldError
-from fold.records import prepare
+from fold.records import clock, prepare
 
 F = TypeVar("F", bound=Callable[..., Any])
 CLI_USER = "/system/user/cli/"
@@ -47,11 +47,7 @@ class Context:
     def __init__(self) -> None:
         self.settings = Settings.from_env()
         self._engine: Engine | None = None
-        columns.configure(
-            enabled=self.settings.columns,
-            max_records=self.settings.columns_max_records,
-            directory=self.settings.columns_directory(),
-        )
+        self.columns = ColumnIndex(Options.from_settings(self.settings))
         prepare.configure(workers=self.settings.import_workers)
 
     @property
@@ -62,7 +58,7 @@ class Context:
 
     def migrated(self) -> sessionmaker[Session]:
         migrations.upgrade(self.engine)
-        return make_sessionmaker(self.engine)
+        return self.columns.attach(clock.install(make_sessionmaker(self.engine)))
 
 
 pass_context = click.make_pass_decorator(Context, ensure=True)
@@ -109,7 +105,8 @@ def worker(ctx: Context, workers: int) -> None:
     from fold.jobs.queue import Queue
 
     ctx.migrated()
-    queue = Queue(ctx.settings, make_engine(ctx.settings.database_url, server_limits(ctx.settings)))
+    engine = make_engine(ctx.settings.database_url, server_limits(ctx.settings))
+    queue = Queue(ctx.settings, engine, columns=ctx.columns)
     resumed = queue.recover()
     click.echo(f"worker: {workers} threads; resumed {resumed} unfinished job(s)")
     queue.consumer(workers=workers).run()

@@ -7,5 +7,7 @@ clock says was written since it last looked, so a write is in the very next coun
 any process. The database stays the reference: what this cannot answer exactly (contact
 segments, a transaction that has written the bucket itself, deep pages) goes to SQL.
 
-Entry points (`fold.columns.index`): `configure`, `matching`, `count`, `page_uids`.
+Entry points (`fold.columns.index`): `ColumnIndex` (what an application keeps, attached to
+its session factories), `matching`, `count`, `page_uids`. The index only reads; the
+records' change clock (`fold.records.clock`) is stamped by every writer.
 """

@@ -1,4 +1,4 @@
-"""Which stores this process keeps, and counting and paging through them."""
+"""Which stores an application keeps, and counting and paging through them."""
 
 from __future__ import annotations
 
@@ -16,14 +16,15 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, Engine, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from fold.columns import clock
 from fold.columns.persist import Snapshots, database_identity
 from fold.columns.store import Mask, Rank, Store
 from fold.columns.vector import Lists, Unsupported, evaluate, paths
+from fold.config import Settings
 from fold.db.bulk import no_cycle_collection
 from fold.db.models import Record
+from fold.records import clock
 from fold.rules.filter import SYSTEM_KINDS, Node
 
 log = logging.getLogger("fold.columns")
@@ -36,59 +37,169 @@ FEW_ROWS = 20_000
 MAX_DIRTY = 5_000
 
 
-@dataclass
+@dataclass(frozen=True)
 class Options:
     enabled: bool = True
     max_records: int = 5_000_000
-    # Where stores are persisted (fold.columns.persist); None: kept in memory only.
-    snapshots: Snapshots | None = None
+    # Where stores are kept on disk (fold.columns.persist); None: in memory only.
+    directory: Path | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Options:
+        return cls(
+            enabled=settings.columns,
+            max_records=settings.columns_max_records,
+            directory=settings.columns_directory(),
+        )
 
 
-OPTIONS = Options()
-_identities: weakref.WeakKeyDictionary[Engine, str | None] = weakref.WeakKeyDictionary()
-_stores: weakref.WeakKeyDictionary[Engine, OrderedDict[tuple[str, str], Store]] = (
-    weakref.WeakKeyDictionary()
-)
-_registry = threading.Lock()
+_INDEX = "fold_columns"  # the ColumnIndex a session's factory was attached to
 
 
-def configure(*, enabled: bool, max_records: int, directory: Path | None = None) -> None:
-    OPTIONS.enabled = enabled
-    OPTIONS.max_records = max_records
-    OPTIONS.snapshots = None if directory is None else Snapshots(directory)
+class ColumnIndex:
+    """The stores one application keeps, per engine (bounded by `max_records`). The
+    application owns it (`app.state.columns`; the CLI and a job worker make their own) and
+    attaches it to the session factories whose sessions may use it."""
+
+    def __init__(self, options: Options | None = None) -> None:
+        self.options = options or Options()
+        self._stores: weakref.WeakKeyDictionary[Engine, OrderedDict[tuple[str, str], Store]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
+        directory = self.options.directory
+        self.snapshots = None if directory is None else Snapshots(directory)
+        self._identities: weakref.WeakKeyDictionary[Engine, str | None] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def attach(self, factory: sessionmaker[Session]) -> sessionmaker[Session]:
+        """Let sessions from `factory` be answered from this index. Their flushes must stamp
+        the change clock (`records.clock.install`), or this could answer from before a
+        write of their own."""
+        if not factory.kw.get("info", {}).get(clock.INSTALLED):
+            raise ValueError("install the change clock on a session factory before attaching")
+        factory.kw["info"] = {**factory.kw["info"], _INDEX: self}
+        return factory
+
+    def holds(self, engine: Engine, bucket: str, resource_type: str) -> bool:
+        """Whether a store of this bucket and type is kept."""
+        with self._lock:
+            return (bucket, resource_type) in self._stores.get(engine, {})
+
+    def forget(self, engine: Engine) -> None:
+        with self._lock:
+            self._stores.pop(engine, None)
+
+    def _usable(self, session: Session, bucket: str, stored: Sequence[str]) -> Engine | None:
+        if not self.options.enabled or len(stored) != 1 or clock.wrote(session, bucket):
+            return None
+        engine = session.get_bind()
+        if not isinstance(engine, Engine):
+            return None
+        if engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:"):
+            return None
+        return engine
+
+    def _store(self, engine: Engine, bucket: str, resource_type: str) -> Store:
+        with self._lock:
+            stores = self._stores.setdefault(engine, OrderedDict())
+            key = (bucket, resource_type)
+            store = stores.get(key)
+            if store is None:
+                store = Store(bucket, resource_type)
+                stores[key] = store
+            stores.move_to_end(key)
+            held = sum(s.n for s in stores.values())
+            for other in list(stores):
+                if held <= self.options.max_records or other == key:
+                    continue
+                held -= stores.pop(other).n
+            return store
+
+    def _drop(self, engine: Engine, store: Store) -> None:
+        with self._lock:
+            stores = self._stores.get(engine, OrderedDict())
+            if stores.get((store.bucket, store.resource_type)) is store:
+                del stores[(store.bucket, store.resource_type)]
+
+    @contextmanager
+    def matching(
+        self,
+        session: Session,
+        *,
+        bucket: str,
+        stored: Sequence[str],
+        node: Node,
+        q: str | None,
+        lists: Lists,
+        sort_paths: Sequence[str] = (),
+    ) -> Iterator[Found | None]:
+        """The rows a filter selects (active ones, `q` applied), with the store locked; None
+        when the index does not answer this and the caller should ask SQL."""
+        engine = self._usable(session, bucket, stored)
+        if engine is None:
+            yield None
+            return
+        store = self._store(engine, bucket, stored[0])
+        # The request's own connection: a second one per request could run the pool dry
+        # while requests wait for this store's lock.
+        connection = session.connection()
+        saver = self._saver(engine, connection)
+        with store.lock:
+            try:
+                wanted = paths(node) | set(sort_paths) - set(SYSTEM_KINDS)
+                _catch_up(store, connection, wanted, saver)
+            except BaseException:
+                # Half-read is not a state to answer from: the next use starts again.
+                self._drop(engine, store)
+                raise
+            try:
+                mask = evaluate(store, node, lists) & store.active
+            except Unsupported:
+                yield None
+                return
+            yield Found(store, _search(store, mask, q), connection, saver)
+
+    def _saver(self, engine: Engine, connection: Connection) -> Saver | None:
+        if self.snapshots is None:
+            return None
+        if engine not in self._identities:
+            self._identities[engine] = database_identity(connection)
+        identity = self._identities[engine]
+        return None if identity is None else Saver(self.snapshots, identity)
 
 
-def forget(engine: Engine) -> None:
-    with _registry:
-        _stores.pop(engine, None)
+@dataclass
+class Saver:
+    """Opens and saves one database's stores as snapshots (fold.columns.persist)."""
 
+    snapshots: Snapshots
+    identity: str
 
-def _usable(session: Session, bucket: str, stored: Sequence[str]) -> Engine | None:
-    if not OPTIONS.enabled or len(stored) != 1 or clock.wrote(session, bucket):
-        return None
-    engine = session.get_bind()
-    if not isinstance(engine, Engine):
-        return None
-    if engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:"):
-        return None
-    return engine
+    def open(self, store: Store, connection: Connection) -> bool:
+        started = time.perf_counter()
+        with no_cycle_collection():
+            now = clock.current(connection, store.bucket)
+            opened = self.snapshots.open(store, self.identity, now)
+        if opened:
+            log.info(
+                "column index: %s records of %s/%s opened from disk in %.2f s",
+                f"{store.n:,}", store.bucket, store.resource_type, time.perf_counter() - started,
+            )  # fmt: skip
+        return opened
 
-
-def _store(engine: Engine, bucket: str, resource_type: str) -> Store:
-    with _registry:
-        stores = _stores.setdefault(engine, OrderedDict())
-        key = (bucket, resource_type)
-        store = stores.get(key)
-        if store is None:
-            store = Store(bucket, resource_type, engine.dialect.name)
-            stores[key] = store
-        stores.move_to_end(key)
-        held = sum(s.n for s in stores.values())
-        for other in list(stores):
-            if held <= OPTIONS.max_records or other == key:
-                continue
-            held -= stores.pop(other).n
-        return store
+    def save(self, store: Store) -> None:
+        started = time.perf_counter()
+        try:
+            self.snapshots.save(store, self.identity)
+        except OSError as exc:  # a full or read-only disk costs the next start its speed only
+            log.warning("column index: %s/%s not saved: %s", store.bucket, store.resource_type, exc)
+            return
+        log.info(
+            "column index: %s/%s saved in %.2f s",
+            store.bucket, store.resource_type, time.perf_counter() - started,
+        )  # fmt: skip
 
 
 @dataclass
@@ -110,73 +221,16 @@ def matching(
     lists: Lists,
     sort_paths: Sequence[str] = (),
 ) -> Iterator[Found | None]:
-    """The rows a filter selects (active ones, `q` applied), with the store locked; None
-    when the index does not answer this and the caller should ask SQL."""
-    engine = _usable(session, bucket, stored)
-    if engine is None:
+    """`ColumnIndex.matching` on the index the session's factory was attached to; None
+    (ask SQL) when it has none."""
+    index: ColumnIndex | None = session.info.get(_INDEX)
+    if index is None:
         yield None
         return
-    store = _store(engine, bucket, stored[0])
-    # The request's own connection: a second one per request could run the pool dry while
-    # requests wait for this store's lock.
-    connection = session.connection()
-    saver = _saver(engine, connection)
-    with store.lock:
-        try:
-            _catch_up(store, connection, paths(node) | set(sort_paths) - set(SYSTEM_KINDS), saver)
-        except BaseException:
-            # Half-read is not a state to answer from: the next use starts again.
-            _drop(engine, store)
-            raise
-        try:
-            mask = evaluate(store, node, lists) & store.active
-        except Unsupported:
-            yield None
-            return
-        yield Found(store, _search(store, mask, q), connection, saver)
-
-
-@dataclass
-class Saver:
-    """Opens and saves one engine's stores as snapshots (fold.columns.persist)."""
-
-    snapshots: Snapshots
-    identity: str
-
-    def open(self, store: Store, connection: Connection) -> bool:
-        started = time.perf_counter()
-        with no_cycle_collection():
-            opened = self.snapshots.open(
-                store, self.identity, clock.current(connection, store.bucket)
-            )
-        if opened:
-            log.info(
-                "column index: %s records of %s/%s opened from disk in %.2f s",
-                f"{store.n:,}", store.bucket, store.resource_type, time.perf_counter() - started,
-            )  # fmt: skip
-        return opened
-
-    def save(self, store: Store) -> None:
-        started = time.perf_counter()
-        try:
-            self.snapshots.save(store, self.identity)
-        except OSError as exc:  # a full or read-only disk costs the next start its speed only
-            log.warning("column index: %s/%s not saved: %s", store.bucket, store.resource_type, exc)
-            return
-        log.info(
-            "column index: %s/%s saved in %.2f s",
-            store.bucket, store.resource_type, time.perf_counter() - started,
-        )  # fmt: skip
-
-
-def _saver(engine: Engine, connection: Connection) -> Saver | None:
-    snapshots = OPTIONS.snapshots
-    if snapshots is None:
-        return None
-    if engine not in _identities:
-        _identities[engine] = database_identity(connection)
-    identity = _identities[engine]
-    return None if identity is None else Saver(snapshots, identity)
+    with index.matching(
+        session, bucket=bucket, stored=stored, node=node, q=q, lists=lists, sort_paths=sort_paths
+    ) as found:
+        yield found
 
 
 def _catch_up(
@@ -211,13 +265,6 @@ def _catch_up(
     store.refresh(connection)
     if built and saver is not None:
         saver.save(store)
-
-
-def _drop(engine: Engine, store: Store) -> None:
-    with _registry:
-        stores = _stores.get(engine, OrderedDict())
-        if stores.get((store.bucket, store.resource_type)) is store:
-            del stores[(store.bucket, store.resource_type)]
 
 
 def _search(store: Store, mask: Mask, q: str | None) -> Mask:

@@ -3,9 +3,10 @@
 Each record is a row number. A column is the value at one document path for every row:
 an int32 code per row into the column's entries (distinct JSON values; entry 0 is "no
 value": missing or null). A column is built the first time a segment asks about its path,
-from the database's own reading of that path, and kept in step afterwards: before every
-use the store reads the bucket's change clock and applies the rows written since
-(`fold.columns.clock`).
+from the database's own JSON text of that path (`db.jsonsql.JsonValue`), and kept in step
+afterwards from the same reading: before every use the store reads the bucket's change
+clock and applies the rows written since (`fold.records.clock`). It only reads: every
+writer stamps the clock.
 
 Entries are never removed while the store lives; a value no row holds any more is a
 harmless extra entry.
@@ -16,21 +17,31 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
-from fold.columns import clock
-from fold.db.jsonsql import pg_path, sqlite_path
-from fold.fields.paths import MISSING, get_path
+from fold.db.jsonsql import JsonValue
+from fold.db.models import Record
+from fold.records import clock
 
 STRINGS = np.dtypes.StringDType()
 EXACT_INT = 2**53  # beyond this numpy's float64 would round what Python compares exactly
 MAX_WORDS = 32  # search words whose row sets a store keeps
+
+# Fold's own columns of a record, in the order `load` and `apply` take them.
+OWN_COLUMNS = (
+    Record.uid,
+    Record.record_state,
+    Record.created,
+    Record.last_updated,
+    Record.display_value,
+    Record.search_text,
+)
 
 Mask = np.ndarray[Any, np.dtype[np.bool_]]
 Codes = np.ndarray[Any, np.dtype[np.int32]]
@@ -135,11 +146,6 @@ class Column:
         code = self.keys.get(key)
         return self.entry(key, value) if code is None else code
 
-    def encode_value(self, value: Any) -> int:
-        if value is MISSING or value is None:
-            return 0
-        return self.entry(json_key(value), value)
-
     def numbers(self) -> np.ndarray[Any, np.dtype[np.float64]]:
         """Each row's value as a float where it is a number, NaN otherwise (for `near`);
         kept until a row's code changes."""
@@ -221,7 +227,6 @@ class Rank:
 class Store:
     bucket: str
     resource_type: str
-    dialect: str
     n: int = 0
     seen: int = 0
     uids: list[str] = field(default_factory=list)
@@ -243,46 +248,32 @@ class Store:
 
     # --- reading the database -------------------------------------------------------------
 
-    def _placeholder(self) -> str:
-        return "%s" if self.dialect == "postgresql" else "?"
-
-    def _select(self, connection: Connection, columns: str, where: str, params: list[Any]) -> Any:
-        p = self._placeholder()
-        sql = f"SELECT {columns} FROM records WHERE bucket = {p} AND resource_type = {p}{where}"
-        raw: Any = connection.connection.dbapi_connection
-        # PostgreSQL: a server-side cursor, so a million rows stream instead of arriving at
-        # once in the client's memory.
-        cursor = raw.cursor("fold_columns") if self.dialect == "postgresql" else raw.cursor()
-        cursor.execute(sql, [self.bucket, self.resource_type, *params])
-        return cursor
-
-    def _data_text(self) -> str:
-        return "data::text" if self.dialect == "postgresql" else "data"
-
-    def _path_text(self, path: str) -> str:
-        if self.dialect == "postgresql":
-            return f"(data #> {pg_path(path)})::text"
-        return f"(data -> {sqlite_path(path)})"
+    def _rows(
+        self, connection: Connection, columns: Sequence[Any], *, batch: int, since: int = -1
+    ) -> Iterator[Sequence[Any]]:
+        """The type's rows, `batch` at a time: streamed (a server-side cursor on
+        PostgreSQL), so a million rows never sit in the client's memory at once."""
+        stmt = select(*columns).where(
+            Record.bucket == self.bucket, Record.resource_type == self.resource_type
+        )
+        if since >= 0:
+            stmt = stmt.where(Record.version > since)
+        # Options of this statement only: set on the connection they would outlive it.
+        options = {"stream_results": True, "yield_per": batch}
+        yield from connection.execute(stmt, execution_options=options).partitions()
 
     def load(self, connection: Connection) -> None:
         """Every row of the type, with Fold's own columns; document columns come later."""
         self.seen = clock.current(connection, self.bucket)
-        cursor = self._select(
-            connection,
-            "uid, record_state, created, last_updated, display_value, search_text",
-            "",
-            [],
-        )
         display = Column("display_value", 0)
         active, created, updated, codes = [], [], [], []
-        while batch := cursor.fetchmany(100_000):
+        for batch in self._rows(connection, OWN_COLUMNS, batch=100_000):
             self.uids.extend(r[0] for r in batch)
             self.search.extend(r[5] for r in batch)
             active.append(np.array([r[1] == "active" for r in batch], dtype=bool))
             created.append(micros_array([r[2] for r in batch]))
             updated.append(micros_array([r[3] for r in batch]))
             codes.append(np.array([display.encode_string(r[4]) for r in batch], dtype=np.int32))
-        cursor.close()
         self.n = len(self.uids)
         self.row_of = {uid: i for i, uid in enumerate(self.uids)}
         self.active = np.concatenate([np.zeros(0, dtype=bool), *active])
@@ -297,14 +288,10 @@ class Store:
         if not missing:
             return
         fresh = {p: Column(p, self.n) for p in missing}
-        selected = ", ".join(["uid", *[self._path_text(p) for p in missing]])
-        cursor = self._select(connection, selected, "", [])
         row_of = self.row_of
         columns = [fresh[p] for p in missing]
-        while True:
-            batch = cursor.fetchmany(50_000)
-            if not batch:
-                break
+        selected = [Record.uid, *[JsonValue(Record.data, p) for p in missing]]
+        for batch in self._rows(connection, selected, batch=50_000):
             for row in batch:
                 index = row_of.get(row[0])
                 if index is None:
@@ -313,7 +300,6 @@ class Store:
                     text = row[position]
                     if text is not None:
                         column.codes[index] = column.encode_text(text)
-        cursor.close()
         self.columns.update(fresh)
 
     def refresh(self, connection: Connection) -> None:
@@ -321,21 +307,17 @@ class Store:
         now = clock.current(connection, self.bucket)
         if now <= self.seen:
             return
-        cursor = self._select(
-            connection,
-            "uid, record_state, created, last_updated, display_value, search_text, "
-            + self._data_text(),
-            f" AND version > {self._placeholder()}",
-            [self.seen],
-        )
+        # Document paths read as `ensure_columns` reads them: one value, one entry.
+        paths = [p for p in self.columns if p != "display_value"]
+        selected = [*OWN_COLUMNS, *[JsonValue(Record.data, p) for p in paths]]
         # A batch at a time: after a job that rewrote every record, the change is all of
         # them, documents included.
-        while rows := cursor.fetchmany(10_000):
-            self.apply(rows)
-        cursor.close()
+        for batch in self._rows(connection, selected, batch=10_000, since=self.seen):
+            self.apply(batch, paths)
         self.seen = now
 
-    def apply(self, rows: Sequence[Any]) -> None:
+    def apply(self, rows: Sequence[Sequence[Any]], paths: Sequence[str]) -> None:
+        """Rows of OWN_COLUMNS followed by the JSON text at each of `paths`."""
         new = [r for r in rows if r[0] not in self.row_of]
         if new:
             self._append(len(new))
@@ -346,9 +328,11 @@ class Store:
                 self.search.append("")
             self._uid_column = None
         sort_paths = {p.lstrip("-") for key in self.ranks for p in key}
-        for uid, state, created, updated, display, search, data in rows:
+        display_column = self.columns["display_value"]
+        document_columns = [self.columns[p] for p in paths]
+        for row in rows:
+            uid, state, created, updated, display, search = row[:6]
             index = self.row_of[uid]
-            document = json.loads(data) if isinstance(data, str) else data
             self.active[index] = state == "active"
             self.created[index] = micros(created)
             self.last_updated[index] = micros(updated)
@@ -356,14 +340,15 @@ class Store:
             for word, holders in self.words.items():
                 holders[index] = word in search
             resorted = index >= self.n - len(new)
-            for path, column in self.columns.items():
+            codes = [display_column.encode_string(display)]
+            codes.extend(
+                column.encode_text(text)
+                for column, text in zip(document_columns, row[6:], strict=True)
+            )
+            for column, code in zip((display_column, *document_columns), codes, strict=True):
                 old = column.codes[index]
-                if path == "display_value":
-                    code = column.encode_string(display)
-                else:
-                    code = column.encode_value(get_path(document, path))
                 column.set_code(index, code)
-                if path in sort_paths and old != code:
+                if column.path in sort_paths and old != code:
                     resorted = resorted or json_key(column.values[old]) != json_key(
                         column.values[code]
                     )

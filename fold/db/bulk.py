@@ -72,6 +72,11 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     if not rows:
         return
     columns = list(rows[0])
+    # A table can name columns every bulk-written row must carry (the records' change
+    # clock): the caller fills them, this refuses rows without them.
+    missing = [name for name in table.info.get("bulk_requires", ()) if name not in columns]
+    if missing:
+        raise ValueError(f"rows for {table.name} must carry {', '.join(missing)}")
     connection = session.connection()
     dialect = connection.dialect.name
     convert = _converters(table, columns, dialect)
@@ -83,13 +88,6 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
             if values[position] is not None:
                 values[position] = function(values[position])
         tuples.append(values)
-    if table.name == "records" and "version" not in columns:
-        # Every record write carries its transaction's change clock (fold.columns.clock).
-        from fold.columns.clock import stamp
-
-        columns.append("version")
-        for row, values in zip(rows, tuples, strict=True):
-            values.append(stamp(session, row["bucket"]))
     raw: Any = connection.connection.dbapi_connection
     names = ", ".join(columns)
     if dialect == "postgresql":

@@ -224,3 +224,25 @@ def json_text(column: Any, path: str) -> ColumnElement[str]:
 def json_number(column: Any, path: str) -> ColumnElement[float]:
     out: ColumnElement[float] = column[tuple(check_path(path).split("."))].as_float()
     return out
+
+
+class JsonValue(ColumnElement[str]):
+    """The JSON value at a path as the database writes it out as JSON text (NULL where
+    missing): what the column index decodes, the same reading for every row it takes."""
+
+    type = Text()
+    inherit_cache = False
+
+    def __init__(self, column: Any, path: str) -> None:
+        self.column = column
+        self.path = check_path(path)
+
+
+@compiles(JsonValue, "sqlite")
+def _json_value_sqlite(element: JsonValue, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"({compiler.process(element.column, **kw)} -> {sqlite_path(element.path)})"
+
+
+@compiles(JsonValue, "postgresql")
+def _json_value_pg(element: JsonValue, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"(({compiler.process(element.column, **kw)} #> {pg_path(element.path)})::text)"

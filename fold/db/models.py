@@ -58,7 +58,7 @@ class Record(Base):
     display_value: Mapped[str] = mapped_column(Text())
     search_text: Mapped[str] = mapped_column(Text())
     unique_key: Mapped[str | None] = mapped_column(Text(), nullable=True)
-    # The bucket's change clock when this row was last written (fold.columns.clock).
+    # The bucket's change clock when this row was last written (fold.records.clock).
     version: Mapped[int] = mapped_column(BigInteger(), server_default="0", default=0)
 
     __table_args__ = (
@@ -73,6 +73,9 @@ class Record(Base):
             sqlite_where=text("record_state = 'active' AND unique_key IS NOT NULL"),
             postgresql_where=text("record_state = 'active' AND unique_key IS NOT NULL"),
         ),
+        # Rows written in bulk (db.bulk.insert_rows) must carry these: a record row without
+        # its change clock would never reach the column index.
+        {"info": {"bulk_requires": ("version",)}},
     )
 
 

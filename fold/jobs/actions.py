@@ -28,6 +28,7 @@ from fold.jobs.work import Action, AnyRecord, Outcome, Run
 from fold.mailchimp import sync as mailchimp
 from fold.outbound import http
 from fold.records.bulk import Rewrite
+from fold.records.clock import stamp
 from fold.records.service import FILTER_PATH_RE, derived, record_out
 from fold.timefmt import utcnow
 
@@ -260,7 +261,11 @@ def _join_group(run: Run, rows: list[Record | None]) -> list[Outcome]:
         changes.append(Change("group_member", uid, None, data))
         existing.add(uri)
         out.append(Outcome("done", undo={"changed": True, "created": ["group_member", uid]}))
-    insert_rows(run.session, Record.__table__, inserts)  # type: ignore[arg-type]
+    if inserts:
+        version = stamp(run.session, run.bucket)
+        for insert in inserts:
+            insert["version"] = version
+        insert_rows(run.session, Record.__table__, inserts)  # type: ignore[arg-type]
     record_writes(
         run.session,
         bucket=run.bucket,

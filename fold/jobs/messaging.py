@@ -17,7 +17,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fold.audit.service import Change, record_writes
-from fold.columns.clock import stamp
 from fold.config import Settings
 from fold.db.bulk import insert_rows
 from fold.db.models import MessageTemplate, Record
@@ -29,6 +28,7 @@ from fold.jobs.work import Action, Outcome, Run
 from fold.messages import compose, outbox, render, sms, smtp
 from fold.messages.templates import describe_send, find
 from fold.records.bulk import Rewrite
+from fold.records.clock import stamp
 from fold.records.service import derived
 from fold.settings import service as bucket_settings
 from fold.timefmt import format_datetime, utcnow

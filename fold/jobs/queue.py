@@ -15,11 +15,13 @@ from huey.consumer import Consumer
 from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session
 
+from fold.columns.index import ColumnIndex, Options
 from fold.config import Settings
 from fold.db.engine import after_commit, make_sessionmaker, unit_of_work
 from fold.db.models import Job
 from fold.exports.service import purge
 from fold.jobs.runner import LIVE, holder_gone, run_job
+from fold.records import clock
 from fold.segments.tasks import run_snapshots
 from fold.timefmt import utcnow
 
@@ -50,9 +52,13 @@ def make_huey(settings: Settings) -> Huey:
 class Queue:
     """Where jobs are sent after the transaction that records them commits."""
 
-    def __init__(self, settings: Settings, engine: Engine) -> None:
+    def __init__(
+        self, settings: Settings, engine: Engine, *, columns: ColumnIndex | None = None
+    ) -> None:
         self.settings = settings
-        self.sessions = make_sessionmaker(engine, writes=True)
+        # A worker of its own keeps its own column index; one inside the app shares the app's.
+        columns = columns or ColumnIndex(Options.from_settings(settings))
+        self.sessions = columns.attach(clock.install(make_sessionmaker(engine, writes=True)))
         self.huey = make_huey(settings)
         sessions, huey = self.sessions, self.huey
 

@@ -23,7 +23,6 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from fold.columns.clock import stamp
 from fold.config import Settings
 from fold.db.bulk import analyze, dumps, insert_rows
 from fold.db.engine import busy_reason, unit_of_work
@@ -35,6 +34,7 @@ from fold.ids import STORED_TYPES, make_uri
 from fold.jobs.actions import action_for
 from fold.jobs.work import Action, LeaseLost, Loaded, Outcome, Run
 from fold.records.bulk import raw_execute_many
+from fold.records.clock import stamp
 from fold.rules.compile import rules_filter
 from fold.rules.filter import all_of
 from fold.segments.members import make_context, segment_filter, selected_keys

@@ -21,13 +21,13 @@ from sqlalchemy.orm import Session
 
 from fold import jsontext
 from fold.audit.service import Change, entry_row, record_writes
-from fold.columns.clock import stamp
 from fold.db.bulk import SQLITE_DATETIME, Encoded, dumps, insert_rows, no_cycle_collection
 from fold.db.models import AuditEntry, Record
 from fold.errors import Problem
 from fold.fields.display import unique_key
 from fold.fields.schema import TypeSchema
 from fold.records import repository
+from fold.records.clock import stamp
 from fold.records.document import merge_patch
 from fold.records.prepare import Ready, as_stored, preparer
 from fold.records.service import derived
@@ -278,6 +278,8 @@ class BatchWriter:
 
     def _flush(self, targets: dict[str, _Target]) -> None:
         now = utcnow()
+        # The change clock before any row of the bucket is written (fold.records.clock).
+        version = stamp(self.session, self.bucket) if targets else 0
         inserts, updates = [], []
         for t in targets.values():
             ready = t.ready if t.as_ready() else None
@@ -294,13 +296,14 @@ class BatchWriter:
                 ),
             }
             if t.is_new:
-                inserts.append({**row, "created": now, "record_state": "active"})
+                inserts.append(
+                    {**row, "created": now, "record_state": "active", "version": version}
+                )
             else:
                 updates.append(row)
         if inserts:
             insert_rows(self.session, RECORDS, inserts)
         if updates:
-            version = stamp(self.session, self.bucket)
             self.session.execute(UPDATE_BY_KEY, [_keyed(u, version) for u in updates])
 
 
@@ -371,6 +374,7 @@ def insert_clean(
     """Insert new records already in stored form (generated, not typed in by a person):
     derived fields and audit entries as on every write, without re-reading each value."""
     now = utcnow()
+    version = stamp(session, bucket) if rows else 0
     records = []
     audit = []
     for resource_type, uid, data, created in rows:
@@ -383,6 +387,7 @@ def insert_clean(
                 "created": created,
                 "last_updated": now,
                 "record_state": "active",
+                "version": version,
                 **derived(schemas[resource_type], data, uid),
             }
         )

@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from fold.columns.clock import stamp
 from fold.db.jsonsql import json_number, json_text, one_of
 from fold.db.models import Record
 from fold.fields.schema import TypeSchema
+from fold.records.clock import stamp
 
 SYSTEM_SORTS: dict[str, Any] = {
     "uid": Record.uid,

@@ -18,7 +18,7 @@ from fold import __version__
 from fold.audit import endpoints as audit_endpoints
 from fold.auth import endpoints as auth_endpoints
 from fold.auth.throttle import ThrottleLimits, make_login_throttle
-from fold.columns import index as columns
+from fold.columns.index import ColumnIndex, Options
 from fold.config import Settings
 from fold.db.engine import make_engine, make_sessionmaker, server_limits
 from fold.exports import endpoints as export_endpoints
@@ -26,8 +26,8 @@ from fold.jobs import endpoints as job_endpoints
 from fold.jobs.queue import Queue
 from fold.mailchimp import endpoints as mailchimp_endpoints
 from fold.messages import endpoints as message_endpoints
+from fold.records import clock, prepare
 from fold.records import endpoints as record_endpoints
-from fold.records import prepare
 from fold.schemas import Open
 from fold.segments import endpoints as segment_endpoints
 from fold.segments import history as segment_history
@@ -85,18 +85,15 @@ def create_app(
         lifespan=_lifespan(embedded_worker),
     )
     engine = engine or make_engine(settings.database_url, server_limits(settings))
-    columns.configure(
-        enabled=settings.columns,
-        max_records=settings.columns_max_records,
-        directory=settings.columns_directory(),
-    )
     prepare.configure(workers=settings.import_workers)
     app.state.settings = settings
     app.state.engine = engine
-    app.state.sessions = make_sessionmaker(engine)
-    app.state.write_sessions = make_sessionmaker(engine, writes=True)
+    # The application's column index, used by sessions of its own factories only.
+    app.state.columns = columns = ColumnIndex(Options.from_settings(settings))
+    app.state.sessions = columns.attach(clock.install(make_sessionmaker(engine)))
+    app.state.write_sessions = columns.attach(clock.install(make_sessionmaker(engine, writes=True)))
     app.state.rate_limiter = make_rate_limiter(settings.rate_limit_per_minute, settings.redis_url)
-    app.state.queue = Queue(settings, engine)
+    app.state.queue = Queue(settings, engine, columns=columns)
     app.state.login_throttle = make_login_throttle(
         ThrottleLimits(
             per_user=settings.login_failures_per_user,

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from fold.auth.policies import Caller
 from fold.columns import index
+from fold.columns.index import ColumnIndex, Options
 from fold.db.engine import make_engine, make_sessionmaker, unit_of_work
 from fold.db.models import Record, RecordClock
 from fold.paging import Paging
@@ -27,7 +28,7 @@ from fold.segments.members import (
     page,
     selection,
 )
-from tests.conftest import Database, Tenant
+from tests.conftest import Database, Tenant, sessions_for
 from tests.jobs.conftest import job, start
 from tests.segments.conftest import make_segment, seg_url
 
@@ -67,16 +68,18 @@ def node_for(db: Database, bucket: str, rules: list[dict[str, Any]]) -> Node:
         return rules_filter(normalised, ctx)
 
 
-def held(db: Database, bucket: str) -> bool:
-    """Whether this process's column index holds the bucket's people."""
-    return (bucket, "person") in index._stores.get(db.engine, {})
+def held(tenant: Tenant) -> bool:
+    """Whether the application's column index holds the tenant's people."""
+    columns: ColumnIndex = tenant.admin.client.app.state.columns  # type: ignore[attr-defined]
+    return columns.holds(tenant.db.engine, tenant.bucket, "person")
 
 
 def by_index(
     db: Database, bucket: str, node: Node, *, sort: str | None = None, q: str | None = None,
-    paging: Paging = Paging(1, 25),
+    paging: Paging = Paging(1, 25), columns: ColumnIndex | None = None,
 ) -> tuple[int, list[str]]:  # fmt: skip
-    with unit_of_work(db.sessions) as session:
+    sessions = db.sessions if columns is None else sessions_for(db.engine, columns)
+    with unit_of_work(sessions) as session:
         schema = make_context(session, bucket=bucket, resource_type="person").schema
         total, rows = count_and_page(
             session, bucket=bucket, resource_type="person", node=node, q=q, schema=schema,
@@ -114,7 +117,7 @@ class TestWritesAreInTheNextCount:
             return int(api.get(url).json()["count"])
 
         assert donors_now() == 14
-        assert held(crowd.db, crowd.bucket)
+        assert held(crowd)
 
         made = api.post("/person/", json=person(99, tags=["donor"])).json()
         assert donors_now() == 15
@@ -146,7 +149,7 @@ class TestWritesAreInTheNextCount:
         assert by_index(database, crowd.bucket, node)[0] == 0
         other = make_engine(database.url)  # what another server process would hold
         try:
-            with unit_of_work(make_sessionmaker(other)) as session:
+            with unit_of_work(sessions_for(other)) as session:
                 records.create(
                     session, caller=caller(crowd), resource_type="person",
                     body={"first_name": "Other", "last_name": "Process"},
@@ -277,18 +280,18 @@ class TestLimits:
         node = node_for(database, crowd.bucket, [rule("tags", "or_list", ["donor", "x"])])
         expected = by_sql(database, crowd.bucket, node)
         assert by_index(database, crowd.bucket, node) == expected
-        saved = (index.OPTIONS.enabled, index.OPTIONS.max_records)
-        try:
-            index.configure(enabled=True, max_records=5)
-            by_index(database, other_tenant.bucket, node_for(database, other_tenant.bucket, []))
-            assert not held(database, crowd.bucket)
-            assert by_index(database, crowd.bucket, node) == expected
-            index.configure(enabled=False, max_records=5)
-            index.forget(database.engine)
-            assert by_index(database, crowd.bucket, node) == expected
-            assert not held(database, crowd.bucket)
-        finally:
-            index.configure(enabled=saved[0], max_records=saved[1])
+        small = ColumnIndex(Options(enabled=True, max_records=5))
+        assert by_index(database, crowd.bucket, node, columns=small) == expected
+        assert small.holds(database.engine, crowd.bucket, "person")
+        other = node_for(database, other_tenant.bucket, [])
+        by_index(database, other_tenant.bucket, other, columns=small)
+        assert not small.holds(database.engine, crowd.bucket, "person")
+        assert by_index(database, crowd.bucket, node, columns=small) == expected
+        off = ColumnIndex(Options(enabled=False))
+        assert by_index(database, crowd.bucket, node, columns=off) == expected
+        assert not off.holds(database.engine, crowd.bucket, "person")
+        small.forget(database.engine)
+        assert not small.holds(database.engine, crowd.bucket, "person")
 
     def test_contact_segments_use_sql(self, crowd: Tenant) -> None:
         api = crowd.admin
@@ -297,3 +300,18 @@ class TestLimits:
             api, name="Contacts", resource_type="contact", rules=[rule("tags", "equals", "donor")]
         )
         assert api.get(seg_url(api, seg["uid"], "/count")).json()["count"] == 15
+
+
+class TestOwnership:
+    def test_two_indexes_in_one_process_share_nothing(
+        self, crowd: Tenant, database: Database
+    ) -> None:
+        node = node_for(database, crowd.bucket, [rule("tags", "equals", "donor")])
+        first, second = ColumnIndex(), ColumnIndex()
+        assert by_index(database, crowd.bucket, node, columns=first)[0] == 14
+        assert first.holds(database.engine, crowd.bucket, "person")
+        assert not second.holds(database.engine, crowd.bucket, "person")
+
+    def test_sessions_that_do_not_stamp_the_clock_cannot_use_it(self, database: Database) -> None:
+        with pytest.raises(ValueError, match="change clock"):
+            ColumnIndex().attach(make_sessionmaker(database.engine))

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from fold.db.engine import make_engine, make_sessionmaker, unit_of_work
+from fold.columns.index import ColumnIndex
+from fold.db.engine import make_engine, unit_of_work
 from fold.db.models import Record, SegmentSnapshot
 from fold.ids import make_uri
 from fold.jobs.queue import Queue
@@ -22,7 +23,7 @@ from fold.segments import numbers, repository, snapshots
 from fold.segments.members import lists_lookup, segment_filter, stored_types
 from fold.segments.tasks import run_snapshots
 from fold.timefmt import format_datetime, parse_datetime
-from tests.conftest import Api, Database, Tenant, assert_error, settings_for
+from tests.conftest import Api, Database, Tenant, assert_error, sessions_for, settings_for
 from tests.jobs.test_resume import REDIS_URL, redis_up
 from tests.segments.conftest import make_segment, people, seg_url
 
@@ -349,9 +350,10 @@ class TestNumbers:
         uid = make_segment(api)["uid"]
         s1 = snapshot(api, uid)
         other_engine = make_engine(database.url)
+        other_sessions = sessions_for(other_engine, ColumnIndex())  # its own column index
         try:
             newcomer = person(api, first_name="Lee")
-            with unit_of_work(make_sessionmaker(other_engine)) as session:
+            with unit_of_work(other_sessions) as session:
                 row = repository.get(session, bucket=tenant.bucket, uid=uid)
                 assert row is not None
                 s2 = snapshots.take(session, row=row, trigger="manual", user_uri="/x/")
@@ -363,7 +365,7 @@ class TestNumbers:
             assert (entered, left) == ({newcomer, later}, set())
             entered, _, _ = changes(api, uid, since=s2_uid, until=s3["uid"])
             assert entered == {later}
-            with unit_of_work(make_sessionmaker(other_engine)) as session:
+            with unit_of_work(other_sessions) as session:
                 known = numbers.numbering(session, tenant.bucket)
                 assert known.known == 6
                 assert len(set(known.uid_by_n)) == 6
