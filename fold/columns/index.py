@@ -29,7 +29,8 @@ from fold.rules.filter import SYSTEM_KINDS, Node
 
 log = logging.getLogger("fold.columns")
 
-# A page further in than this goes to SQL: the index hands the database the candidates.
+# A page further in than this, when rows written since its sort's order was read match,
+# goes to SQL (the index would hand the database every candidate before it).
 MAX_PAGE_END = 5_000
 # Fewer rows than this are searched one by one; more use the store's word index.
 FEW_ROWS = 20_000
@@ -292,10 +293,11 @@ def page_uids(
     found: Found, *, sort: tuple[str, ...], order_by: list[Any], offset: int, limit: int
 ) -> tuple[list[str], bool] | None:
     """The uids that can be on the page, and whether they are already in page order (if
-    not, the database orders these few). None: too deep for the index."""
+    not, the database orders these few). At any depth when no matching row has been
+    written since the sort's order was read (the clean rows are still in the database's
+    order); None when such rows match and the page ends beyond MAX_PAGE_END, where the
+    database would have to order too many candidates."""
     end = offset + limit
-    if end > MAX_PAGE_END:
-        return None
     store, mask = found.store, found.mask
     rank = store.ranks.get(sort)
     if rank is None or rank.dirty_count > MAX_DIRTY:
@@ -313,6 +315,8 @@ def page_uids(
         fresh = np.flatnonzero(mask & rank.dirty)
     else:
         clean, fresh = mask, np.zeros(0, dtype=np.int64)
+    if len(fresh) and end > MAX_PAGE_END:
+        return None
     ordered = _first_in_order(rank.order, clean, end)
     uids = store.uids
     if not len(fresh):
