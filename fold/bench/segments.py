@@ -301,7 +301,7 @@ def measure_case(
         "http_count_p50_ms": p50(http_counts), "http_first_page_p50_ms": p50(http_pages),
         "json_scan_p50_ms": p50(scans), "duckdb_p50_ms": p50(ducks),
         "speedup_over_json_scan": round(p50(scans) / max(p50(counts), 0.01), 1),
-        "ratio_to_duckdb": round(p50(counts) / max(p50(ducks), 0.01), 2) if duck else 0.0,
+        "ratio_to_duckdb": 0.0 if duck is None else round(p50(counts) / max(p50(ducks), 0.01), 2),
     }  # fmt: skip
 
 
