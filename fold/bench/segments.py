@@ -506,6 +506,8 @@ def run(
         say("deep pages, sorts and contact segments")
         found, details["pages"] = t.pages_and_contacts(factory, bucket, people, extra, runs)
         goals += found
+        for text_line in t.table(found)[1:]:  # as soon as measured
+            say(text_line)
     one_pss = 0.0
     if "warm" in sections:
         say("warm start: a restarted server")
@@ -513,22 +515,30 @@ def run(
             settings, server_process, bucket, key, suite, factory
         )
         goals += found
+        for text_line in t.table(found)[1:]:  # as soon as measured
+            say(text_line)
     if "processes" in sections and one_pss:
         say("processes: four servers on the same bucket")
         found, details["processes"] = t.processes(
             settings, server_process, bucket, key, suite, one_pss
         )
         goals += found
+        for text_line in t.table(found)[1:]:  # as soon as measured
+            say(text_line)
     if "writers" in sections:
         say(f"writers: 16 clients for {writers_seconds:g} s")
         found, details["writers"] = t.writers(
             settings, server_process, factory, bucket, key, seconds=writers_seconds
         )
         goals += found
+        for text_line in t.table(found)[1:]:  # as soon as measured
+            say(text_line)
     if "jobs" in sections:
         say("bulk jobs on every person of the bucket")
         found, details["jobs"] = t.bulk_jobs(factory, settings, bucket, extra["everyone"], say)
         goals += found
+        for text_line in t.table(found)[1:]:  # as soon as measured
+            say(text_line)
     else:
         goals.append(t.not_run("bulk jobs", "add_tag, set-single-field records/s", ">= 25,000 /s",
                                "/s", "run with --jobs"))  # fmt: skip
@@ -543,6 +553,8 @@ def run(
             seconds=tenants_seconds, clients=20, say=say,
         )  # fmt: skip
         goals += found
+        for text_line in t.table(found)[1:]:  # as soon as measured
+            say(text_line)
     else:
         goals.append(t.not_run("tenants", "500 x 4,000 people, 20 clients, p95", "<= 100 ms",
                                "ms", "run with --tenants 500"))  # fmt: skip
