@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fold.columns.persist import Snapshots, database_identity
@@ -87,6 +87,14 @@ class ColumnIndex:
         """Whether a store of this bucket and type is kept."""
         with self._lock:
             return (bucket, resource_type) in self._stores.get(engine, {})
+
+    def seen(self, engine: Engine, bucket: str, resource_type: str) -> int | None:
+        """The clock value the kept store of this bucket and type has applied; None when
+        none is kept."""
+        with self._lock:
+            stores = self._stores.get(engine)
+            store = None if stores is None else stores.get((bucket, resource_type))
+            return store.seen if store is not None and store.loaded else None
 
     def forget(self, engine: Engine) -> None:
         with self._lock:
@@ -351,3 +359,19 @@ def _read_rank(connection: Connection, store: Store, order_by: list[Any]) -> Ran
     dirty = np.ones(store.n, dtype=bool)
     dirty[order] = False
     return Rank(np.array(order, dtype=np.int64), dirty, int(np.count_nonzero(dirty)))
+
+
+def lag(session: Session, *, bucket: str, resource_type: str) -> int | None:
+    """How many records of the type were written since the store this session's index
+    keeps last looked (what its next use would read again); None when it keeps none."""
+    index: ColumnIndex | None = session.info.get(_INDEX)
+    engine = session.get_bind()
+    if index is None or not isinstance(engine, Engine):
+        return None
+    seen = index.seen(engine, bucket, resource_type)
+    if seen is None:
+        return None
+    changed = select(func.count()).where(
+        Record.bucket == bucket, Record.resource_type == resource_type, Record.version > seen
+    )
+    return int(session.scalar(changed) or 0)

@@ -28,6 +28,8 @@ from fold.segments.numbers import Selected
 from fold.timefmt import utcnow
 
 CONTACT_MEMBERS = ("person", "organisation")
+# Rows a kept store may have to read again for a job's freeze to come from it.
+FRESH_ENOUGH = 20_000
 
 
 def stored_types(resource_type: str) -> tuple[str, ...]:
@@ -265,13 +267,15 @@ def selected_keys(
     session: Session, *, bucket: str, resource_type: str, node: Node
 ) -> list[tuple[str, str]]:
     """(resource type, uid) of every active record `node` selects, in uid order: from the
-    column index's member set when it can answer (exactly what SQL would select), else
-    read through SQL."""
-    with _from_columns(session, bucket, resource_type, node, None) as found:
-        if found is not None:
-            uids = found.store.uids
-            kind = found.store.resource_type
-            return [(kind, uid) for uid in sorted(uids[i] for i in np.flatnonzero(found.mask))]
+    column index's member set when this process keeps the store and it is nearly up to
+    date (exactly what SQL would select), else read through SQL — building a store, or
+    reading back a million rows a job has just rewritten, costs more than the query."""
+    behind = columns.lag(session, bucket=bucket, resource_type=resource_type)
+    if behind is not None and behind <= FRESH_ENOUGH:
+        with _from_columns(session, bucket, resource_type, node, None) as found:
+            if found is not None:
+                uids, kind = found.store.uids, found.store.resource_type
+                return [(kind, u) for u in sorted(uids[i] for i in np.flatnonzero(found.mask))]
     return list(stream_keys(session, selection(bucket, resource_type, node)))
 
 

@@ -12,10 +12,12 @@ from sqlalchemy import text
 
 from fold.auth.policies import Caller
 from fold.columns.index import ColumnIndex, Options
+from fold.columns.index import lag as columns_lag
 from fold.columns.store import Store
 from fold.db.engine import make_engine, unit_of_work
 from fold.paging import Paging
 from fold.records import service as records
+from fold.segments.members import selected_keys, selection, stream_keys
 from tests.columns.test_index import by_index, by_sql, crowd, node_for, person, rule
 from tests.conftest import Database, Tenant, sessions_for
 
@@ -131,3 +133,21 @@ def test_a_clock_behind_the_snapshot_is_not_opened(
     answer = by_index(database, bucket, donors, columns=server(on_disk))
     assert answer == by_sql(database, bucket, donors)
     assert opened(caplog) == 0
+
+
+def test_a_jobs_record_set_comes_from_the_kept_store(crowd: Tenant, database: Database) -> None:
+    """What a job freezes is what SQL selects, whether the index answers or not."""
+    bucket = crowd.bucket
+    donors = node_for(database, bucket, [rule("tags", "equals", "donor")])
+
+    def frozen() -> tuple[int | None, list[tuple[str, str]], list[tuple[str, str]]]:
+        with unit_of_work(database.sessions) as session:
+            behind = columns_lag(session, bucket=bucket, resource_type="person")
+            keys = selected_keys(session, bucket=bucket, resource_type="person", node=donors)
+            by_query = list(stream_keys(session, selection(bucket, "person", donors)))
+        return behind, keys, by_query
+
+    by_index(database, bucket, donors)  # the process now keeps the store
+    write_elsewhere(database, bucket, person(88, tags=["donor"]))
+    behind, keys, by_query = frozen()
+    assert behind == 1 and keys == by_query and len(keys) == 15
