@@ -37,6 +37,8 @@ class Settings:
     webhook_concurrency: int = 8
     columns: bool = True  # answer segment counts and pages from the in-memory column index
     columns_max_records: int = 5_000_000  # records the column index holds, all buckets
+    # Where the column index keeps its stores on disk (fold.columns.persist); None: memory.
+    columns_dir: str | None = None
     import_workers: int = 1  # processes that make import rows ready beside the writer
     # Encrypts the per-bucket settings store and signs unsubscribe and acknowledgement
     # links; unset, a key is made once in `data_dir/secret.key`.
@@ -56,6 +58,9 @@ class Settings:
     xero_calls_per_minute: int = 60  # per tenant and process: Xero's own minute limit
     xero_backoff: float = 1.0  # seconds before retrying a 429 without Retry-After, doubling
 
+    def columns_directory(self) -> Path | None:
+        return Path(self.columns_dir) if self.columns_dir else None
+
     @classmethod
     def from_env(cls) -> Settings:
         data_dir = Path(os.environ.get("FOLD_DATA_DIR", str(DEFAULT_DATA_DIR)))
@@ -74,6 +79,7 @@ class Settings:
             webhook_concurrency=_int("FOLD_WEBHOOK_CONCURRENCY", 8),
             columns=os.environ.get("FOLD_COLUMNS", "on").strip().lower() not in OFF,
             columns_max_records=_int("FOLD_COLUMNS_MAX_RECORDS", 5_000_000),
+            columns_dir=_columns_dir(data_dir),
             import_workers=_int("FOLD_IMPORT_WORKERS", 1),
             secret_key=os.environ.get("FOLD_SECRET_KEY") or None,
             smtp_attempts=_int("FOLD_SMTP_ATTEMPTS", 4),
@@ -91,3 +97,12 @@ class Settings:
             login_failures_per_address=_int("FOLD_LOGIN_FAILURES_PER_ADDRESS", 20),
             login_window_seconds=_int("FOLD_LOGIN_WINDOW_SECONDS", 300),
         )
+
+
+def _columns_dir(data_dir: Path) -> str | None:
+    """FOLD_COLUMNS_DIR, `off` to keep the column index in memory only; default beside
+    the data directory's database."""
+    value = os.environ.get("FOLD_COLUMNS_DIR", "").strip()
+    if value.lower() in OFF:
+        return None
+    return value or str(data_dir / "columns")

@@ -45,6 +45,9 @@ from fold.segments import service as segments
 from fold.segments.members import base_query, segment_filter
 
 Say = Callable[[str], None]
+# Sections every `fold bench` runs; "jobs" (and tenants, by count) only when asked for.
+LIGHT_SECTIONS = frozenset({"pages", "warm", "processes", "writers"})
+ALL_SECTIONS = LIGHT_SECTIONS | {"jobs"}
 USER = "/system/user/bench/"
 
 
@@ -328,7 +331,8 @@ def measure_case(
             stmt = base_query(row.bucket, row.resource_type).where(to_sql(node, bucket=row.bucket))
             return count_rows(session, stmt)
 
-        scans = timed(json_scan, max(3, runs // 2))
+        # Without references (--no-references) the JSON scan and DuckDB read as 0.
+        scans = timed(json_scan, max(3, runs // 2)) if duck is not None else [0.0]
     url = f"{base}/segments/v2/{segment.bucket}/segment/{segment.uid}"
     headers = {"Authorization": f"Bearer {key}"}
     # A search is counted through its first page of one; `count` takes no parameters.
@@ -345,8 +349,11 @@ def measure_case(
         max(3, runs // 2),
     )
     query = f"SELECT count(*) FROM people WHERE {case.duckdb}"
-    duck_count = duck.execute(query).fetchone()[0]
-    ducks = timed(lambda: duck.execute(query).fetchone(), runs)
+    if duck is not None:
+        duck_count = duck.execute(query).fetchone()[0]
+        ducks = timed(lambda: duck.execute(query).fetchone(), runs)
+    else:
+        duck_count, ducks = total, [0.0]
     return {
         "segment": case.name, "count": total, "duckdb_count": duck_count,
         "first_count_ms": round(first, 1),
@@ -354,7 +361,7 @@ def measure_case(
         "http_count_p50_ms": p50(http_counts), "http_first_page_p50_ms": p50(http_pages),
         "json_scan_p50_ms": p50(scans), "duckdb_p50_ms": p50(ducks),
         "speedup_over_json_scan": round(p50(scans) / max(p50(counts), 0.01), 1),
-        "ratio_to_duckdb": round(p50(counts) / max(p50(ducks), 0.01), 2),
+        "ratio_to_duckdb": 0.0 if duck is None else round(p50(counts) / max(p50(ducks), 0.01), 2),
     }  # fmt: skip
 
 
@@ -509,14 +516,25 @@ def run(
     say: Say,
     bucket: str | None = None,
     only: tuple[str, ...] = (),
+    sections: frozenset[str] = LIGHT_SECTIONS,
+    writers_seconds: float = 5.0,
+    tenants: int = 0,
+    tenant_people: int = 4_000,
+    tenants_seconds: float = 60.0,
+    references: bool = True,
 ) -> dict[str, Any]:
-    """`only`: time just the cases whose names contain one of these (no write costs)."""
-    _duckdb()  # before minutes of loading: say now if it is missing
+    """`only`: time just the cases whose names contain one of these (no target sections,
+    no write costs). `references=False` skips the JSON-path scan and DuckDB."""
+    from fold.bench import targets as t
+
+    if references:
+        _duckdb()  # before minutes of loading: say now if it is missing
     bucket = bucket or f"bench-{people}"
     other = f"bench-other-{other_people}"
     ensure_bucket(factory, bucket, people, seed, say)
     ensure_bucket(factory, other, other_people, seed + 1, say)
     made = make_segments(factory, bucket, say)
+    extra = t.extra_segments(factory, bucket)
     caller = Caller(bucket=bucket, policy="admin", user_uri=USER)
     with unit_of_work(factory) as session:
         key = create_key(session, bucket=bucket, policy="admin", name="fold bench").key
@@ -528,8 +546,9 @@ def run(
                 .limit(1000)
             ).all()
         )
-    say("loading the DuckDB reference")
-    duck = duckdb_people(factory, bucket, included)
+    if references:
+        say("loading the DuckDB reference")
+    duck = duckdb_people(factory, bucket, included) if references else None
     results = []
     say(header())
     with server_process(settings) as server, httpx.Client(timeout=600) as client:
@@ -547,7 +566,70 @@ def run(
         logs = [math.log(max(r[key], 0.01)) for r in results]
         return round(math.exp(statistics.mean(logs)), 2)
 
+    goals: list[t.Target] = []
+    details: dict[str, Any] = {}
+    if only:  # just the cases asked for
+        sections = frozenset()
+    suite = {case.name: made[case.name] for case in CASES}
+    if "pages" in sections:
+        say("deep pages, sorts and contact segments")
+        found, details["pages"] = t.pages_and_contacts(factory, bucket, people, extra, runs)
+        goals += found
+        for text_line in t.table(found)[1:]:  # as soon as measured
+            say(text_line)
+    one_pss = 0.0
+    if "warm" in sections:
+        say("warm start: a restarted server")
+        found, details["warm_start"], one_pss = t.warm_start(
+            settings, server_process, bucket, key, suite, factory
+        )
+        goals += found
+        for text_line in t.table(found)[1:]:  # as soon as measured
+            say(text_line)
+    if "processes" in sections and one_pss:
+        say("processes: four servers on the same bucket")
+        found, details["processes"] = t.processes(
+            settings, server_process, bucket, key, suite, one_pss
+        )
+        goals += found
+        for text_line in t.table(found)[1:]:  # as soon as measured
+            say(text_line)
+    if "writers" in sections:
+        say(f"writers: 16 clients for {writers_seconds:g} s")
+        found, details["writers"] = t.writers(
+            settings, server_process, factory, bucket, key, seconds=writers_seconds
+        )
+        goals += found
+        for text_line in t.table(found)[1:]:  # as soon as measured
+            say(text_line)
+    if "jobs" in sections:
+        say("bulk jobs on every person of the bucket")
+        found, details["jobs"] = t.bulk_jobs(factory, settings, bucket, extra["everyone"], say)
+        goals += found
+        for text_line in t.table(found)[1:]:  # as soon as measured
+            say(text_line)
+    elif not only:
+        goals.append(t.not_run("bulk jobs", "add_tag, set-single-field records/s", ">= 25,000 /s",
+                               "/s", "run with --jobs"))  # fmt: skip
     costs = {} if only else write_costs(factory, bucket, max(20, runs * 3), made[CASES[0].name])
+    if costs:
+        goals.append(
+            t.at_least("import", "import records/s", 20_000, costs["import_records_per_second"], "/s")
+        )
+    if tenants:
+        say(f"tenants: {tenants} buckets of {tenant_people:,} people")
+        found, details["tenants"] = t.tenants(
+            factory, settings, server_process, count=tenants, people=tenant_people,
+            seconds=tenants_seconds, clients=20, say=say,
+        )  # fmt: skip
+        goals += found
+        for text_line in t.table(found)[1:]:  # as soon as measured
+            say(text_line)
+    elif not only:
+        goals.append(t.not_run("tenants", "500 x 4,000 people, 20 clients, p95", "<= 100 ms",
+                               "ms", "run with --tenants 500"))  # fmt: skip
+    for text_line in t.table(goals):
+        say(text_line)
     summary = {
         "count_p50_geomean_ms": geo("count_p50_ms"),
         "duckdb_p50_geomean_ms": geo("duckdb_p50_ms"),
@@ -573,4 +655,5 @@ def run(
         "database": engine.dialect.name, "people": people, "other_people": other_people,
         "runs": runs, "cpu_count": os.cpu_count(), "results": results, "summary": summary,
         "count_mismatches_with_duckdb": mismatched,
+        "targets": [g.as_dict() for g in goals], "sections": details,
     }  # fmt: skip

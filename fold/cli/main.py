@@ -444,6 +444,32 @@ def export(
     help="Time only the cases whose names contain this (repeatable); skips write costs.",
 )
 @click.option(
+    "--sections",
+    default="pages,warm,processes,writers",
+    show_default=True,
+    help="Target sections to run besides the suite: pages, warm, processes, writers, jobs "
+    "(or none).",
+)
+@click.option("--jobs", is_flag=True, help="Also run bulk jobs on every person (and undo them).")
+@click.option("--writers-seconds", default=5.0, show_default=True, type=click.FloatRange(0.5, 600))
+@click.option(
+    "--tenants",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 10_000),
+    help="Buckets for the many-tenants section (0: skip it).",
+)
+@click.option(
+    "--tenant-people", default=4_000, show_default=True, type=click.IntRange(100, 1_000_000)
+)
+@click.option("--tenants-seconds", default=60.0, show_default=True, type=click.FloatRange(1, 3600))
+@click.option(
+    "--references/--no-references",
+    default=True,
+    show_default=True,
+    help="Time the JSON-path scan and DuckDB beside each count (minutes at a million).",
+)
+@click.option(
     "--output",
     default="bench-results.json",
     show_default=True,
@@ -459,15 +485,34 @@ def bench(
     output: Path,
     bucket: str | None,
     only: tuple[str, ...],
+    sections: str,
+    jobs: bool,
+    writers_seconds: float,
+    tenants: int,
+    tenant_people: int,
+    tenants_seconds: float,
+    references: bool,
 ) -> None:
     """Time the segment suite on a bucket of N people (made by `fold demo`, or reused),
-    beside the plain JSON-path scan and DuckDB over the same records; then write costs.
-    Results print as a table and are written as JSON."""
+    beside the plain JSON-path scan and DuckDB over the same records; then write costs
+    and each issue-18 target (warm start, processes, deep pages, contact segments, bulk
+    jobs, writers, tenants) beside its measured figure. Results print as tables and are
+    written as JSON."""
     if click_ctx.invoked_subcommand is not None:
         return
     import json
 
-    from fold.bench.segments import run
+    from fold.bench.segments import ALL_SECTIONS, run
+
+    chosen = {p.strip() for p in sections.split(",") if p.strip() and p.strip() != "none"}
+    unknown = chosen - ALL_SECTIONS
+    if unknown:
+        raise click.BadParameter(
+            f"{', '.join(sorted(unknown))}: not a section ({', '.join(sorted(ALL_SECTIONS))})",
+            param_hint="--sections",
+        )
+    if jobs:
+        chosen.add("jobs")
 
     ctx = click_ctx.ensure_object(Context)
     factory = ctx.migrated()
@@ -482,6 +527,12 @@ def bench(
         say=click.echo,
         bucket=bucket,
         only=only,
+        sections=frozenset(chosen),
+        writers_seconds=writers_seconds,
+        tenants=tenants,
+        tenant_people=tenant_people,
+        tenants_seconds=tenants_seconds,
+        references=references,
     )
     summary = results["summary"]
     click.echo("summary: " + ", ".join(f"{k} {v}" for k, v in summary.items()))

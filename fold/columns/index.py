@@ -11,12 +11,14 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from fold.columns.persist import Snapshots, database_identity
 from fold.columns.store import Mask, Rank, Store
 from fold.columns.vector import Lists, Unsupported, evaluate, paths
 from fold.config import Settings
@@ -28,7 +30,8 @@ from fold.rules.nodes import related_paths, typed
 
 log = logging.getLogger("fold.columns")
 
-# A page further in than this goes to SQL: the index hands the database the candidates.
+# A page further in than this, when rows written since its sort's order was read match,
+# goes to SQL (the index would hand the database every candidate before it).
 MAX_PAGE_END = 5_000
 # Fewer rows than this are searched one by one; more use the store's word index.
 FEW_ROWS = 20_000
@@ -40,10 +43,16 @@ MAX_DIRTY = 5_000
 class Options:
     enabled: bool = True
     max_records: int = 5_000_000
+    # Where stores are kept on disk (fold.columns.persist); None: in memory only.
+    directory: Path | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Options:
-        return cls(enabled=settings.columns, max_records=settings.columns_max_records)
+        return cls(
+            enabled=settings.columns,
+            max_records=settings.columns_max_records,
+            directory=settings.columns_directory(),
+        )
 
 
 _INDEX = "fold_columns"  # the ColumnIndex a session's factory was attached to
@@ -60,6 +69,11 @@ class ColumnIndex:
             weakref.WeakKeyDictionary()
         )
         self._lock = threading.Lock()
+        directory = self.options.directory
+        self.snapshots = None if directory is None else Snapshots(directory)
+        self._identities: weakref.WeakKeyDictionary[Engine, str | None] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def attach(self, factory: sessionmaker[Session]) -> sessionmaker[Session]:
         """Let sessions from `factory` be answered from this index. Their flushes must stamp
@@ -74,6 +88,14 @@ class ColumnIndex:
         """Whether a store of this bucket and type is kept."""
         with self._lock:
             return (bucket, resource_type) in self._stores.get(engine, {})
+
+    def seen(self, engine: Engine, bucket: str, resource_type: str) -> int | None:
+        """The clock value the kept store of this bucket and type has applied; None when
+        none is kept."""
+        with self._lock:
+            stores = self._stores.get(engine)
+            store = None if stores is None else stores.get((bucket, resource_type))
+            return store.seen if store is not None and store.loaded else None
 
     def forget(self, engine: Engine) -> None:
         with self._lock:
@@ -138,15 +160,17 @@ class ColumnIndex:
         # The request's own connection: a second one per request could run the pool dry
         # while requests wait for this store's lock.
         connection = session.connection()
+        saver = self._saver(engine, connection)
         with ExitStack() as locks:
             for _, each in held:
                 locks.enter_context(each.lock)
             try:
-                _catch_up(store, connection, paths(node) | set(sort_paths) - set(SYSTEM_KINDS))
+                wanted = paths(node) | set(sort_paths) - set(SYSTEM_KINDS)
+                _catch_up(store, connection, wanted, saver)
                 for kind, other in others.items():
-                    _catch_up(other, connection, related[kind] - set(SYSTEM_KINDS))
+                    _catch_up(other, connection, related[kind] - set(SYSTEM_KINDS), saver)
                 if stored[0] in related:
-                    _catch_up(store, connection, related[stored[0]] - set(SYSTEM_KINDS))
+                    _catch_up(store, connection, related[stored[0]] - set(SYSTEM_KINDS), saver)
             except BaseException:
                 # Half-read is not a state to answer from: the next use starts again.
                 for _, each in held:
@@ -158,7 +182,47 @@ class ColumnIndex:
             except Unsupported:
                 yield None
                 return
-            yield Found(store, _search(store, mask, q), connection)
+            yield Found(store, _search(store, mask, q), connection, saver)
+
+    def _saver(self, engine: Engine, connection: Connection) -> Saver | None:
+        if self.snapshots is None:
+            return None
+        if engine not in self._identities:
+            self._identities[engine] = database_identity(connection)
+        identity = self._identities[engine]
+        return None if identity is None else Saver(self.snapshots, identity)
+
+
+@dataclass
+class Saver:
+    """Opens and saves one database's stores as snapshots (fold.columns.persist)."""
+
+    snapshots: Snapshots
+    identity: str
+
+    def open(self, store: Store, connection: Connection) -> bool:
+        started = time.perf_counter()
+        with no_cycle_collection():
+            now = clock.current(connection, store.bucket)
+            opened = self.snapshots.open(store, self.identity, now)
+        if opened:
+            log.info(
+                "column index: %s records of %s/%s opened from disk in %.2f s",
+                f"{store.n:,}", store.bucket, store.resource_type, time.perf_counter() - started,
+            )  # fmt: skip
+        return opened
+
+    def save(self, store: Store) -> None:
+        started = time.perf_counter()
+        try:
+            self.snapshots.save(store, self.identity)
+        except OSError as exc:  # a full or read-only disk costs the next start its speed only
+            log.warning("column index: %s/%s not saved: %s", store.bucket, store.resource_type, exc)
+            return
+        log.info(
+            "column index: %s/%s saved in %.2f s",
+            store.bucket, store.resource_type, time.perf_counter() - started,
+        )  # fmt: skip
 
 
 @dataclass
@@ -166,6 +230,7 @@ class Found:
     store: Store
     mask: Mask
     connection: Connection
+    saver: Saver | None = None
 
 
 @contextmanager
@@ -191,9 +256,16 @@ def matching(
         yield found
 
 
-def _catch_up(store: Store, connection: Connection, wanted: set[str]) -> None:
-    """Load the store if new, build the columns `wanted` needs, apply what was written."""
+def _catch_up(
+    store: Store, connection: Connection, wanted: set[str], saver: Saver | None = None
+) -> None:
+    """Open or load the store if new, build the columns `wanted` needs, apply what was
+    written; save the store when any of it had to be read from the database."""
+    built = False
+    if not store.loaded and saver is not None and saver.open(store, connection):
+        gc.freeze()
     if not store.loaded:
+        built = True
         started = time.perf_counter()
         with no_cycle_collection():
             store.load(connection)
@@ -204,6 +276,7 @@ def _catch_up(store: Store, connection: Connection, wanted: set[str]) -> None:
         gc.freeze()  # long-lived and cycle-free: later collections need not walk them
     missing = sorted(p for p in wanted if p not in store.columns)
     if missing:
+        built = True
         started = time.perf_counter()
         with no_cycle_collection():
             store.ensure_columns(connection, missing)
@@ -213,6 +286,8 @@ def _catch_up(store: Store, connection: Connection, wanted: set[str]) -> None:
         )  # fmt: skip
         gc.freeze()
     store.refresh(connection)
+    if built and saver is not None:
+        saver.save(store)
 
 
 def _search(store: Store, mask: Mask, q: str | None) -> Mask:
@@ -240,16 +315,19 @@ def page_uids(
     found: Found, *, sort: tuple[str, ...], order_by: list[Any], offset: int, limit: int
 ) -> tuple[list[str], bool] | None:
     """The uids that can be on the page, and whether they are already in page order (if
-    not, the database orders these few). None: too deep for the index."""
+    not, the database orders these few). At any depth when no matching row has been
+    written since the sort's order was read (the clean rows are still in the database's
+    order); None when such rows match and the page ends beyond MAX_PAGE_END, where the
+    database would have to order too many candidates."""
     end = offset + limit
-    if end > MAX_PAGE_END:
-        return None
     store, mask = found.store, found.mask
     rank = store.ranks.get(sort)
     if rank is None or rank.dirty_count > MAX_DIRTY:
         started = time.perf_counter()
         rank = _read_rank(found.connection, store, order_by)
         store.ranks[sort] = rank
+        if found.saver is not None:
+            found.saver.save(store)
         log.info(
             "column index: order by %s of %s/%s read in %.1f s",
             ", ".join(sort), store.bucket, store.resource_type, time.perf_counter() - started,
@@ -259,6 +337,8 @@ def page_uids(
         fresh = np.flatnonzero(mask & rank.dirty)
     else:
         clean, fresh = mask, np.zeros(0, dtype=np.int64)
+    if len(fresh) and end > MAX_PAGE_END:
+        return None
     ordered = _first_in_order(rank.order, clean, end)
     uids = store.uids
     if not len(fresh):
@@ -293,3 +373,19 @@ def _read_rank(connection: Connection, store: Store, order_by: list[Any]) -> Ran
     dirty = np.ones(store.n, dtype=bool)
     dirty[order] = False
     return Rank(np.array(order, dtype=np.int64), dirty, int(np.count_nonzero(dirty)))
+
+
+def lag(session: Session, *, bucket: str, resource_type: str) -> int | None:
+    """How many records of the type were written since the store this session's index
+    keeps last looked (what its next use would read again); None when it keeps none."""
+    index: ColumnIndex | None = session.info.get(_INDEX)
+    engine = session.get_bind()
+    if index is None or not isinstance(engine, Engine):
+        return None
+    seen = index.seen(engine, bucket, resource_type)
+    if seen is None:
+        return None
+    changed = select(func.count()).where(
+        Record.bucket == bucket, Record.resource_type == resource_type, Record.version > seen
+    )
+    return int(session.scalar(changed) or 0)

@@ -100,6 +100,15 @@ class RecordClock(Base):
     version: Mapped[int] = mapped_column(BigInteger())
 
 
+class DatabaseIdentity(Base):
+    """One row: a random value made with the database, naming it apart from any other
+    (the column index's files on disk belong to one database)."""
+
+    __tablename__ = "database_identity"
+    id: Mapped[int] = mapped_column(Integer(), primary_key=True)
+    value: Mapped[str] = mapped_column(String(32))
+
+
 class AuditEntry(Base):
     __tablename__ = "audit_entries"
     bucket: Mapped[str] = mapped_column(String(63), primary_key=True)

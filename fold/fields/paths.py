@@ -65,3 +65,26 @@ KEY_RE = re.compile(rf"^{PATH_STEP}$")
 
 def is_field_path(value: object) -> bool:
     return isinstance(value, str) and FIELD_PATH_RE.match(value) is not None
+
+
+def with_path(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """As `set_path`, but copying only the objects along `path`: the rest is shared with
+    `data`. For bulk rewrites that neither side mutates afterwards."""
+    parts = path.split(".")
+    out = dict(data)
+    node = out
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            if value is MISSING or value is None:
+                return out
+            child = {}
+        else:
+            child = dict(child)
+        node[part] = child
+        node = child
+    if value is MISSING or value is None:
+        node.pop(parts[-1], None)
+    else:
+        node[parts[-1]] = value
+    return out

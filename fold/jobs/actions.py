@@ -19,12 +19,12 @@ from fold.db.models import Bucket, Record
 from fold.errors import ValidationFailed
 from fold.fields.builtin import BUILTIN
 from fold.fields.display import value_at
-from fold.fields.paths import FIELD_PATH_RE, MISSING, get_path, set_path
+from fold.fields.paths import FIELD_PATH_RE, MISSING, get_path, with_path
 from fold.fields.schema import TypeSchema
 from fold.fields.types import read_value
 from fold.ids import make_uri, new_uid, parse_uri
 from fold.jobs import mailchimp, messaging, xero
-from fold.jobs.work import Action, Outcome, Run
+from fold.jobs.work import Action, AnyRecord, Outcome, Run
 from fold.outbound import http
 from fold.records.bulk import Rewrite
 from fold.records.clock import stamp
@@ -77,7 +77,7 @@ def _check_tag(
     return {"field": require_field(p, "tags"), "value": require_text(p, "a tag")}
 
 
-def _tags(run: Run, rows: list[Record | None], adding: bool) -> list[Outcome]:
+def _tags(run: Run, rows: list[AnyRecord | None], adding: bool) -> list[Outcome]:
     path, tag = run.params["field"], run.params["value"]
     out = []
     for row in rows:
@@ -100,7 +100,7 @@ def _tags(run: Run, rows: list[Record | None], adding: bool) -> list[Outcome]:
                 out.append(Outcome("done", undo={"changed": False}))
                 continue
             new = [t for t in current if t != tag]
-        run.rewrites.append(Rewrite(row, set_path(row.data, path, new), "active"))
+        run.rewrites.append(Rewrite(row, with_path(row.data, path, new), "active"))
         out.append(
             Outcome("done", undo={"changed": True, "field": path, "tag": tag, "added": adding})
         )
@@ -117,18 +117,18 @@ def _check_set_field(
     return {"field": path, "value": typed_value(schema, path, p["value"])}
 
 
-def _set_on(run: Run, row: Record, path: str, value: Any) -> Outcome:
+def _set_on(run: Run, row: AnyRecord, path: str, value: Any) -> Outcome:
     before = get_path(row.data, path)
     undo = {
         "field": path,
         "had": before is not MISSING,
         "prev": None if before is MISSING else before,
     }
-    run.rewrites.append(Rewrite(row, set_path(row.data, path, value), row.record_state))
+    run.rewrites.append(Rewrite(row, with_path(row.data, path, value), row.record_state))
     return Outcome("done", undo={"changed": True, "set": undo})
 
 
-def _set_field(run: Run, rows: list[Record | None]) -> list[Outcome]:
+def _set_field(run: Run, rows: list[AnyRecord | None]) -> list[Outcome]:
     out = []
     for row in rows:
         if row is None or row.record_state != "active":
@@ -355,7 +355,7 @@ def _check_none(
     return {}
 
 
-def _replace(run: Run, rows: list[Record | None]) -> list[Outcome]:
+def _replace(run: Run, rows: list[AnyRecord | None]) -> list[Outcome]:
     out = []
     for row in rows:
         if row is None or row.record_state != "active":
@@ -369,7 +369,7 @@ def _replace(run: Run, rows: list[Record | None]) -> list[Outcome]:
     return out
 
 
-def _delete(run: Run, rows: list[Record | None]) -> list[Outcome]:
+def _delete(run: Run, rows: list[AnyRecord | None]) -> list[Outcome]:
     out = []
     for row in rows:
         if row is None or row.record_state != "active":
@@ -381,7 +381,7 @@ def _delete(run: Run, rows: list[Record | None]) -> list[Outcome]:
     return out
 
 
-def _undo(run: Run, rows: list[Record | None]) -> list[Outcome]:
+def _undo(run: Run, rows: list[AnyRecord | None]) -> list[Outcome]:
     """Revert what the original job did to each record, from the undo notes it kept."""
     out = []
     for row, note in zip(rows, run.undo_infos, strict=True):
@@ -397,11 +397,11 @@ def _undo(run: Run, rows: list[Record | None]) -> list[Outcome]:
             tags = current if isinstance(current, list) else []
             new = [t for t in tags if t != note["tag"]] if note["added"] else [*tags, note["tag"]]
             run.rewrites.append(
-                Rewrite(row, set_path(row.data, note["field"], new), row.record_state)
+                Rewrite(row, with_path(row.data, note["field"], new), row.record_state)
             )
             out.append(Outcome("done"))
         elif "set" in note:
-            target = row
+            target: AnyRecord = row
             if "record" in note:
                 resource_type, uid = note["record"]
                 target = run.session.get(Record, (run.bucket, resource_type, uid))  # type: ignore[assignment]
@@ -411,7 +411,7 @@ def _undo(run: Run, rows: list[Record | None]) -> list[Outcome]:
             change = note["set"]
             value = change["prev"] if change["had"] else MISSING
             run.rewrites.append(
-                Rewrite(target, set_path(target.data, change["field"], value), target.record_state)
+                Rewrite(target, with_path(target.data, change["field"], value), target.record_state)
             )
             out.append(Outcome("done"))
         elif "created" in note:
@@ -429,16 +429,16 @@ def _undo(run: Run, rows: list[Record | None]) -> list[Outcome]:
 ACTIONS: dict[str, Action] = {
     a.name: a
     for a in (
-        Action("add_tag", _check_tag, lambda run, rows: _tags(run, rows, True)),
-        Action("remove_tag", _check_tag, lambda run, rows: _tags(run, rows, False)),
-        Action("set-single-field", _check_set_field, _set_field),
+        Action("add_tag", _check_tag, lambda run, rows: _tags(run, rows, True), light=True),
+        Action("remove_tag", _check_tag, lambda run, rows: _tags(run, rows, False), light=True),
+        Action("set-single-field", _check_set_field, _set_field, light=True),
         Action(
             "set-single-field-on-last-membership",
             _check_membership_field,
             _set_on_membership,
             contacts_only=True,
         ),
-        Action("change-status", _check_status, _set_field),
+        Action("change-status", _check_status, _set_field, light=True),
         Action("join-group", _check_group, _join_group, contacts_only=True),
         Action("send-webhook", _check_url, _webhook, undoable=False, writes_records=False),
         Action(
@@ -453,9 +453,9 @@ ACTIONS: dict[str, Action] = {
 }
 # Started by their own endpoints (SPEC 3.3), not by `action`.
 INTERNAL: dict[str, Action] = {
-    "replace": Action("replace", _check_none, _replace, undoable=False),
-    "delete": Action("delete", _check_none, _delete),
-    "undo": Action("undo", _check_none, _undo, undoable=False),
+    "replace": Action("replace", _check_none, _replace, undoable=False, light=True),
+    "delete": Action("delete", _check_none, _delete, light=True),
+    "undo": Action("undo", _check_none, _undo, undoable=False, light=True),
     "sync_mailchimp": Action(
         "sync_mailchimp",
         _check_none,

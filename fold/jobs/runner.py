@@ -7,22 +7,24 @@ is acted on twice. A lease on the job keeps two workers from running it at once.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fold.config import Settings
-from fold.db.bulk import analyze, insert_rows
+from fold.db.bulk import analyze, dumps, insert_rows
 from fold.db.engine import busy_reason, unit_of_work
 from fold.db.models import Job, JobItem, Record, Segment
 from fold.errors import Unavailable
@@ -30,25 +32,15 @@ from fold.exports.service import EXPORT_ACTION, run_export
 from fold.fields.service import schema_for
 from fold.ids import STORED_TYPES, make_uri
 from fold.jobs.actions import action_for
-from fold.jobs.work import Action, LeaseLost, Outcome, Run
+from fold.jobs.work import Action, LeaseLost, Loaded, Outcome, Run
+from fold.records.bulk import raw_execute_many
 from fold.records.clock import stamp
-from fold.segments.members import segment_filter, selection, stream_keys
+from fold.segments.index_or_sql import selected_keys
+from fold.segments.members import segment_filter
 from fold.timefmt import utcnow
 
 log = logging.getLogger("fold.jobs")
 ITEMS: Any = JobItem.__table__
-ITEM_OUTCOME = (
-    update(ITEMS)
-    .where(
-        ITEMS.c.bucket == bindparam("k_bucket"),
-        ITEMS.c.job_uid == bindparam("k_job"),
-        ITEMS.c.seq == bindparam("k_seq"),
-        # Only pending items change; saying so lets the (bucket, job, state, seq) index
-        # find each row directly.
-        ITEMS.c.state == "pending",
-    )
-    .values(state=bindparam("state"), undo=bindparam("undo"))
-)
 MAX_ERRORS = 20
 BUSY_RETRIES = 10
 LIVE = ("created", "running", "cancelling")
@@ -100,72 +92,126 @@ def claim(session: Session, bucket: str, uid: str, me: str, lease_seconds: int) 
 
 def freeze(session: Session, job: Job) -> int:
     """Write the job's record set as items; the totals are exact from here on."""
-    rows: list[dict[str, Any]] = []
+    keys: list[tuple[str, str]] = []
+    undos: list[Any] = []
     if job.undo_of:
-        originals = session.scalars(
-            select(JobItem)
+        originals = session.execute(
+            select(ITEMS.c.resource_type, ITEMS.c.record_uid, ITEMS.c.undo)
             .where(
-                JobItem.bucket == job.bucket,
-                JobItem.job_uid == job.undo_of,
-                JobItem.state == "done",
+                ITEMS.c.bucket == job.bucket,
+                ITEMS.c.job_uid == job.undo_of,
+                ITEMS.c.state == "done",
             )
-            .order_by(JobItem.seq)
-        ).all()
-        for item in originals:
-            if item.undo and item.undo.get("changed"):
-                rows.append(
-                    {
-                        "resource_type": item.resource_type,
-                        "record_uid": item.record_uid,
-                        "undo": item.undo,
-                    }
-                )
+            .order_by(ITEMS.c.seq)
+        )
+        for resource_type, record_uid, undo in originals:
+            if undo and undo.get("changed"):
+                keys.append((resource_type, record_uid))
+                undos.append(undo)
     else:
         segment = session.get(Segment, (job.bucket, job.segment_uid))
         assert segment is not None
         node = segment_filter(session, segment, job.params.get("rules") or [])
-        stmt = selection(job.bucket, segment.resource_type, node)
-        for resource_type, record_uid in stream_keys(session, stmt):
-            rows.append({"resource_type": resource_type, "record_uid": record_uid, "undo": None})
-    items = [
-        {"bucket": job.bucket, "job_uid": job.uid, "seq": seq, "state": "pending", **row}
-        for seq, row in enumerate(rows)
-    ]
-    for start in range(0, len(items), 10_000):
-        insert_rows(session, JobItem.__table__, items[start : start + 10_000])  # type: ignore[arg-type]
-    if len(items) > 1000:
+        keys = selected_keys(
+            session, bucket=job.bucket, resource_type=segment.resource_type, node=node
+        )
+    bucket, uid = job.bucket, job.uid
+    for start in range(0, len(keys), 50_000):
+        part = keys[start : start + 50_000]
+        notes = undos[start : start + 50_000] if undos else [None] * len(part)
+        items = [
+            {"bucket": bucket, "job_uid": uid, "seq": seq, "state": "pending",
+             "resource_type": kind, "record_uid": record_uid, "undo": undo}
+            for seq, (kind, record_uid), undo in zip(
+                range(start, start + len(part)), part, notes, strict=True
+            )
+        ]  # fmt: skip
+        insert_rows(session, ITEMS, items)
+    if len(keys) > 1000:
         analyze(session, "job_items")
-    return len(items)
+    return len(keys)
 
 
 def _schemas(session: Session, bucket: str) -> dict[str, Any]:
     return {t: schema_for(session, bucket=bucket, resource_type=t) for t in STORED_TYPES}
 
 
+@dataclass(slots=True)
+class Item:
+    """One pending item of a batch."""
+
+    seq: int
+    resource_type: str
+    record_uid: str
+    undo: dict[str, Any] | None
+
+
+def _read_loaded(
+    session: Session, bucket: str, resource_type: str, uids: list[str], *, lock: bool
+) -> list[Loaded]:
+    connection = session.connection()
+    postgres = connection.dialect.name == "postgresql"
+    raw: Any = connection.connection.dbapi_connection
+    out: list[Loaded] = []
+    for start in range(0, len(uids), 500):  # SQLite binds at most 999 parameters at once
+        part = uids[start : start + 500]
+        if postgres:
+            sql = (
+                "SELECT uid, data, record_state, display_value, search_text, unique_key "
+                "FROM records WHERE bucket = %s AND resource_type = %s AND uid = ANY(%s)"
+                + (" FOR UPDATE" if lock else "")
+            )
+            params: list[Any] = [bucket, resource_type, part]
+        else:
+            marks = ", ".join("?" for _ in part)
+            sql = (
+                "SELECT uid, data, record_state, display_value, search_text, unique_key "
+                f"FROM records WHERE bucket = ? AND resource_type = ? AND uid IN ({marks})"
+            )
+            params = [bucket, resource_type, *part]
+        cursor = raw.cursor()
+        try:
+            cursor.execute(sql, params)
+            for uid, data, state, shown, search, key in cursor.fetchall():
+                document = json.loads(data) if isinstance(data, str | bytes) else data
+                out.append(Loaded(bucket, resource_type, uid, document, state, shown, search, key))
+        finally:
+            cursor.close()
+    return out
+
+
 def _load_records(
-    session: Session, bucket: str, items: list[JobItem], *, lock: bool
-) -> list[Record | None]:
+    session: Session, bucket: str, items: list[Item], *, lock: bool, light: bool
+) -> list[Any]:
     by_type: dict[str, list[str]] = {}
     for item in items:
         by_type.setdefault(item.resource_type, []).append(item.record_uid)
-    found: dict[tuple[str, str], Record] = {}
+    found: dict[tuple[str, str], Any] = {}
     if lock:
         # Locked until the batch commits, after the bucket's change clock as every writer
         # does: a record changed meanwhile (a PATCH) is read after that change, not over it.
         stamp(session, bucket)
     for resource_type, uids in by_type.items():
-        query = select(Record).where(
+        where = (
             Record.bucket == bucket, Record.resource_type == resource_type, Record.uid.in_(uids)
-        )
-        rows = session.scalars(query.with_for_update() if lock else query).all()
-        found.update({(r.resource_type, r.uid): r for r in rows})
+        )  # fmt: skip
+        if light:
+            # Columns, straight from the driver: a record-only action needs nothing else.
+            for loaded in _read_loaded(session, bucket, resource_type, uids, lock=lock):
+                found[(resource_type, loaded.uid)] = loaded
+        else:
+            query = select(Record).where(*where)
+            rows = session.scalars(query.with_for_update() if lock else query).all()
+            found.update({(r.resource_type, r.uid): r for r in rows})
     return [found.get((i.resource_type, i.record_uid)) for i in items]
 
 
 def _record_outcomes(
-    session: Session, job: Job, items: list[JobItem], outcomes: list[Outcome]
+    session: Session, job: Job, items: list[Item], outcomes: list[Outcome]
 ) -> None:
     updates = []
+    tally = {"done": 0, "failed": 0, "skipped": 0}
+    errors = list(job.errors)
     for item, outcome in zip(items, outcomes, strict=True):
         updates.append(
             {
@@ -176,26 +222,37 @@ def _record_outcomes(
                 "undo": outcome.undo,
             }
         )
-        job.processed += 1
-        if outcome.state == "done":
-            job.succeeded += 1
-        elif outcome.state == "failed":
-            job.failed += 1
-        else:
-            job.skipped += 1
-        if outcome.state == "failed" and len(job.errors) < MAX_ERRORS:
+        tally[outcome.state if outcome.state in tally else "skipped"] += 1
+        if outcome.state == "failed" and len(errors) < MAX_ERRORS:
             uri = make_uri(job.bucket, item.resource_type, item.record_uid)
-            job.errors = [*job.errors, {"uri": uri, "reason": outcome.reason}]
-    session.execute(ITEM_OUTCOME, updates)
+            errors.append({"uri": uri, "reason": outcome.reason})
+    job.processed += len(items)
+    job.succeeded += tally["done"]
+    job.failed += tally["failed"]
+    job.skipped += tally["skipped"]
+    if len(errors) != len(job.errors):
+        job.errors = errors
+    json_mark = "?::jsonb" if session.get_bind().dialect.name == "postgresql" else "?"
+    raw_execute_many(
+        session,
+        f"UPDATE job_items SET state = ?, undo = {json_mark} "
+        "WHERE bucket = ? AND job_uid = ? AND seq = ? AND state = 'pending'",
+        [
+            (u["state"], None if u["undo"] is None else dumps(u["undo"]), u["k_bucket"],
+             u["k_job"], u["k_seq"])
+            for u in updates
+        ],
+    )  # fmt: skip
 
 
-def run_job(factory: sessionmaker[Session], settings: Settings, bucket: str, uid: str) -> str:
-    """Run (or resume) a job to its end; answers its final status."""
-    me = worker_id()
-    lease = settings.job_lease_seconds
+def begin_job(
+    factory: sessionmaker[Session], settings: Settings, bucket: str, uid: str
+) -> bool | None:
+    """Take the job's lease and, if it has not started, freeze its record set. Answers
+    whether the job is an export (which has no items), None when another worker holds it."""
     with unit_of_work(factory) as session:
-        if not claim(session, bucket, uid, me, lease):
-            return "not mine"
+        if not claim(session, bucket, uid, worker_id(), settings.job_lease_seconds):
+            return None
         job = session.get(Job, (bucket, uid))
         assert job is not None
         # An export writes one file from the whole selection: it has no items to freeze.
@@ -204,7 +261,18 @@ def run_job(factory: sessionmaker[Session], settings: Settings, bucket: str, uid
             job.total = 0 if whole else freeze(session, job)
             job.status = "running"
             job.started = utcnow()
-        # Field schemas as they are when the job (re)starts, read once rather than per batch.
+        return whole
+
+
+def run_job(factory: sessionmaker[Session], settings: Settings, bucket: str, uid: str) -> str:
+    """Run (or resume) a job to its end; answers its final status."""
+    me = worker_id()
+    lease = settings.job_lease_seconds
+    whole = begin_job(factory, settings, bucket, uid)
+    if whole is None:
+        return "not mine"
+    # Field schemas as they are when the job (re)starts, read once rather than per batch.
+    with unit_of_work(factory) as session:
         schemas = {} if whole else _schemas(session, bucket)
     if whole:
         try:
@@ -274,14 +342,15 @@ def _batch(
             job.status, job.finished, job.worker = "cancelled", utcnow(), None
             return "cancelled"
         size = int(job.params.get("batch_size") or 100)
-        items = list(
-            session.scalars(
-                select(JobItem)
-                .where(JobItem.bucket == bucket, JobItem.job_uid == uid, JobItem.state == "pending")
-                .order_by(JobItem.seq)
+        items = [
+            Item(*row)
+            for row in session.execute(
+                select(ITEMS.c.seq, ITEMS.c.resource_type, ITEMS.c.record_uid, ITEMS.c.undo)
+                .where(ITEMS.c.bucket == bucket, ITEMS.c.job_uid == uid, ITEMS.c.state == "pending")
+                .order_by(ITEMS.c.seq)
                 .limit(size)
-            ).all()
-        )
+            )
+        ]
         action = action_for(job.action)
         if not items:
             if action.finish is not None:
@@ -303,7 +372,9 @@ def _batch(
             undo_infos=[i.undo for i in items],
             checkpoint=lambda: _checkpoint(session, bucket, uid, me, settings.job_lease_seconds),
         )
-        records = _load_records(session, bucket, items, lock=action.writes_records)
+        records = _load_records(
+            session, bucket, items, lock=action.writes_records, light=action.light
+        )
         outcomes = action.apply(run, records)
         _record_outcomes(session, job, items, outcomes)
         if run.notes:

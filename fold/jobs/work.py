@@ -17,6 +17,24 @@ from fold.ids import make_uri
 from fold.records.bulk import Rewrite, update_records
 
 
+@dataclass(slots=True)
+class Loaded:
+    """A record as a batch of a record-only action reads it: its columns, without the
+    ORM's per-object bookkeeping (what `Action.light` actions are given)."""
+
+    bucket: str
+    resource_type: str
+    uid: str
+    data: dict[str, Any]
+    record_state: str
+    display_value: str
+    search_text: str
+    unique_key: str | None
+
+
+AnyRecord = Record | Loaded
+
+
 class LeaseLost(Exception):
     """Another worker took the job over while this one worked on a batch."""
 
@@ -55,7 +73,7 @@ class Run:
     # Merged into the job's params when the batch commits (what `debug` reports).
     notes: dict[str, Any] = field(default_factory=dict)
 
-    def record_uri(self, row: Record) -> str:
+    def record_uri(self, row: AnyRecord) -> str:
         return make_uri(self.bucket, row.resource_type, row.uid)
 
     def save(self) -> None:
@@ -71,7 +89,8 @@ class Run:
 
 
 Check = Callable[[Session, str, str, TypeSchema, dict[str, Any], Settings], dict[str, Any]]
-Apply = Callable[[Run, list[Record | None]], list[Outcome]]
+# Each action takes the batch's records (None: gone), `Loaded` ones when it is light.
+Apply = Callable[[Run, Any], list[Outcome]]
 
 
 @dataclass(frozen=True)
@@ -87,6 +106,9 @@ class Action:
     # Run once after the last batch, in the transaction that completes the job (again,
     # if the worker died in it): for work on the whole set, such as a sync's removals.
     finish: Callable[[Run], None] | None = None
+    # Reads and rewrites only the records it is given (through `Run.save`): its batch
+    # loads them as `Loaded` columns rather than ORM objects.
+    light: bool = False
     # What `finish` raises when the job must fail; its message is the job's error.
     failure: type[Exception] | None = None
     # The largest batch: an action whose records each wait on an outside service (Xero's

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Table, bindparam, update
 from sqlalchemy.exc import IntegrityError
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from fold import jsontext
 from fold.audit.service import Change, entry_row, record_writes
-from fold.db.bulk import Encoded, insert_rows, no_cycle_collection
+from fold.db.bulk import SQLITE_DATETIME, Encoded, dumps, insert_rows, no_cycle_collection
 from fold.db.models import AuditEntry, Record
 from fold.errors import Problem
 from fold.fields.display import unique_key
@@ -404,13 +404,48 @@ def insert_clean(
     insert_rows(session, AUDIT, audit)
 
 
+class Stored(Protocol):
+    """What `update_records` reads of a record: an ORM `Record` or the columns of one."""
+
+    @property
+    def resource_type(self) -> str: ...
+    @property
+    def uid(self) -> str: ...
+    @property
+    def data(self) -> dict[str, Any]: ...
+    @property
+    def record_state(self) -> str: ...
+
+
 @dataclass
 class Rewrite:
     """A new version of an existing record, for `update_records`."""
 
-    row: Record
+    row: Stored
     data: dict[str, Any]
     state: str
+
+
+def narrowed(
+    before: dict[str, Any], after: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The two versions cut down to the top-level fields that may differ. A rewrite copies
+    only what it changes and shares the rest, so a field that is the very same object on
+    both sides is unchanged; the diff of the rest is the diff of the whole (clean_diff
+    compares field by field; when one side is left empty, every field of the other is
+    added or dropped, which is what the whole diff says of them too)."""
+    keys = [
+        k
+        for k in before.keys() | after.keys()
+        if before.get(k, _ABSENT) is not after.get(k, _ABSENT)
+    ]
+    return (
+        {k: before[k] for k in keys if k in before},
+        {k: after[k] for k in keys if k in after},
+    )
+
+
+_ABSENT = object()
 
 
 def update_records(
@@ -446,13 +481,58 @@ def update_records(
                 version,
             )
         )
-        changes.append(
-            Change(
-                row.resource_type,
-                row.uid,
-                {**row.data, "record_state": row.record_state},
-                {**item.data, "record_state": item.state},
-            )
+        before, after = narrowed(
+            {**row.data, "record_state": row.record_state},
+            {**item.data, "record_state": item.state},
         )
-    session.execute(UPDATE_WITH_STATE, updates)
+        changes.append(Change(row.resource_type, row.uid, before, after))
+    update_many(session, updates)
     record_writes(session, bucket=bucket, user_uri=user_uri, message=message, changes=changes)
+
+
+def raw_execute_many(session: Session, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """`sql` (written with `?` placeholders) for each row, straight to the driver in the
+    session's transaction: for thousands of rows, SQLAlchemy's per-row parameter work
+    would cost more than the database does."""
+    connection = session.connection()
+    raw: Any = connection.connection.dbapi_connection
+    if connection.dialect.name == "postgresql":
+        sql = sql.replace("?", "%s")
+    cursor = raw.cursor()
+    try:
+        cursor.executemany(sql, rows)
+    finally:
+        cursor.close()
+
+
+def update_many(session: Session, updates: list[dict[str, Any]]) -> None:
+    """UPDATE_WITH_STATE for many rows (as `_keyed` makes them), through the driver."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    json_mark = "?::jsonb" if postgres else "?"
+    sql = (
+        f"UPDATE records SET data = {json_mark}, last_updated = ?, display_value = ?, "
+        "search_text = ?, unique_key = ?, version = ?, record_state = ? "
+        "WHERE bucket = ? AND resource_type = ? AND uid = ?"
+    )
+    moment = _sqlite_moment() if not postgres else (lambda value: value)
+    rows = [
+        (
+            u["data"] if isinstance(u["data"], Encoded) else dumps(u["data"]),
+            moment(u["last_updated"]), u["display_value"], u["search_text"], u["unique_key"],
+            u["version"], u["record_state"], u["k_bucket"], u["k_type"], u["k_uid"],
+        )
+        for u in updates
+    ]  # fmt: skip
+    raw_execute_many(session, sql, rows)
+
+
+def _sqlite_moment() -> Callable[[datetime], str]:
+    seen: dict[datetime, str] = {}
+
+    def text(value: datetime) -> str:
+        out = seen.get(value)
+        if out is None:
+            out = seen[value] = value.strftime(SQLITE_DATETIME)
+        return out
+
+    return text

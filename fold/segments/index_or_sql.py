@@ -29,6 +29,9 @@ from fold.segments.members import (
 )
 from fold.segments.numbers import Selected
 
+# Rows a kept store may have to read again for a job's freeze to come from it.
+FRESH_ENOUGH = 20_000
+
 
 def _from_columns(
     session: Session,
@@ -114,3 +117,19 @@ def member_selection(session: Session, row: Segment) -> Iterator[Selected]:
     for resource_type, uid in stream_keys(session, selection(row.bucket, row.resource_type, node)):
         groups[resource_type].append(uid)
     yield Selected(groups=list(groups.items()))
+
+
+def selected_keys(
+    session: Session, *, bucket: str, resource_type: str, node: Node
+) -> list[tuple[str, str]]:
+    """(resource type, uid) of every active record `node` selects, in uid order: from the
+    column index's member set when this process keeps the store and it is nearly up to
+    date (exactly what SQL would select), else read through SQL — building a store, or
+    reading back a million rows a job has just rewritten, costs more than the query."""
+    behind = columns.lag(session, bucket=bucket, resource_type=resource_type)
+    if behind is not None and behind <= FRESH_ENOUGH:
+        with _from_columns(session, bucket, resource_type, node, None) as found:
+            if found is not None:
+                uids, kind = found.store.uids, found.store.resource_type
+                return [(kind, u) for u in sorted(uids[i] for i in np.flatnonzero(found.mask))]
+    return list(stream_keys(session, selection(bucket, resource_type, node)))

@@ -27,7 +27,7 @@ def test_bucket_leads_every_tenant_key(database: Database) -> None:
     from sqlalchemy import inspect
 
     inspector = inspect(database.engine)
-    global_tables = {"api_keys", "users", "buckets", "alembic_version"}
+    global_tables = {"api_keys", "users", "buckets", "alembic_version", "database_identity"}
     for table in inspector.get_table_names():
         if table in global_tables:
             continue

@@ -1,0 +1,217 @@
+"""Column data kept on disk beside the database, so that a restarted server (or a second
+process) opens a store instead of reading a million records again.
+
+A snapshot is one directory holding a store exactly as it stood at a clock value `seen`:
+Fold's own columns, every document column built so far, every sort order read, as numpy
+files opened memory-mapped (copy-on-write, so a process that applies later writes keeps
+its changes to itself and shares every page it has not written with the others through
+the page cache). Opening one is the same as having built the store at `seen`: the
+store's refresh then applies every row written since, from the change clock, as it always
+does. So a snapshot can be old, never wrong.
+
+Snapshots are keyed by the database's own identity (`database_identity`, a random value
+made once per database), so a database dropped and made again under the same name never
+meets the snapshots of the old one; one whose clock is behind a snapshot's (restored from
+a backup) is not opened either. Each snapshot is written to a directory of its own and
+published by renaming a small `current` file, so readers never see half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+from hashlib import sha256
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
+
+from fold.columns.store import Column, Rank, Store
+
+log = logging.getLogger("fold.columns")
+
+FORMAT = 1
+KEEP = 2  # snapshots of a store kept on disk (others still open elsewhere stay readable)
+
+
+def database_identity(connection: Connection) -> str | None:
+    """The database's random identity (made by its migration); None when it has none."""
+    try:
+        found = connection.scalar(text("SELECT value FROM database_identity WHERE id = 1"))
+    except DBAPIError:  # not migrated this far
+        return None
+    return str(found) if found else None
+
+
+def _name(value: str) -> str:
+    """A file-system-safe name for a bucket, type, path or sort."""
+    return sha256(value.encode()).hexdigest()[:24]
+
+
+def _entries(path: str, keys: list[str]) -> Column:
+    """A column's entries made again from its keys in code order, with the same codes."""
+    column = Column(path, 0)
+    plain = [k for k in keys[1:] if not k.startswith("[")]
+    if len(plain) == len(keys) - 1:
+        # No list among them: each key is one entry, in order (the usual case, and the
+        # display value's million distinct names).
+        column.values = [None, *(k[1:] if k.startswith("\x00") else json.loads(k) for k in plain)]
+        column.keys = {k: code for code, k in enumerate(keys) if code}
+        return column
+    for key in keys[1:]:
+        if key in column.keys:
+            continue  # an element entry, made again by its list's entry
+        value = key[1:] if key.startswith("\x00") else json.loads(key)
+        column.entry(key, value)
+    if len(column.values) != len(keys):
+        raise ValueError(f"column {path}: entries do not replay")
+    return column
+
+
+class Snapshots:
+    """Where one application keeps its stores' snapshots: `<data dir>/columns`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _home(self, identity: str, bucket: str, resource_type: str) -> Path:
+        return self.root / identity / _name(f"{bucket}\x00{resource_type}")
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def save(self, store: Store, identity: str) -> None:
+        """Write the store as it stands (the caller holds its lock) and publish it."""
+        home = self._home(identity, store.bucket, store.resource_type)
+        home.mkdir(parents=True, exist_ok=True)
+        name = f"s{store.seen}-{secrets.token_hex(4)}"
+        target = home / name
+        target.mkdir()
+        try:
+            self._write(store, target)
+            pointer = home / f".current-{secrets.token_hex(4)}"
+            pointer.write_text(name)
+            os.replace(pointer, home / "current")
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+        self._prune(home, name)
+
+    def _write(self, store: Store, target: Path) -> None:
+        uids = [u.encode() for u in store.uids]
+        np.save(target / "uids.npy", np.array(uids, dtype=f"S{max(map(len, uids), default=1)}"))
+        search = [s.encode() for s in store.search]
+        offsets = np.zeros(len(search) + 1, dtype=np.int64)
+        np.cumsum([len(s) for s in search], out=offsets[1:])
+        (target / "search.bin").write_bytes(b"".join(search))
+        np.save(target / "search_offsets.npy", offsets)
+        np.save(target / "active.npy", np.asarray(store.active))
+        np.save(target / "created.npy", np.asarray(store.created))
+        np.save(target / "last_updated.npy", np.asarray(store.last_updated))
+        columns = {}
+        for path, column in store.columns.items():
+            stem = f"c{_name(path)}"
+            np.save(target / f"{stem}.npy", np.asarray(column.codes))
+            keys = [""] * len(column.values)
+            for key, code in column.keys.items():
+                keys[code] = key
+            (target / f"{stem}.json").write_text(json.dumps(keys, ensure_ascii=False))
+            columns[path] = stem
+        ranks = []
+        for sort, rank in store.ranks.items():
+            stem = f"r{_name(json.dumps(sort))}"
+            np.save(target / f"{stem}.order.npy", np.asarray(rank.order))
+            np.save(target / f"{stem}.dirty.npy", np.asarray(rank.dirty))
+            ranks.append({"sort": list(sort), "stem": stem, "dirty_count": rank.dirty_count})
+        meta = {
+            "format": FORMAT, "bucket": store.bucket, "resource_type": store.resource_type,
+            "seen": store.seen, "n": store.n, "columns": columns, "ranks": ranks,
+        }  # fmt: skip
+        (target / "meta.json").write_text(json.dumps(meta))
+
+    def _prune(self, home: Path, keep: str) -> None:
+        """Drop all but the newest KEEP snapshots (a process that has one open keeps its
+        mapped pages: the files go only when the last mapping does)."""
+        made = sorted(
+            (p for p in home.iterdir() if p.is_dir() and p.name != keep),
+            key=lambda p: p.stat().st_mtime,
+        )
+        for old in made[: max(0, len(made) - (KEEP - 1))]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def open(self, store: Store, identity: str, clock_now: int) -> bool:
+        """Fill an empty store from the newest snapshot; False when there is none that
+        can be used (none yet, another format, or a clock that went back)."""
+        home = self._home(identity, store.bucket, store.resource_type)
+        try:
+            name = (home / "current").read_text().strip()
+            source = home / name
+            meta = json.loads((source / "meta.json").read_text())
+        except (OSError, ValueError):
+            return False
+        if (
+            meta.get("format") != FORMAT
+            or meta.get("bucket") != store.bucket
+            or meta.get("resource_type") != store.resource_type
+            or int(meta["seen"]) > clock_now
+        ):
+            return False
+        try:
+            self._read(store, source, meta)
+        except (OSError, ValueError) as exc:  # pruned meanwhile, or cut short: build instead
+            log.warning("column snapshot %s not opened: %s", source, exc)
+            return False
+        return True
+
+    def _read(self, store: Store, source: Path, meta: dict[str, Any]) -> None:
+        def mapped(file: str) -> Any:
+            # Copy-on-write: writes applied later stay in this process.
+            return np.load(source / file, mmap_mode="c")
+
+        n = int(meta["n"])
+        uids = np.char.decode(np.load(source / "uids.npy"), "utf-8").tolist()
+        text = (source / "search.bin").read_bytes().decode()
+        offsets = np.load(source / "search_offsets.npy")
+        # Offsets count bytes; text that is all ASCII (the usual) is cut by them directly.
+        if len(text) != offsets[-1]:
+            blob = text.encode()
+            search = [
+                blob[a:b].decode()
+                for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)
+            ]
+        else:
+            search = [
+                text[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)
+            ]
+        columns: dict[str, Column] = {}
+        for path, stem in meta["columns"].items():
+            column = _entries(path, json.loads((source / f"{stem}.json").read_text()))
+            column.codes = mapped(f"{stem}.npy")
+            columns[path] = column
+        ranks = {
+            tuple(r["sort"]): Rank(
+                mapped(f"{r['stem']}.order.npy"),
+                mapped(f"{r['stem']}.dirty.npy"),
+                int(r["dirty_count"]),
+            )
+            for r in meta["ranks"]
+        }
+        if len(uids) != n or any(len(c.codes) != n for c in columns.values()):
+            raise ValueError("sizes differ")
+        store.uids = uids
+        store.search = search
+        store.row_of = {uid: i for i, uid in enumerate(uids)}
+        store.active = mapped("active.npy")
+        store.created = mapped("created.npy")
+        store.last_updated = mapped("last_updated.npy")
+        store.columns = columns
+        store.ranks = ranks
+        store.n = n
+        store.seen = int(meta["seen"])
+        store.loaded = True

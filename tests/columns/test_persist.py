@@ -1,0 +1,153 @@
+"""Stores saved beside the database open again (memory-mapped) after a restart, and
+answer exactly what SQL answers: writes made while no process held them included."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import text
+
+from fold.auth.policies import Caller
+from fold.columns.index import ColumnIndex, Options
+from fold.columns.index import lag as columns_lag
+from fold.columns.store import Store
+from fold.db.engine import make_engine, unit_of_work
+from fold.paging import Paging
+from fold.records import service as records
+from fold.segments.members import selected_keys, selection, stream_keys
+from tests.columns.test_index import by_index, by_sql, crowd, node_for, person, rule
+from tests.conftest import Database, Tenant, sessions_for
+
+__all__ = ["crowd"]  # the fixture, shared with test_index
+
+
+@pytest.fixture
+def on_disk(tmp_path: Path) -> Path:
+    return tmp_path / "columns"
+
+
+def server(directory: Path) -> ColumnIndex:
+    """A server process's column index, starting with nothing in memory."""
+    return ColumnIndex(Options(directory=directory))
+
+
+def store_of(columns: ColumnIndex, db: Database, bucket: str) -> Store:
+    found = columns._stores[db.engine][(bucket, "person")]
+    return found
+
+
+def write_elsewhere(db: Database, bucket: str, body: dict[str, object]) -> str:
+    """A write by another process, while this one holds nothing."""
+    other = make_engine(db.url)
+    try:
+        with unit_of_work(sessions_for(other)) as session:
+            made = records.create(
+                session,
+                caller=Caller(bucket=bucket, policy="admin", user_uri="/test/"),
+                resource_type="person",
+                body=body,
+            )
+        return str(made["uid"])
+    finally:
+        other.dispose()
+
+
+def opened(caplog: pytest.LogCaptureFixture) -> int:
+    return sum("opened from disk" in r.getMessage() for r in caplog.records)
+
+
+def test_a_restart_opens_the_saved_store(
+    crowd: Tenant, database: Database, on_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="fold.columns")
+    bucket = crowd.bucket
+    donors = node_for(database, bucket, [rule("tags", "equals", "donor")])
+    paging = Paging(2, 5)
+    first = by_index(
+        database, bucket, donors, sort="last_name", paging=paging, columns=server(on_disk)
+    )
+    assert first == by_sql(database, bucket, donors, sort="last_name", paging=paging)
+    assert list(on_disk.rglob("meta.json")), "the built store was saved"
+
+    write_elsewhere(database, bucket, person(77, tags=["donor"], last_name="Aardvark"))
+    changed = by_sql(database, bucket, donors, sort="last_name", paging=paging)
+    assert changed != first
+    restarted = server(on_disk)
+    assert (
+        by_index(database, bucket, donors, sort="last_name", paging=paging, columns=restarted)
+        == changed
+    )
+    # Opened from disk, not read again (the new record then made it grow in memory).
+    assert opened(caplog) == 1
+    assert ("last_name",) in store_of(restarted, database, bucket).ranks
+
+    # A field no rule had used is built on the opened store, then saved with it.
+    fresh = node_for(database, bucket, [rule("first_name", "starts_with", "P1")])
+    assert by_index(database, bucket, fresh, columns=restarted) == by_sql(database, bucket, fresh)
+    again = server(on_disk)
+    assert by_index(database, bucket, fresh, columns=again) == by_sql(database, bucket, fresh)
+    assert opened(caplog) == 2
+    # Nothing written since: the store is the files, mapped.
+    store = store_of(again, database, bucket)
+    assert isinstance(store.active, np.memmap)
+    assert isinstance(store.columns["first_name"].codes, np.memmap)
+
+
+def test_never_another_databases_files(
+    crowd: Tenant, database: Database, on_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="fold.columns")
+    bucket = crowd.bucket
+    donors = node_for(database, bucket, [rule("tags", "equals", "donor")])
+    by_index(database, bucket, donors, columns=server(on_disk))
+    # The same database made again (a new identity): what was saved is not its own.
+    with unit_of_work(database.sessions) as session:
+        was = session.scalar(text("SELECT value FROM database_identity WHERE id = 1"))
+        session.execute(text("UPDATE database_identity SET value = 'another' WHERE id = 1"))
+    try:
+        answer = by_index(database, bucket, donors, columns=server(on_disk))
+        assert answer == by_sql(database, bucket, donors)
+        assert opened(caplog) == 0
+    finally:
+        with unit_of_work(database.sessions) as session:
+            session.execute(
+                text("UPDATE database_identity SET value = :v WHERE id = 1"), {"v": was}
+            )
+
+
+def test_a_clock_behind_the_snapshot_is_not_opened(
+    crowd: Tenant, database: Database, on_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="fold.columns")
+    bucket = crowd.bucket
+    donors = node_for(database, bucket, [rule("tags", "equals", "donor")])
+    by_index(database, bucket, donors, columns=server(on_disk))
+    # As if the database had been restored from before the snapshot was taken.
+    for meta in on_disk.rglob("meta.json"):
+        saved = json.loads(meta.read_text())
+        saved["seen"] += 1_000
+        meta.write_text(json.dumps(saved))
+    answer = by_index(database, bucket, donors, columns=server(on_disk))
+    assert answer == by_sql(database, bucket, donors)
+    assert opened(caplog) == 0
+
+
+def test_a_jobs_record_set_comes_from_the_kept_store(crowd: Tenant, database: Database) -> None:
+    """What a job freezes is what SQL selects, whether the index answers or not."""
+    bucket = crowd.bucket
+    donors = node_for(database, bucket, [rule("tags", "equals", "donor")])
+
+    def frozen() -> tuple[int | None, list[tuple[str, str]], list[tuple[str, str]]]:
+        with unit_of_work(database.sessions) as session:
+            behind = columns_lag(session, bucket=bucket, resource_type="person")
+            keys = selected_keys(session, bucket=bucket, resource_type="person", node=donors)
+            by_query = list(stream_keys(session, selection(bucket, "person", donors)))
+        return behind, keys, by_query
+
+    by_index(database, bucket, donors)  # the process now keeps the store
+    write_elsewhere(database, bucket, person(88, tags=["donor"]))
+    behind, keys, by_query = frozen()
+    assert behind == 1 and keys == by_query and len(keys) == 15
