@@ -614,7 +614,9 @@ def run(
     costs = {} if only else write_costs(factory, bucket, max(20, runs * 3), made[CASES[0].name])
     if costs:
         goals.append(
-            t.at_least("import", "import records/s", 20_000, costs["import_records_per_second"], "/s")
+            t.at_least(
+                "import", "import records/s", 20_000, costs["import_records_per_second"], "/s"
+            )
         )
     if tenants:
         say(f"tenants: {tenants} buckets of {tenant_people:,} people")

@@ -33,8 +33,8 @@ from fold.demo.load import load_demo, record_count
 from fold.ids import new_uid
 from fold.jobs import service as jobs
 from fold.jobs.runner import begin_job, run_job
+from fold.segments import reads
 from fold.segments import service as segments
-from fold.segments import views
 
 Say = Callable[[str], None]
 USER = "/system/user/bench/"
@@ -162,9 +162,9 @@ def pages_and_contacts(
         assert everyone is not None
         for sort in SORTS:
             params = {"page_size": PAGE_SIZE, **({"sort": sort} if sort else {})}
-            top = partial(views.segment_records, session, caller, everyone, {**params, "page": 1})
+            top = partial(reads.segment_records, session, caller, everyone, {**params, "page": 1})
             far = partial(
-                views.segment_records, session, caller, everyone, {**params, "page": deep}
+                reads.segment_records, session, caller, everyone, {**params, "page": deep}
             )
             first = ms(top)
             page1 = repeat(top, runs)
@@ -180,12 +180,12 @@ def pages_and_contacts(
         for name in ("contacts in leeds", "contacts tagged"):
             row = session.get(Segment, (bucket, made[name].uid))
             assert row is not None
-            counted = views.segment_count(session, caller, row)["count"]
+            counted = reads.segment_count(session, caller, row)["count"]
             last = max(1, min(deep, counted // PAGE_SIZE))
-            counts = repeat(partial(views.segment_count, session, caller, row), runs)
-            top = partial(views.segment_records, session, caller, row, {"page_size": PAGE_SIZE})
+            counts = repeat(partial(reads.segment_count, session, caller, row), runs)
+            top = partial(reads.segment_records, session, caller, row, {"page_size": PAGE_SIZE})
             far = partial(
-                views.segment_records, session, caller, row, {"page_size": PAGE_SIZE, "page": last}
+                reads.segment_records, session, caller, row, {"page_size": PAGE_SIZE, "page": last}
             )
             pages = repeat(top, runs)
             deep_contact = repeat(far, max(3, runs // 2))

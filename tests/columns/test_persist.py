@@ -17,7 +17,8 @@ from fold.columns.store import Store
 from fold.db.engine import make_engine, unit_of_work
 from fold.paging import Paging
 from fold.records import service as records
-from fold.segments.members import selected_keys, selection, stream_keys
+from fold.segments.index_or_sql import selected_keys
+from fold.segments.members import selection, stream_keys
 from tests.columns.test_index import by_index, by_sql, crowd, node_for, person, rule
 from tests.conftest import Database, Tenant, sessions_for
 

@@ -2,7 +2,7 @@
 under, so that they never meet another database (or this one made again).
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 """
 
 import secrets
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
