@@ -32,9 +32,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from fold.bench.standin import JsonHandler
 
 API = "/api.xro/2.0"
 MAX_CONCURRENT = 5
@@ -508,22 +510,9 @@ def route(
 # --- the server -----------------------------------------------------------------------------
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(JsonHandler):
+    content_type = "application/json; charset=utf-8"
     state: State
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
-
-    def _answer(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
 
     def _body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
