@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fold.columns.persist import Snapshots, database_identity
-from fold.columns.store import Mask, Rank, Store
+from fold.columns.store import DISPLAY, Mask, Rank, Store
 from fold.columns.vector import Lists, Unsupported, evaluate, paths
 from fold.config import Settings
 from fold.db.bulk import no_cycle_collection
@@ -102,7 +102,7 @@ class ColumnIndex:
             self._stores.pop(engine, None)
 
     def _usable(self, session: Session, bucket: str, stored: Sequence[str]) -> Engine | None:
-        if not self.options.enabled or len(stored) != 1 or clock.wrote(session, bucket):
+        if not self.options.enabled or not stored or clock.wrote(session, bucket):
             return None
         engine = session.get_bind()
         if not isinstance(engine, Engine):
@@ -111,13 +111,14 @@ class ColumnIndex:
             return None
         return engine
 
-    def _store(self, engine: Engine, bucket: str, resource_type: str) -> Store:
+    def _store(self, engine: Engine, bucket: str, types: Sequence[str]) -> Store:
+        name = "+".join(sorted(types))
         with self._lock:
             stores = self._stores.setdefault(engine, OrderedDict())
-            key = (bucket, resource_type)
+            key = (bucket, name)
             store = stores.get(key)
             if store is None:
-                store = Store(bucket, resource_type)
+                store = Store(bucket, name, tuple(sorted(types)))
                 stores[key] = store
             stores.move_to_end(key)
             held = sum(s.n for s in stores.values())
@@ -151,12 +152,13 @@ class ColumnIndex:
         if engine is None:
             yield None
             return
-        store = self._store(engine, bucket, stored[0])
+        store = self._store(engine, bucket, stored)
+        own = store.resource_type
         # Related-record rules read other types' stores: every store this filter needs is
-        # locked in one order (by type), so two requests never wait on each other.
+        # locked in one order (by name), so two requests never wait on each other.
         related = related_paths(typed(node))
-        others = {t: self._store(engine, bucket, t) for t in related if t != stored[0]}
-        held = sorted([(stored[0], store), *others.items()], key=lambda pair: pair[0])
+        others = {t: self._store(engine, bucket, [t]) for t in related if t != own}
+        held = sorted([(own, store), *others.items()], key=lambda pair: pair[0])
         # The request's own connection: a second one per request could run the pool dry
         # while requests wait for this store's lock.
         connection = session.connection()
@@ -165,18 +167,20 @@ class ColumnIndex:
             for _, each in held:
                 locks.enter_context(each.lock)
             try:
-                wanted = paths(node) | set(sort_paths) - set(SYSTEM_KINDS)
+                # A sort by display value needs no column of it: a written row counts as
+                # moved (Store.apply), which the database orders again.
+                wanted = _columns_for(paths(node)) | (set(sort_paths) - set(SYSTEM_KINDS))
                 _catch_up(store, connection, wanted, saver)
                 for kind, other in others.items():
-                    _catch_up(other, connection, related[kind] - set(SYSTEM_KINDS), saver)
-                if stored[0] in related:
-                    _catch_up(store, connection, related[stored[0]] - set(SYSTEM_KINDS), saver)
+                    _catch_up(other, connection, _columns_for(related[kind]), saver)
+                if own in related:
+                    _catch_up(store, connection, _columns_for(related[own]), saver)
             except BaseException:
                 # Half-read is not a state to answer from: the next use starts again.
                 for _, each in held:
                     self._drop(engine, each)
                 raise
-            stores = {stored[0]: store, **others}
+            stores = {own: store, **others}
             try:
                 mask = evaluate(store, node, lists, stores.__getitem__) & store.active
             except Unsupported:
@@ -254,6 +258,12 @@ def matching(
         session, bucket=bucket, stored=stored, node=node, q=q, lists=lists, sort_paths=sort_paths
     ) as found:
         yield found
+
+
+def _columns_for(fields: set[str]) -> set[str]:
+    """The columns reading `fields` takes: document paths, and the display value (Fold's
+    other own fields are in every store)."""
+    return {f for f in fields if f not in SYSTEM_KINDS or f == DISPLAY}
 
 
 def _catch_up(
@@ -342,8 +352,8 @@ def page_uids(
     ordered = _first_in_order(rank.order, clean, end)
     uids = store.uids
     if not len(fresh):
-        return [uids[i] for i in ordered[offset:end].tolist()], True
-    return [uids[i] for i in (*ordered.tolist(), *fresh.tolist())], False
+        return uids.take(ordered[offset:end]), True
+    return uids.take(np.concatenate([ordered, fresh])), False
 
 
 def _first_in_order(order: Any, mask: Mask, wanted: int) -> Any:
@@ -363,16 +373,12 @@ def _first_in_order(order: Any, mask: Mask, wanted: int) -> Any:
 
 def _read_rank(connection: Connection, store: Store, order_by: list[Any]) -> Rank:
     """Every row of the store in the database's own order for this sort."""
-    stmt = (
-        select(Record.uid)
-        .where(Record.bucket == store.bucket, Record.resource_type == store.resource_type)
-        .order_by(*order_by)
-    )
-    row_of = store.row_of
-    order = [row_of[uid] for uid in connection.scalars(stmt) if uid in row_of]
+    stmt = select(Record.uid).where(store.of_types()).order_by(*order_by)
+    found = store.uids.locate(list(connection.scalars(stmt)))
+    order = found[found >= 0]
     dirty = np.ones(store.n, dtype=bool)
     dirty[order] = False
-    return Rank(np.array(order, dtype=np.int64), dirty, int(np.count_nonzero(dirty)))
+    return Rank(order, dirty, int(np.count_nonzero(dirty)))
 
 
 def lag(session: Session, *, bucket: str, resource_type: str) -> int | None:

@@ -31,11 +31,12 @@ import numpy as np
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
+from fold.columns.rowdata import SearchText, Uids
 from fold.columns.store import Column, Rank, Store
 
 log = logging.getLogger("fold.columns")
 
-FORMAT = 1
+FORMAT = 2  # 2: uids and search text mapped, display value a column like others
 KEEP = 2  # snapshots of a store kept on disk (others still open elsewhere stay readable)
 
 
@@ -102,12 +103,12 @@ class Snapshots:
         self._prune(home, name)
 
     def _write(self, store: Store, target: Path) -> None:
-        uids = [u.encode() for u in store.uids]
-        np.save(target / "uids.npy", np.array(uids, dtype=f"S{max(map(len, uids), default=1)}"))
-        search = [s.encode() for s in store.search]
-        offsets = np.zeros(len(search) + 1, dtype=np.int64)
-        np.cumsum([len(s) for s in search], out=offsets[1:])
-        (target / "search.bin").write_bytes(b"".join(search))
+        uids = store.uids.packed_all()
+        np.save(target / "uids.npy", uids.packed)
+        np.save(target / "uids_order.npy", uids.order)
+        np.save(target / "uids_sorted.npy", uids.sorted)
+        blob, offsets = store.search.packed()
+        np.save(target / "search.npy", blob)
         np.save(target / "search_offsets.npy", offsets)
         np.save(target / "active.npy", np.asarray(store.active))
         np.save(target / "created.npy", np.asarray(store.created))
@@ -175,20 +176,8 @@ class Snapshots:
             return np.load(source / file, mmap_mode="c")
 
         n = int(meta["n"])
-        uids = np.char.decode(np.load(source / "uids.npy"), "utf-8").tolist()
-        text = (source / "search.bin").read_bytes().decode()
-        offsets = np.load(source / "search_offsets.npy")
-        # Offsets count bytes; text that is all ASCII (the usual) is cut by them directly.
-        if len(text) != offsets[-1]:
-            blob = text.encode()
-            search = [
-                blob[a:b].decode()
-                for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)
-            ]
-        else:
-            search = [
-                text[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)
-            ]
+        uids = Uids(mapped("uids.npy"), mapped("uids_order.npy"), mapped("uids_sorted.npy"))
+        search = SearchText(mapped("search.npy"), mapped("search_offsets.npy"))
         columns: dict[str, Column] = {}
         for path, stem in meta["columns"].items():
             column = _entries(path, json.loads((source / f"{stem}.json").read_text()))
@@ -202,11 +191,10 @@ class Snapshots:
             )
             for r in meta["ranks"]
         }
-        if len(uids) != n or any(len(c.codes) != n for c in columns.values()):
+        if len(uids) != n or len(search) != n or any(len(c.codes) != n for c in columns.values()):
             raise ValueError("sizes differ")
         store.uids = uids
         store.search = search
-        store.row_of = {uid: i for i, uid in enumerate(uids)}
         store.active = mapped("active.npy")
         store.created = mapped("created.npy")
         store.last_updated = mapped("last_updated.npy")

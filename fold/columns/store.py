@@ -23,8 +23,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, and_, or_, select
 
+from fold.columns.rowdata import SearchText, Uids
 from fold.db.jsonsql import JsonValue
 from fold.db.models import Record
 from fold.records import clock
@@ -39,9 +40,11 @@ OWN_COLUMNS = (
     Record.record_state,
     Record.created,
     Record.last_updated,
-    Record.display_value,
     Record.search_text,
 )
+# Fold's own column that is dictionary-encoded like a document path, built when a rule or
+# a sort first asks for it (most never do, and it has a distinct value per record).
+DISPLAY = "display_value"
 
 Mask = np.ndarray[Any, np.dtype[np.bool_]]
 Codes = np.ndarray[Any, np.dtype[np.int32]]
@@ -223,14 +226,22 @@ class Rank:
     dirty_count: int = 0
 
 
+def _reading(path: str) -> Any:
+    """What the database reads for a column: the display value, or a path's JSON text."""
+    return Record.display_value if path == DISPLAY else JsonValue(Record.data, path)
+
+
 @dataclass
 class Store:
+    """One bucket's records of one type — or of several (`types`: a contact segment's
+    people and organisations, under the name `resource_type`)."""
+
     bucket: str
     resource_type: str
+    types: tuple[str, ...] = ()
     n: int = 0
     seen: int = 0
-    uids: list[str] = field(default_factory=list)
-    row_of: dict[str, int] = field(default_factory=dict)
+    uids: Uids = field(default_factory=Uids)
     active: Mask = field(default_factory=lambda: np.zeros(0, dtype=bool))
     created: np.ndarray[Any, np.dtype[np.int64]] = field(
         default_factory=lambda: np.zeros(0, dtype=np.int64)
@@ -238,7 +249,7 @@ class Store:
     last_updated: np.ndarray[Any, np.dtype[np.int64]] = field(
         default_factory=lambda: np.zeros(0, dtype=np.int64)
     )
-    search: list[str] = field(default_factory=list)
+    search: SearchText = field(default_factory=SearchText)
     columns: dict[str, Column] = field(default_factory=dict)
     ranks: dict[tuple[str, ...], Rank] = field(default_factory=dict)
     words: OrderedDict[str, Mask] = field(default_factory=OrderedDict)
@@ -246,18 +257,36 @@ class Store:
     lock: threading.Lock = field(default_factory=threading.Lock)
     _uid_column: Column | None = None
 
+    def __post_init__(self) -> None:
+        self.types = self.types or (self.resource_type,)
+
+    @property
+    def mixed(self) -> bool:
+        """Whether rows are of more than one type (a row's uid does not say which)."""
+        return len(self.types) > 1
+
+    def of_types(self) -> Any:
+        """The condition selecting this store's records."""
+        return and_(Record.bucket == self.bucket, Record.resource_type.in_(self.types))
+
     # --- reading the database -------------------------------------------------------------
 
     def _rows(
-        self, connection: Connection, columns: Sequence[Any], *, batch: int, since: int = -1
+        self,
+        connection: Connection,
+        columns: Sequence[Any],
+        *,
+        batch: int,
+        since: int = -1,
+        where: Any = None,
     ) -> Iterator[Sequence[Any]]:
         """The type's rows, `batch` at a time: streamed (a server-side cursor on
         PostgreSQL), so a million rows never sit in the client's memory at once."""
-        stmt = select(*columns).where(
-            Record.bucket == self.bucket, Record.resource_type == self.resource_type
-        )
+        stmt = select(*columns).where(self.of_types())
         if since >= 0:
             stmt = stmt.where(Record.version > since)
+        if where is not None:
+            stmt = stmt.where(where)
         # Options of this statement only: set on the connection they would outlive it.
         options = {"stream_results": True, "yield_per": batch}
         yield from connection.execute(stmt, execution_options=options).partitions()
@@ -265,22 +294,22 @@ class Store:
     def load(self, connection: Connection) -> None:
         """Every row of the type, with Fold's own columns; document columns come later."""
         self.seen = clock.current(connection, self.bucket)
-        display = Column("display_value", 0)
-        active, created, updated, codes = [], [], [], []
+        uids: list[str] = []
+        search: list[str] = []
+        active, created, updated = [], [], []
         for batch in self._rows(connection, OWN_COLUMNS, batch=100_000):
-            self.uids.extend(r[0] for r in batch)
-            self.search.extend(r[5] for r in batch)
+            uids.extend(r[0] for r in batch)
+            search.extend(r[4] for r in batch)
             active.append(np.array([r[1] == "active" for r in batch], dtype=bool))
             created.append(micros_array([r[2] for r in batch]))
             updated.append(micros_array([r[3] for r in batch]))
-            codes.append(np.array([display.encode_string(r[4]) for r in batch], dtype=np.int32))
-        self.n = len(self.uids)
-        self.row_of = {uid: i for i, uid in enumerate(self.uids)}
+        self.n = len(uids)
+        self.uids = Uids.of(uids)
+        self.search = SearchText.of(search)
         self.active = np.concatenate([np.zeros(0, dtype=bool), *active])
         self.created = np.concatenate([np.zeros(0, dtype=np.int64), *created])
         self.last_updated = np.concatenate([np.zeros(0, dtype=np.int64), *updated])
-        display.codes = np.concatenate([np.zeros(0, dtype=np.int32), *codes])
-        self.columns = {"display_value": display}
+        self.columns = {}
         self.loaded = True
 
     def ensure_columns(self, connection: Connection, paths: Iterable[str]) -> None:
@@ -288,18 +317,19 @@ class Store:
         if not missing:
             return
         fresh = {p: Column(p, self.n) for p in missing}
-        row_of = self.row_of
         columns = [fresh[p] for p in missing]
-        selected = [Record.uid, *[JsonValue(Record.data, p) for p in missing]]
-        for batch in self._rows(connection, selected, batch=50_000):
-            for row in batch:
-                index = row_of.get(row[0])
-                if index is None:
-                    continue  # written after the store was loaded: the refresh adds it
-                for position, column in enumerate(columns, start=1):
-                    text = row[position]
-                    if text is not None:
-                        column.codes[index] = column.encode_text(text)
+        readings = [_reading(p) for p in missing]
+        # Only rows holding a value at some path: a path few records have (or none yet)
+        # reads those few.
+        held = or_(*[r.is_not(None) for r in readings])
+        for batch in self._rows(connection, [Record.uid, *readings], batch=50_000, where=held):
+            rows = self.uids.locate([r[0] for r in batch])
+            for position, column in enumerate(columns, start=1):
+                encode = column.encode_string if column.path == DISPLAY else column.encode_text
+                for index, row in zip(rows.tolist(), batch, strict=True):
+                    # index < 0: written after the store was loaded; the refresh adds it.
+                    if index >= 0 and row[position] is not None:
+                        column.codes[index] = encode(row[position])
         self.columns.update(fresh)
 
     def refresh(self, connection: Connection) -> None:
@@ -307,9 +337,9 @@ class Store:
         now = clock.current(connection, self.bucket)
         if now <= self.seen:
             return
-        # Document paths read as `ensure_columns` reads them: one value, one entry.
-        paths = [p for p in self.columns if p != "display_value"]
-        selected = [*OWN_COLUMNS, *[JsonValue(Record.data, p) for p in paths]]
+        # Paths read as `ensure_columns` reads them: one value, one entry.
+        paths = list(self.columns)
+        selected = [*OWN_COLUMNS, *[_reading(p) for p in paths]]
         # A batch at a time: after a job that rewrote every record, the change is all of
         # them, documents included.
         for batch in self._rows(connection, selected, batch=10_000, since=self.seen):
@@ -317,42 +347,39 @@ class Store:
         self.seen = now
 
     def apply(self, rows: Sequence[Sequence[Any]], paths: Sequence[str]) -> None:
-        """Rows of OWN_COLUMNS followed by the JSON text at each of `paths`."""
-        new = [r for r in rows if r[0] not in self.row_of]
+        """Rows of OWN_COLUMNS followed by what `_reading` reads for each of `paths`."""
+        found = self.uids.locate([r[0] for r in rows])
+        new = [r[0] for r, at in zip(rows, found.tolist(), strict=True) if at < 0]
         if new:
+            first = self.n
             self._append(len(new))
-            for offset, row in enumerate(new):
-                index = self.n - len(new) + offset
-                self.uids.append(row[0])
-                self.row_of[row[0]] = index
-                self.search.append("")
+            self.uids.extend(dict.fromkeys(new))
             self._uid_column = None
+            found = np.where(found >= 0, found, self.uids.locate([r[0] for r in rows]))
+        else:
+            first = self.n
         sort_paths = {p.lstrip("-") for key in self.ranks for p in key}
-        display_column = self.columns["display_value"]
-        document_columns = [self.columns[p] for p in paths]
-        for row in rows:
-            uid, state, created, updated, display, search = row[:6]
-            index = self.row_of[uid]
+        moves = "last_updated" in sort_paths or _unread(sort_paths, self.columns)
+        columns = [self.columns[p] for p in paths]
+        encoders = [c.encode_string if c.path == DISPLAY else c.encode_text for c in columns]
+        for row, index in zip(rows, found.tolist(), strict=True):
+            _uid, state, created, updated, search = row[:5]
             self.active[index] = state == "active"
             self.created[index] = micros(created)
             self.last_updated[index] = micros(updated)
             self.search[index] = search
             for word, holders in self.words.items():
                 holders[index] = word in search
-            resorted = index >= self.n - len(new)
-            codes = [display_column.encode_string(display)]
-            codes.extend(
-                column.encode_text(text)
-                for column, text in zip(document_columns, row[6:], strict=True)
-            )
-            for column, code in zip((display_column, *document_columns), codes, strict=True):
+            resorted = index >= first
+            for column, encode, value in zip(columns, encoders, row[5:], strict=True):
+                code = 0 if value is None else encode(value)
                 old = column.codes[index]
                 column.set_code(index, code)
                 if column.path in sort_paths and old != code:
                     resorted = resorted or json_key(column.values[old]) != json_key(
                         column.values[code]
                     )
-            if resorted or "last_updated" in sort_paths:
+            if resorted or moves:
                 for rank in self.ranks.values():
                     if not rank.dirty[index]:
                         rank.dirty[index] = True
@@ -363,6 +390,7 @@ class Store:
         self.active = np.concatenate([self.active, np.zeros(count, dtype=bool)])
         self.created = np.concatenate([self.created, np.zeros(count, dtype=np.int64)])
         self.last_updated = np.concatenate([self.last_updated, np.zeros(count, dtype=np.int64)])
+        self.search.grow(count)
         for column in self.columns.values():
             column.codes = np.concatenate([column.codes, np.zeros(count, dtype=np.int32)])
         for word in self.words:
@@ -376,7 +404,7 @@ class Store:
         """`uid` as a column (one entry per row), for rules other than equality on it."""
         if self._uid_column is None:
             column = Column("uid", self.n)
-            column.values = [None, *self.uids]
+            column.values = [None, *self.uids.tolist()]
             column.keys = {}
             column.codes = np.arange(1, self.n + 1, dtype=np.int32)
             self._uid_column = column
@@ -387,7 +415,7 @@ class Store:
         step with writes (the last MAX_WORDS words searched for)."""
         holders = self.words.get(word)
         if holders is None:
-            holders = np.fromiter((word in t for t in self.search), dtype=bool, count=self.n)
+            holders = self.search.holders(word)
             self.words[word] = holders
             while len(self.words) > MAX_WORDS:
                 self.words.popitem(last=False)
@@ -395,11 +423,15 @@ class Store:
         return holders
 
     def rows_of(self, uids: Iterable[str]) -> np.ndarray[Any, np.dtype[np.int64]]:
-        row_of = self.row_of
-        found = [row_of[u] for u in uids if u in row_of]
-        return np.array(found, dtype=np.int64)
+        return self.uids.rows(uids)
 
     def mask_of(self, uids: Iterable[str]) -> Mask:
         mask = np.zeros(self.n, dtype=bool)
         mask[self.rows_of(uids)] = True
         return mask
+
+
+def _unread(sort_paths: set[str], columns: dict[str, Column]) -> bool:
+    """Whether a sort reads a path this store has no column of (it cannot tell whether a
+    written row moved, so the row counts as moved)."""
+    return any(p not in columns and p not in ("created", "uid") for p in sort_paths)

@@ -49,7 +49,7 @@ class Unsupported(Exception):
 
 
 def paths(node: Node) -> set[str]:
-    """The document paths a filter reads (the columns it needs)."""
+    """The fields a filter reads (document paths, and Fold's own fields by name)."""
     return node_paths(typed(node))
 
 
@@ -147,6 +147,8 @@ def owner_rows(
     or -1.
     The entry-to-row map is kept per column and extended as entries and rows are added
     (rows never move, and an entry's value never changes)."""
+    if store.mixed:  # a link names its record's type, which a mixed store's rows do not say
+        raise Unsupported("related records of a store of several types")
     column = other.columns[link]
     cached = _owners.setdefault(column, {})
     ref, done, seen, entry_rows = cached.get(id(store), (None, 0, -1, None))
@@ -161,13 +163,16 @@ def owner_rows(
         todo = [i for i in retry if fresh[i] < 0]
         todo.extend(range(done, size))
         prefix = f"/{store.bucket}/{store.resource_type}/"
-        row_of = store.row_of
         values = column.values
+        named: list[int] = []
+        uids: list[str] = []
         for entry in todo:
             value = values[entry]
             # Exactly the URI Fold writes (make_uri), as the SQL compares it.
             if isinstance(value, str) and value.startswith(prefix) and value.endswith("/"):
-                fresh[entry] = row_of.get(value[len(prefix) : -1], -1)
+                named.append(entry)
+                uids.append(value[len(prefix) : -1])
+        fresh[named] = store.uids.locate(uids)
         entry_rows = fresh
         cached[id(store)] = (weakref.ref(store), size, store.n, entry_rows)
     owners: np.ndarray[Any, np.dtype[np.int64]] = entry_rows[column.codes[rows]]

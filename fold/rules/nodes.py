@@ -136,7 +136,7 @@ def typed(node: Node) -> Typed:
 
 
 def paths(node: Typed) -> set[str]:
-    """The document paths a filter reads."""
+    """The fields a filter reads: document paths, and Fold's own fields by name."""
     match node:
         case And(parts) | Or(parts):
             out: set[str] = set()
@@ -151,7 +151,9 @@ def paths(node: Typed) -> set[str]:
             return {field}
         case Leaf(field=field):
             return {field}
-        case Const() | SystemLeaf() | Listed() | Related():
+        case SystemLeaf(field=system):
+            return {system.name}
+        case Const() | Listed() | Related():
             return set()
         case _:
             assert_never(node)

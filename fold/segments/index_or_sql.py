@@ -15,7 +15,6 @@ from fold.db.models import Record, Segment
 from fold.db.queries import count
 from fold.fields.schema import TypeSchema
 from fold.paging import Paging
-from fold.records import repository as records
 from fold.rules.filter import Node
 from fold.segments.members import (
     base_query,
@@ -95,11 +94,11 @@ def count_and_page(
     if picked is None:
         return total, page(session, stmt, schema, sort, paging)
     uids, in_order = picked
-    if in_order:
-        rows = records.by_uids(session, bucket=bucket, resource_type=resource_type, uids=uids)
-        return total, [rows[u] for u in uids if u in rows]
     dialect = session.get_bind().dialect.name
     candidates = base_query(bucket, resource_type).where(one_of(Record.uid, uids, dialect))
+    if in_order:
+        rows = {r.uid: r for r in session.scalars(candidates)}
+        return total, [rows[u] for u in uids if u in rows]
     chosen = candidates.order_by(*clauses).offset(paging.offset).limit(paging.page_size)
     return total, list(session.scalars(chosen).all())
 
@@ -110,7 +109,7 @@ def member_selection(session: Session, row: Segment) -> Iterator[Selected]:
     stays locked inside the block, when it can answer; else uids from SQL."""
     node = segment_filter(session, row)
     with _from_columns(session, row.bucket, row.resource_type, node, None) as found:
-        if found is not None:
+        if found is not None and not found.store.mixed:
             yield Selected(store=found.store, rows=np.flatnonzero(found.mask))
             return
     groups: dict[str, list[str]] = {t: [] for t in stored_types(row.resource_type)}
@@ -129,7 +128,7 @@ def selected_keys(
     behind = columns.lag(session, bucket=bucket, resource_type=resource_type)
     if behind is not None and behind <= FRESH_ENOUGH:
         with _from_columns(session, bucket, resource_type, node, None) as found:
-            if found is not None:
-                uids, kind = found.store.uids, found.store.resource_type
-                return [(kind, u) for u in sorted(uids[i] for i in np.flatnonzero(found.mask))]
+            if found is not None and not found.store.mixed:
+                kind = found.store.resource_type
+                return [(kind, u) for u in found.store.uids.in_uid_order(found.mask)]
     return list(stream_keys(session, selection(bucket, resource_type, node)))

@@ -150,22 +150,20 @@ class RowNumbers:
         old = len(self.numbers)
         if old < store.n:
             by_uid = known.index.get(store.resource_type, {}).get
-            uids = store.uids
             fresh = np.fromiter(
-                (by_uid(uids[i], -1) for i in range(old, store.n)),
+                (by_uid(u, -1) for u in store.uids.take(np.arange(old, store.n))),
                 dtype=np.int64,
                 count=store.n - old,
             )
             self.numbers = np.concatenate([self.numbers, fresh])
         # Rows read just now saw every number; older rows learn the numbers given since.
         if self.known_at < known.known and old:
-            row_of = store.row_of
             code = TYPE_CODE[store.resource_type]
-            for n in range(self.known_at, known.known):
-                if known.type_by_n[n] == code:
-                    row = row_of.get(known.uid_by_n[n])
-                    if row is not None and row < old:
-                        self.numbers[row] = n
+            given = [n for n in range(self.known_at, known.known) if known.type_by_n[n] == code]
+            rows = store.uids.locate([known.uid_by_n[n] for n in given])
+            for n, row in zip(given, rows.tolist(), strict=True):
+                if 0 <= row < old:
+                    self.numbers[row] = n
         self.known_at = known.known
         return self.numbers
 
@@ -201,8 +199,8 @@ def lookup(
             by_row = _row_numbers_of(store).update(store, known)
             numbers = by_row[selected.rows]
         missing = selected.rows[numbers < 0].tolist()
-        uids = store.uids
-        return numbers[numbers >= 0], [(store.resource_type, uids[i]) for i in missing]
+        kind = store.resource_type
+        return numbers[numbers >= 0], [(kind, u) for u in store.uids.take(missing)]
     parts: list[Numbers] = []
     unnumbered: list[tuple[str, str]] = []
     for resource_type, group in selected.groups:

@@ -56,9 +56,9 @@ def caller(tenant: Tenant) -> Caller:
     return Caller(bucket=tenant.bucket, policy="admin", user_uri="/test/")
 
 
-def node_for(db: Database, bucket: str, rules: list[dict[str, Any]]) -> Node:
+def node_for(db: Database, bucket: str, rules: list[dict[str, Any]], kind: str = "person") -> Node:
     with unit_of_work(db.sessions) as session:
-        ctx = make_context(session, bucket=bucket, resource_type="person")
+        ctx = make_context(session, bucket=bucket, resource_type=kind)
         normalised, problems = normalise(rules, ctx)
         assert not problems
         return rules_filter(normalised, ctx)
@@ -72,13 +72,13 @@ def held(tenant: Tenant) -> bool:
 
 def by_index(
     db: Database, bucket: str, node: Node, *, sort: str | None = None, q: str | None = None,
-    paging: Paging = Paging(1, 25), columns: ColumnIndex | None = None,
+    paging: Paging = Paging(1, 25), columns: ColumnIndex | None = None, kind: str = "person",
 ) -> tuple[int, list[str]]:  # fmt: skip
     sessions = db.sessions if columns is None else sessions_for(db.engine, columns)
     with unit_of_work(sessions) as session:
-        schema = make_context(session, bucket=bucket, resource_type="person").schema
+        schema = make_context(session, bucket=bucket, resource_type=kind).schema
         total, rows = count_and_page(
-            session, bucket=bucket, resource_type="person", node=node, q=q, schema=schema,
+            session, bucket=bucket, resource_type=kind, node=node, q=q, schema=schema,
             sort=sort, paging=paging,
         )  # fmt: skip
         return total, [r.uid for r in rows]
@@ -86,11 +86,11 @@ def by_index(
 
 def by_sql(
     db: Database, bucket: str, node: Node, *, sort: str | None = None, q: str | None = None,
-    paging: Paging = Paging(1, 25),
+    paging: Paging = Paging(1, 25), kind: str = "person",
 ) -> tuple[int, list[str]]:  # fmt: skip
     with unit_of_work(db.sessions) as session:
-        schema = make_context(session, bucket=bucket, resource_type="person").schema
-        stmt = selection(bucket, "person", node, q)
+        schema = make_context(session, bucket=bucket, resource_type=kind).schema
+        stmt = selection(bucket, kind, node, q)
         return count(session, stmt), [r.uid for r in page(session, stmt, schema, sort, paging)]
 
 
@@ -290,13 +290,52 @@ class TestLimits:
         small.forget(database.engine)
         assert not small.holds(database.engine, crowd.bucket, "person")
 
-    def test_contact_segments_use_sql(self, crowd: Tenant) -> None:
+    def test_contact_segments_come_from_one_store_of_both_types(
+        self, crowd: Tenant, database: Database, small_pages: None
+    ) -> None:
         api = crowd.admin
-        api.post("/organisation/", json={"name": "Org", "tags": ["donor"]})
+        orgs = [
+            api.post("/organisation/", json={"name": f"Org {i}", "tags": ["donor"]}).json()
+            for i in range(6)
+        ]
         seg = make_segment(
             api, name="Contacts", resource_type="contact", rules=[rule("tags", "equals", "donor")]
         )
-        assert api.get(seg_url(api, seg["uid"], "/count")).json()["count"] == 15
+        assert api.get(seg_url(api, seg["uid"], "/count")).json()["count"] == 20
+        columns: ColumnIndex = api.client.app.state.columns  # type: ignore[attr-defined]
+        assert columns.holds(database.engine, crowd.bucket, "organisation+person")
+        bucket = crowd.bucket
+        rules = [
+            [rule("tags", "equals", "donor")],
+            [rule("display_value", "starts_with", "Org")],
+            [],
+        ]
+
+        def agree() -> None:
+            for rule_list in rules:
+                node = node_for(database, bucket, rule_list, kind="contact")
+                for sort in (None, "-display_value", "email"):
+                    for number in (1, 2, 3):
+                        paging = Paging(number, 7)
+                        got = by_index(
+                            database, bucket, node, sort=sort, paging=paging, kind="contact"
+                        )
+                        want = by_sql(
+                            database, bucket, node, sort=sort, paging=paging, kind="contact"
+                        )
+                        assert got == want, (rule_list, sort, number)
+                assert by_index(database, bucket, node, q="org 1", kind="contact") == by_sql(
+                    database, bucket, node, q="org 1", kind="contact"
+                )
+
+        agree()
+        # Writes of either type move rows in and out, and through the display-value order.
+        api.patch(f"/organisation/{orgs[0]['uid']}/", json={"name": "Aardvark Org"})
+        api.patch(f"/organisation/{orgs[1]['uid']}/", json={"tags": []})
+        api.post("/person/", json=person(77, tags=["donor"], first_name="Zed"))
+        api.delete(f"/organisation/{orgs[2]['uid']}/")
+        assert api.get(seg_url(api, seg["uid"], "/count")).json()["count"] == 19
+        agree()
 
 
 class TestOwnership:

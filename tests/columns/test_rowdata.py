@@ -1,0 +1,70 @@
+"""Uids and search text kept as flat data answer as a list of Python strings would."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fold.columns.rowdata import SearchText, Uids
+
+# Awkward text: non-ASCII, surrogates, NUL, empty.
+TEXT = st.text(
+    alphabet=st.sampled_from(["a", "b", "é", "ß", "😀", "\x00", " ", "\ud800"]),
+    max_size=6,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    first=st.lists(TEXT, unique=True, max_size=12),
+    later=st.lists(TEXT, unique=True, max_size=6),
+    asked=st.lists(TEXT, max_size=8),
+)
+def test_uids_find_rows_as_a_dict_would(
+    first: list[str], later: list[str], asked: list[str]
+) -> None:
+    later = [u for u in later if u not in first]
+    uids = Uids.of(first)
+    uids.extend(later)
+    every = [*first, *later]
+    row_of = {u: i for i, u in enumerate(every)}
+    assert len(uids) == len(every)
+    assert [uids[i] for i in range(len(every))] == every
+    assert uids.tolist() == every
+    assert uids.take(list(range(len(every)))) == every
+    assert uids.locate(asked).tolist() == [row_of.get(u, -1) for u in asked]
+    assert uids.rows(asked).tolist() == [row_of[u] for u in asked if u in row_of]
+    mask = np.array([i % 2 == 0 for i in range(len(every))], dtype=bool)
+    assert uids.in_uid_order(mask) == sorted(u for i, u in enumerate(every) if i % 2 == 0)
+    again = uids.packed_all()
+    assert again.tolist() == every
+    assert again.locate(asked).tolist() == [row_of.get(u, -1) for u in asked]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    texts=st.lists(TEXT, max_size=10),
+    changes=st.dictionaries(st.integers(0, 14), TEXT, max_size=6),
+    grow=st.integers(0, 4),
+    words=st.lists(TEXT, min_size=1, max_size=4),
+)
+def test_search_text_finds_words_as_in_would(
+    texts: list[str], changes: dict[int, str], grow: int, words: list[str]
+) -> None:
+    search = SearchText.of(texts)
+    search.grow(grow)
+    plain = [*texts, *[""] * grow]
+    for row, text in changes.items():
+        if row < len(plain):
+            search[row] = text
+            plain[row] = text
+    assert len(search) == len(plain)
+    assert [search[i] for i in range(len(plain))] == plain
+    for word in words:
+        assert search.holders(word).tolist() == [word in t for t in plain]
+    blob, offsets = search.packed()
+    again = SearchText(blob, offsets)
+    assert [again[i] for i in range(len(plain))] == plain
+    for word in words:
+        assert again.holders(word).tolist() == [word in t for t in plain]
