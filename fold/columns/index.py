@@ -37,6 +37,8 @@ MAX_PAGE_END = 5_000
 FEW_ROWS = 20_000
 # Rows written since a sort's order was read, beyond which the order is read again.
 MAX_DIRTY = 5_000
+# Rows one catch-up applies, from which the store is saved again (fold.columns.persist).
+RESAVE_AFTER = 50_000
 
 
 @dataclass(frozen=True)
@@ -295,7 +297,10 @@ def _catch_up(
             ", ".join(missing), store.bucket, store.resource_type, time.perf_counter() - started,
         )  # fmt: skip
         gc.freeze()
-    store.refresh(connection)
+    # Many rows read again (a snapshot long out of date, a job that rewrote the bucket):
+    # saved too, so that the next start does not read them again.
+    if store.refresh(connection) >= RESAVE_AFTER:
+        built = True
     if built and saver is not None:
         saver.save(store)
 

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import json
 import logging
+import mmap
 import os
 import secrets
 import shutil
+from functools import partial
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
@@ -54,24 +56,16 @@ def _name(value: str) -> str:
     return sha256(value.encode()).hexdigest()[:24]
 
 
-def _entries(path: str, keys: list[str]) -> Column:
-    """A column's entries made again from its keys in code order, with the same codes."""
-    column = Column(path, 0)
-    plain = [k for k in keys[1:] if not k.startswith("[")]
-    if len(plain) == len(keys) - 1:
-        # No list among them: each key is one entry, in order (the usual case, and the
-        # display value's million distinct names).
-        column.values = [None, *(k[1:] if k.startswith("\x00") else json.loads(k) for k in plain)]
-        column.keys = {k: code for code, k in enumerate(keys) if code}
-        return column
-    for key in keys[1:]:
-        if key in column.keys:
-            continue  # an element entry, made again by its list's entry
-        value = key[1:] if key.startswith("\x00") else json.loads(key)
-        column.entry(key, value)
-    if len(column.values) != len(keys):
-        raise ValueError(f"column {path}: entries do not replay")
-    return column
+def _mapped_text(file: Path) -> mmap.mmap:
+    """A file mapped now and read later: still there when a newer snapshot has pruned it."""
+    with file.open("rb") as handle:
+        return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+def _keys(mapped: mmap.mmap) -> list[str]:
+    """A column's saved keys, parsed when the column is first used."""
+    keys: list[str] = json.loads(mapped[:])
+    return keys
 
 
 class Snapshots:
@@ -117,10 +111,10 @@ class Snapshots:
         for path, column in store.columns.items():
             stem = f"c{_name(path)}"
             np.save(target / f"{stem}.npy", np.asarray(column.codes))
-            keys = [""] * len(column.values)
-            for key, code in column.keys.items():
-                keys[code] = key
-            (target / f"{stem}.json").write_text(json.dumps(keys, ensure_ascii=False))
+            np.save(target / f"{stem}.owners.npy", np.array(column.owners, dtype=np.int64))
+            np.save(target / f"{stem}.elements.npy", np.array(column.elements, dtype=np.int64))
+            # ASCII (escapes for the rest): lone surrogates in JSON text round-trip too.
+            (target / f"{stem}.json").write_text(json.dumps(column.key_list()))
             columns[path] = stem
         ranks = []
         for sort, rank in store.ranks.items():
@@ -180,8 +174,15 @@ class Snapshots:
         search = SearchText(mapped("search.npy"), mapped("search_offsets.npy"))
         columns: dict[str, Column] = {}
         for path, stem in meta["columns"].items():
-            column = _entries(path, json.loads((source / f"{stem}.json").read_text()))
-            column.codes = mapped(f"{stem}.npy")
+            codes = mapped(f"{stem}.npy")
+            column = Column(
+                path,
+                0,
+                saved=partial(_keys, _mapped_text(source / f"{stem}.json")),
+                owners=np.load(source / f"{stem}.owners.npy").tolist(),
+                elements=np.load(source / f"{stem}.elements.npy").tolist(),
+            )
+            column.codes = codes
             columns[path] = column
         ranks = {
             tuple(r["sort"]): Rank(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -103,18 +103,83 @@ def _strings(values: list[str]) -> Any:
         return None
 
 
+def values_of(keys: Sequence[str]) -> list[Any]:
+    """The entries' values from their keys in code order (entry 0 is no value): JSON text,
+    or NUL and the text itself for columns the database holds as text."""
+    rest = keys[1:]
+    plain = sum(1 for k in rest if not k.startswith("\x00"))
+    if plain == len(rest):  # JSON only: parsed in one go
+        return [None, *json.loads("[" + ",".join(rest) + "]")]
+    if plain == 0:
+        return [None, *(k[1:] for k in rest)]
+    return [None, *(json.loads(k) if not k.startswith("\x00") else k[1:] for k in rest)]
+
+
 class Column:
-    def __init__(self, path: str, size: int) -> None:
+    """One path's column. Its entries' values and the map from their keys to codes are
+    made when first needed: from what was read, or (for a column opened from disk) from
+    the saved keys — a process that only counts never makes the key map."""
+
+    def __init__(
+        self,
+        path: str,
+        size: int,
+        saved: Callable[[], list[str]] | None = None,
+        owners: list[int] | None = None,
+        elements: list[int] | None = None,
+    ) -> None:
         self.path = path
         self.codes: Codes = np.zeros(size, dtype=np.int32)
-        self.values: list[Any] = [None]
-        self.keys: dict[str, int] = {}
+        self._saved = saved
+        self._saved_keys: list[str] | None = None
+        self._values: list[Any] | None = None if saved else [None]
+        self._keys: dict[str, int] | None = None if saved else {}
         # For list entries: (list entry, element entry) pairs.
-        self.owners: list[int] = []
-        self.elements: list[int] = []
+        self.owners: list[int] = owners or []
+        self.elements: list[int] = elements or []
         self._derived: dict[str, Any] = {}
         self._derived_at = -1
         self._numbers: Any = None
+
+    def _read_saved(self) -> list[str]:
+        if self._saved_keys is None:
+            assert self._saved is not None
+            self._saved_keys = self._saved()
+        found = self._saved_keys
+        if self._values is not None and self._keys is not None:
+            self._saved = self._saved_keys = None  # both made: the saved keys are done with
+        return found
+
+    @property
+    def values(self) -> list[Any]:
+        if self._values is None:
+            self._values = values_of(self._read_saved())
+            self._read_saved()
+        return self._values
+
+    @values.setter
+    def values(self, values: list[Any]) -> None:
+        self._values = values
+
+    @property
+    def keys(self) -> dict[str, int]:
+        if self._keys is None:
+            self._keys = {k: code for code, k in enumerate(self._read_saved()) if code}
+            self._read_saved()
+        return self._keys
+
+    @keys.setter
+    def keys(self, keys: dict[str, int]) -> None:
+        self._keys = keys
+
+    def key_list(self) -> list[str]:
+        """Every entry's key in code order (entry 0: "")."""
+        if self._keys is None:
+            return self._read_saved()
+        out = [""] * len(self.values)
+        for key, code in self._keys.items():
+            out[code] = key
+        return out
 
     def entry(self, key: str, value: Any) -> int:
         code = self.keys.get(key)
@@ -332,11 +397,12 @@ class Store:
                         column.codes[index] = encode(row[position])
         self.columns.update(fresh)
 
-    def refresh(self, connection: Connection) -> None:
-        """Apply every row written since the clock value this store last saw."""
+    def refresh(self, connection: Connection) -> int:
+        """Apply every row written since the clock value this store last saw; how many."""
         now = clock.current(connection, self.bucket)
         if now <= self.seen:
-            return
+            return 0
+        applied = 0
         # Paths read as `ensure_columns` reads them: one value, one entry.
         paths = list(self.columns)
         selected = [*OWN_COLUMNS, *[_reading(p) for p in paths]]
@@ -344,7 +410,9 @@ class Store:
         # them, documents included.
         for batch in self._rows(connection, selected, batch=10_000, since=self.seen):
             self.apply(batch, paths)
+            applied += len(batch)
         self.seen = now
+        return applied
 
     def apply(self, rows: Sequence[Sequence[Any]], paths: Sequence[str]) -> None:
         """Rows of OWN_COLUMNS followed by what `_reading` reads for each of `paths`."""

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 import numpy as np
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fold.columns import index as columns
@@ -17,7 +18,6 @@ from fold.fields.schema import TypeSchema
 from fold.paging import Paging
 from fold.rules.filter import Node
 from fold.segments.members import (
-    base_query,
     lists_lookup,
     order_by,
     page,
@@ -94,8 +94,13 @@ def count_and_page(
     if picked is None:
         return total, page(session, stmt, schema, sort, paging)
     uids, in_order = picked
-    dialect = session.get_bind().dialect.name
-    candidates = base_query(bucket, resource_type).where(one_of(Record.uid, uids, dialect))
+    # By their unique key only: the rows are the index's (active when it answered), and a
+    # state condition would lead SQLite to the state index and through every active record.
+    candidates = select(Record).where(
+        Record.bucket == bucket,
+        Record.resource_type.in_(stored_types(resource_type)),
+        one_of(Record.uid, uids, session.get_bind().dialect.name),
+    )
     if in_order:
         rows = {r.uid: r for r in session.scalars(candidates)}
         return total, [rows[u] for u in uids if u in rows]

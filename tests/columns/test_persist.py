@@ -96,6 +96,31 @@ def test_a_restart_opens_the_saved_store(
     assert isinstance(store.active, np.memmap)
     assert isinstance(store.columns["first_name"].codes, np.memmap)
 
+    # Writes applied to the opened store (a new record, a new tag, a new search text) and
+    # saved with the next build, then opened by a third start: uids, search text and the
+    # columns' entries all as the database has them.
+    made = write_elsewhere(database, bucket, person(78, tags=["brand-new"], last_name="Quux"))
+    first_uid = by_sql(database, bucket, donors)[1][0]
+    crowd.admin.patch(f"/person/{first_uid}/", json={"first_name": "Zebedee"})
+    asked = [
+        (node_for(database, bucket, [rule("tags", "equals", "brand-new")]), None),
+        (node_for(database, bucket, [rule("display_value", "starts_with", "Zeb")]), None),
+        (donors, "zebedee"),
+        (donors, "quux"),
+        (fresh, None),
+    ]
+    for node, q in asked:
+        assert by_index(database, bucket, node, q=q, columns=again) == by_sql(
+            database, bucket, node, q=q
+        )
+    third = server(on_disk)
+    for node, q in asked:
+        assert by_index(database, bucket, node, q=q, columns=third) == by_sql(
+            database, bucket, node, q=q
+        )
+    assert made in by_index(database, bucket, asked[0][0], columns=third)[1]
+    assert opened(caplog) == 3
+
 
 def test_never_another_databases_files(
     crowd: Tenant, database: Database, on_disk: Path, caplog: pytest.LogCaptureFixture
