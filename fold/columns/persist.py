@@ -38,7 +38,7 @@ from fold.columns.store import Column, Rank, Store
 
 log = logging.getLogger("fold.columns")
 
-FORMAT = 2  # 2: uids and search text mapped, display value a column like others
+FORMAT = 3  # 3: uids, search text and entries mapped; display value a column like others
 KEEP = 2  # snapshots of a store kept on disk (others still open elsewhere stay readable)
 
 
