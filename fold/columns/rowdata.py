@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+STRINGS = np.dtypes.StringDType()
 Rows = np.ndarray[Any, np.dtype[np.int64]]
 Mask = np.ndarray[Any, np.dtype[np.bool_]]
 
@@ -71,22 +72,29 @@ class Uids:
     def __contains__(self, uid: str) -> bool:
         return self.get(uid) >= 0
 
-    def locate(self, uids: Sequence[str]) -> Rows:
-        """The row of each uid, in order; -1 where it is not here."""
+    def locate(self, uids: Sequence[str] | Any) -> Rows:
+        """The row of each uid (a list, or a numpy array of strings), in order; -1 where
+        it is not here."""
         out = np.full(len(uids), -1, dtype=np.int64)
         added = self.added_rows
         if added:
             for i, uid in enumerate(uids):
-                row = added.get(uid)
+                row = added.get(str(uid))
                 if row is not None:
                     out[i] = row
         if not len(self.sorted) or not len(uids):
             return out
-        raw = [_utf8(u) for u in uids]
         width = self.sorted.dtype.itemsize
-        # Longer than every packed uid, or ending in NUL (which S arrays drop): not packed.
-        fits = np.array([len(r) <= width and not r.endswith(b"\x00") for r in raw], dtype=bool)
-        keys = np.array(raw, dtype=object)[fits].astype(self.sorted.dtype)
+        listed = uids.tolist() if isinstance(uids, np.ndarray) else list(uids)
+        # numpy takes NULs for padding: a uid holding one (none Fold makes) is not packed.
+        fits = np.fromiter(("\x00" not in u for u in listed), dtype=bool, count=len(listed))
+        try:
+            encoded = np.strings.encode(np.asarray(listed, dtype=STRINGS), "utf-8")
+        except (UnicodeEncodeError, ValueError):  # lone surrogates: one by one
+            encoded = np.array([_utf8(u) for u in listed], dtype=object).astype(bytes)
+        # Longer than every packed uid: not packed.
+        fits &= np.strings.str_len(encoded) <= width
+        keys = encoded[fits].astype(self.sorted.dtype)
         at = np.searchsorted(self.sorted, keys)
         hit = np.zeros(len(keys), dtype=bool)
         inside = at < len(self.sorted)

@@ -17,7 +17,7 @@ from typing import Any, assert_never
 
 import numpy as np
 
-from fold.columns.store import Column, Mask, Store
+from fold.columns.store import STRINGS, Column, Mask, Store
 from fold.rules.filter import Node
 from fold.rules.nodes import (
     And,
@@ -162,21 +162,34 @@ def owner_rows(
         retry = range(done) if seen != store.n else range(0)
         todo = [i for i in retry if fresh[i] < 0]
         todo.extend(range(done, size))
-        prefix = f"/{store.bucket}/{store.resource_type}/"
         values = column.values
-        named: list[int] = []
-        uids: list[str] = []
-        for entry in todo:
-            value = values[entry]
-            # Exactly the URI Fold writes (make_uri), as the SQL compares it.
-            if isinstance(value, str) and value.startswith(prefix) and value.endswith("/"):
-                named.append(entry)
-                uids.append(value[len(prefix) : -1])
-        fresh[named] = store.uids.locate(uids)
+        fresh[todo] = _named_rows(store, [values[i] for i in todo])
         entry_rows = fresh
         cached[id(store)] = (weakref.ref(store), size, store.n, entry_rows)
     owners: np.ndarray[Any, np.dtype[np.int64]] = entry_rows[column.codes[rows]]
     return owners
+
+
+def _named_rows(store: Store, values: list[Any]) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """For each value: the row of `store` whose URI it is — exactly the URI Fold writes
+    (make_uri), as the SQL compares it — or -1."""
+    prefix = f"/{store.bucket}/{store.resource_type}/"
+    out = np.full(len(values), -1, dtype=np.int64)
+    texts = [v if isinstance(v, str) else "" for v in values]
+    try:
+        array = np.array(texts, dtype=STRINGS)
+    except (UnicodeEncodeError, ValueError):  # lone surrogates: one by one
+        picked = [i for i, v in enumerate(texts) if v.startswith(prefix) and v.endswith("/")]
+        out[picked] = store.uids.locate([texts[i][len(prefix) : -1] for i in picked])
+        return out
+    named = np.flatnonzero(
+        np.strings.startswith(array, prefix)
+        & np.strings.endswith(array, "/")
+        & (np.strings.str_len(array) > len(prefix))
+    )
+    uids = np.strings.slice(array[named], len(prefix), -1)
+    out[named] = store.uids.locate(uids)
+    return out
 
 
 def _leaf(column: Column, test: Test, kind: str, value: Any, many: bool) -> Mask:
