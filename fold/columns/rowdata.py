@@ -75,25 +75,34 @@ class Uids:
     def locate(self, uids: Sequence[str] | Any) -> Rows:
         """The row of each uid (a list, or a numpy array of strings), in order; -1 where
         it is not here."""
-        out = np.full(len(uids), -1, dtype=np.int64)
-        added = self.added_rows
-        if added:
-            for i, uid in enumerate(uids):
-                row = added.get(str(uid))
-                if row is not None:
-                    out[i] = row
-        if not len(self.sorted) or not len(uids):
-            return out
-        width = self.sorted.dtype.itemsize
         listed = uids.tolist() if isinstance(uids, np.ndarray) else list(uids)
+        if not listed:
+            return np.zeros(0, dtype=np.int64)
         # numpy takes NULs for padding: a uid holding one (none Fold makes) is not packed.
         fits = np.fromiter(("\x00" not in u for u in listed), dtype=bool, count=len(listed))
         try:
-            encoded = np.strings.encode(np.asarray(listed, dtype=STRINGS), "utf-8")
-        except (UnicodeEncodeError, ValueError):  # lone surrogates: one by one
+            encoded = np.array(listed, dtype="S")  # ASCII (every uid Fold makes): at once
+        except UnicodeEncodeError:
             encoded = np.array([_utf8(u) for u in listed], dtype=object).astype(bytes)
+        return self.locate_bytes(encoded, fits, listed)
+
+    def locate_bytes(self, encoded: Any, fits: Any = None, listed: list[str] | None = None) -> Rows:
+        """As `locate`, for uids already UTF-8 in a bytes array (`fits`: those that may be
+        packed, holding no NUL)."""
+        out = np.full(len(encoded), -1, dtype=np.int64)
+        if self.added_rows:
+            added = self.added_rows
+            texts = listed if listed is not None else [_text(b) for b in encoded.tolist()]
+            for i, uid in enumerate(texts):
+                row = added.get(uid)
+                if row is not None:
+                    out[i] = row
+        if not len(self.sorted) or not len(encoded):
+            return out
+        if fits is None:
+            fits = np.ones(len(encoded), dtype=bool)
         # Longer than every packed uid: not packed.
-        fits &= np.strings.str_len(encoded) <= width
+        fits = fits & (np.strings.str_len(encoded) <= self.sorted.dtype.itemsize)
         keys = encoded[fits].astype(self.sorted.dtype)
         at = np.searchsorted(self.sorted, keys)
         hit = np.zeros(len(keys), dtype=bool)

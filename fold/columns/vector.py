@@ -17,7 +17,7 @@ from typing import Any, assert_never
 
 import numpy as np
 
-from fold.columns.store import STRINGS, Column, Mask, Store
+from fold.columns.store import Column, Mask, Store
 from fold.rules.filter import Node
 from fold.rules.nodes import (
     And,
@@ -175,20 +175,30 @@ def _named_rows(store: Store, values: list[Any]) -> np.ndarray[Any, np.dtype[np.
     (make_uri), as the SQL compares it — or -1."""
     prefix = f"/{store.bucket}/{store.resource_type}/"
     out = np.full(len(values), -1, dtype=np.int64)
-    texts = [v if isinstance(v, str) else "" for v in values]
+    # Text holding NUL is never a URI (and numpy would take its NULs for padding).
+    texts = [v if isinstance(v, str) and "\x00" not in v else "" for v in values]
     try:
-        array = np.array(texts, dtype=STRINGS)
-    except (UnicodeEncodeError, ValueError):  # lone surrogates: one by one
+        raw = np.array(texts, dtype="S")  # ASCII (every URI Fold makes): at once
+    except UnicodeEncodeError:
         picked = [i for i, v in enumerate(texts) if v.startswith(prefix) and v.endswith("/")]
         out[picked] = store.uids.locate([texts[i][len(prefix) : -1] for i in picked])
         return out
-    named = np.flatnonzero(
-        np.strings.startswith(array, prefix)
-        & np.strings.endswith(array, "/")
-        & (np.strings.str_len(array) > len(prefix))
-    )
-    uids = np.strings.slice(array[named], len(prefix), -1)
-    out[named] = store.uids.locate(uids)
+    start, width = len(prefix), raw.dtype.itemsize
+    if width <= start + 1:
+        return out
+    grid = raw.view(np.uint8).reshape(len(raw), width)
+    lengths = np.strings.str_len(raw)
+    named = (grid[:, :start] == np.frombuffer(prefix.encode(), dtype=np.uint8)).all(axis=1)
+    named &= lengths > start
+    named &= grid[np.arange(len(raw)), np.maximum(lengths - 1, 0)] == ord("/")
+    # The uid between prefix and final slash, a length at a time (all one, usually).
+    for length in np.unique(lengths[named]).tolist():
+        rows = np.flatnonzero(named & (lengths == length))
+        middle = np.ascontiguousarray(grid[rows, start : length - 1])
+        uids = middle.view(f"S{max(length - 1 - start, 1)}").ravel()
+        if length - 1 == start:
+            continue  # "/bucket/type//": no uid
+        out[rows] = store.uids.locate_bytes(uids)
     return out
 
 
