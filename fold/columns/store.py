@@ -228,7 +228,7 @@ class Store:
     bucket: str
     resource_type: str
     n: int = 0
-    seen: int = 0
+    seen: clock.Reading = clock.NEVER
     uids: list[str] = field(default_factory=list)
     row_of: dict[str, int] = field(default_factory=dict)
     active: Mask = field(default_factory=lambda: np.zeros(0, dtype=bool))
@@ -249,15 +249,20 @@ class Store:
     # --- reading the database -------------------------------------------------------------
 
     def _rows(
-        self, connection: Connection, columns: Sequence[Any], *, batch: int, since: int = -1
+        self,
+        connection: Connection,
+        columns: Sequence[Any],
+        *,
+        batch: int,
+        since: clock.Reading | None = None,
     ) -> Iterator[Sequence[Any]]:
         """The type's rows, `batch` at a time: streamed (a server-side cursor on
         PostgreSQL), so a million rows never sit in the client's memory at once."""
         stmt = select(*columns).where(
             Record.bucket == self.bucket, Record.resource_type == self.resource_type
         )
-        if since >= 0:
-            stmt = stmt.where(Record.version > since)
+        if since is not None:
+            stmt = stmt.where(clock.changed_since(connection.dialect.name, since))
         # Options of this statement only: set on the connection they would outlive it.
         options = {"stream_results": True, "yield_per": batch}
         yield from connection.execute(stmt, execution_options=options).partitions()
@@ -305,7 +310,7 @@ class Store:
     def refresh(self, connection: Connection) -> None:
         """Apply every row written since the clock value this store last saw."""
         now = clock.current(connection, self.bucket)
-        if now <= self.seen:
+        if not clock.may_have_changed(self.seen, now):
             return
         # Document paths read as `ensure_columns` reads them: one value, one entry.
         paths = [p for p in self.columns if p != "display_value"]
