@@ -5,12 +5,14 @@ since a value it had". The column index (fold.columns) relies on that to stay ex
 The clock is kept differently on each database, behind the same functions:
 
 - **PostgreSQL**: a row is stamped with its writing transaction's id
-  (`pg_current_xact_id()`), and "now" is a watermark, the oldest transaction still open
-  (`pg_snapshot_xmin(pg_current_snapshot())`): every transaction below it has ended. A
-  reader that read the watermark W and then the rows has seen every commit below W, so
-  next time "rows with version >= W" holds everything it has not seen (and some rows it
-  has, from transactions that were open: applying a row again is harmless). No writer
-  waits on another for the clock, so writers of one bucket commit side by side.
+  (`pg_current_xact_id()`), and a reading is the reader's snapshot (`pg_current_snapshot`):
+  every id below its xmax has ended, except the ids it lists as open. A reader that read
+  the clock and then the rows has seen every transaction that had ended, so next time
+  "version >= xmax, or one of the ids that were open" holds everything it has not seen
+  (and some rows it has, from transactions that were open and still are: applying a row
+  again is harmless). No writer of one record waits on another for the clock, so writers
+  of one bucket commit side by side. (A counter, bumped first and locked to the commit,
+  made them commit one at a time: docs/columns.md.)
 - **SQLite**: one counter per bucket (`record_clocks`), bumped once by each writing
   transaction, which takes values in commit order since SQLite runs one writer at a time;
   "changed since V" is "version > V".
