@@ -67,7 +67,7 @@ def bucket_caller(
     session: DbSession,
     bucket: Annotated[str, Path(description="The bucket (tenant) name")],
 ) -> Caller:
-    key = auth.authenticate(session, authorization_of(request))
+    key, policy = auth.authenticate_in(session, authorization_of(request), bucket)
     limiter: RateLimiter = request.app.state.rate_limiter
     verdict = limiter.hit(key.id)
     request.state.extra_headers = verdict.headers()
@@ -76,7 +76,7 @@ def bucket_caller(
             f"This key made more than {verdict.limit} requests this minute; "
             f"try again in {verdict.reset} s."
         )
-    return auth.caller_for(session, key, bucket)
+    return auth.caller_with(key, bucket, policy)
 
 
 CallerDep = Annotated[Caller, Depends(bucket_caller)]

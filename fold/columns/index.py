@@ -91,7 +91,7 @@ class ColumnIndex:
         with self._lock:
             return (bucket, resource_type) in self._stores.get(engine, {})
 
-    def seen(self, engine: Engine, bucket: str, resource_type: str) -> int | None:
+    def seen(self, engine: Engine, bucket: str, resource_type: str) -> clock.Reading | None:
         """The clock value the kept store of this bucket and type has applied; None when
         none is kept."""
         with self._lock:
@@ -397,6 +397,8 @@ def lag(session: Session, *, bucket: str, resource_type: str) -> int | None:
     if seen is None:
         return None
     changed = select(func.count()).where(
-        Record.bucket == bucket, Record.resource_type == resource_type, Record.version > seen
+        Record.bucket == bucket,
+        Record.resource_type == resource_type,
+        clock.changed_since(engine.dialect.name, seen),
     )
     return int(session.scalar(changed) or 0)

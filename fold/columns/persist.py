@@ -35,20 +35,28 @@ from sqlalchemy.exc import DBAPIError
 
 from fold.columns.rowdata import SearchText, Uids
 from fold.columns.store import Column, Rank, Store
+from fold.records.clock import Reading, behind, era
 
 log = logging.getLogger("fold.columns")
 
-FORMAT = 3  # 3: uids, search text and entries mapped; display value a column like others
+# 4: uids, search text and entries mapped, the display value a column like others, and
+# the clock reading as `Reading.as_json` has it.
+FORMAT = 4
 KEEP = 2  # snapshots of a store kept on disk (others still open elsewhere stay readable)
 
 
 def database_identity(connection: Connection) -> str | None:
-    """The database's random identity (made by its migration); None when it has none."""
+    """The database's random identity (made by its migration) and its clock's era; None
+    when it has none."""
     try:
         found = connection.scalar(text("SELECT value FROM database_identity WHERE id = 1"))
     except DBAPIError:  # not migrated this far
         return None
-    return str(found) if found else None
+    if not found:
+        return None
+    # Restored into another PostgreSQL cluster, the same database counts its clock anew.
+    counted = era(connection)
+    return f"{found}-{counted}" if counted else str(found)
 
 
 def _name(value: str) -> str:
@@ -83,7 +91,7 @@ class Snapshots:
         """Write the store as it stands (the caller holds its lock) and publish it."""
         home = self._home(identity, store.bucket, store.resource_type)
         home.mkdir(parents=True, exist_ok=True)
-        name = f"s{store.seen}-{secrets.token_hex(4)}"
+        name = f"s{store.seen.upto}-{secrets.token_hex(4)}"
         target = home / name
         target.mkdir()
         try:
@@ -124,7 +132,7 @@ class Snapshots:
             ranks.append({"sort": list(sort), "stem": stem, "dirty_count": rank.dirty_count})
         meta = {
             "format": FORMAT, "bucket": store.bucket, "resource_type": store.resource_type,
-            "seen": store.seen, "n": store.n, "columns": columns, "ranks": ranks,
+            **store.seen.as_json(), "n": store.n, "columns": columns, "ranks": ranks,
         }  # fmt: skip
         (target / "meta.json").write_text(json.dumps(meta))
 
@@ -140,7 +148,7 @@ class Snapshots:
 
     # --- reading ----------------------------------------------------------------------------
 
-    def open(self, store: Store, identity: str, clock_now: int) -> bool:
+    def open(self, store: Store, identity: str, clock_now: Reading) -> bool:
         """Fill an empty store from the newest snapshot; False when there is none that
         can be used (none yet, another format, or a clock that went back)."""
         home = self._home(identity, store.bucket, store.resource_type)
@@ -154,7 +162,7 @@ class Snapshots:
             meta.get("format") != FORMAT
             or meta.get("bucket") != store.bucket
             or meta.get("resource_type") != store.resource_type
-            or int(meta["seen"]) > clock_now
+            or behind(clock_now, Reading.from_json(meta))
         ):
             return False
         try:
@@ -202,5 +210,5 @@ class Snapshots:
         store.columns = columns
         store.ranks = ranks
         store.n = n
-        store.seen = int(meta["seen"])
+        store.seen = Reading.from_json(meta)
         store.loaded = True

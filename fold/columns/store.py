@@ -305,7 +305,7 @@ class Store:
     resource_type: str
     types: tuple[str, ...] = ()
     n: int = 0
-    seen: int = 0
+    seen: clock.Reading = clock.NEVER
     uids: Uids = field(default_factory=Uids)
     active: Mask = field(default_factory=lambda: np.zeros(0, dtype=bool))
     created: np.ndarray[Any, np.dtype[np.int64]] = field(
@@ -342,14 +342,14 @@ class Store:
         columns: Sequence[Any],
         *,
         batch: int,
-        since: int = -1,
+        since: clock.Reading | None = None,
         where: Any = None,
     ) -> Iterator[Sequence[Any]]:
         """The type's rows, `batch` at a time: streamed (a server-side cursor on
         PostgreSQL), so a million rows never sit in the client's memory at once."""
         stmt = select(*columns).where(self.of_types())
-        if since >= 0:
-            stmt = stmt.where(Record.version > since)
+        if since is not None:
+            stmt = stmt.where(clock.changed_since(connection.dialect.name, since))
         if where is not None:
             stmt = stmt.where(where)
         # Options of this statement only: set on the connection they would outlive it.
@@ -400,7 +400,7 @@ class Store:
     def refresh(self, connection: Connection) -> int:
         """Apply every row written since the clock value this store last saw; how many."""
         now = clock.current(connection, self.bucket)
-        if now <= self.seen:
+        if not clock.may_have_changed(self.seen, now):
             return 0
         applied = 0
         # Paths read as `ensure_columns` reads them: one value, one entry.

@@ -16,6 +16,7 @@ from sqlalchemy import JSON, DateTime, Table, text
 from sqlalchemy.orm import Session
 
 SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's own storage format for SQLite
+FEW_ROWS = 8  # on PostgreSQL, fewer rows than this are inserted, more copied
 dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
@@ -90,10 +91,18 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
         tuples.append(values)
     raw: Any = connection.connection.dbapi_connection
     names = ", ".join(columns)
-    if dialect == "postgresql":
+    if dialect == "postgresql" and len(tuples) >= FEW_ROWS:
         with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
             for values in tuples:
                 copy.write_row(values)
+        return
+    if dialect == "postgresql":
+        # A few rows (one write's audit entry): one INSERT, where COPY takes two round trips.
+        marks = ", ".join(
+            "%s::jsonb" if isinstance(table.c[name].type, JSON) else "%s" for name in columns
+        )
+        with raw.cursor() as cursor:
+            cursor.executemany(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", tuples)
         return
     marks = ", ".join("?" for _ in columns)
     cursor = raw.cursor()

@@ -200,10 +200,12 @@ def make_engine(
     options = f"-c lock_timeout={int(limits.lock * 1000)}"
     if limits.statement is not None:
         options += f" -c statement_timeout={int(limits.statement * 1000)}"
+    # As many connections kept as requests commonly in flight (16 writers): one opened and
+    # closed again for each request beyond them costs the database a new backend each time.
     return create_engine(
         url,
-        pool_size=10,
-        max_overflow=10,
+        pool_size=20,
+        max_overflow=20,
         pool_pre_ping=True,
         connect_args={"options": options},
     )

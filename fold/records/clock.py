@@ -1,30 +1,46 @@
-"""The change clock: one counter per bucket, bumped once by each transaction that writes
-the bucket's records, and stamped on every record row that transaction writes.
+"""The change clock: every record row carries the clock value of the transaction that last
+wrote it (`records.version`), and a reader asks for "the value now" and "the rows changed
+since a value it had". The column index (fold.columns) relies on that to stay exact.
 
-Bumping the counter locks its row until the transaction ends, so writers of one bucket
-take clock values in the order they commit. A reader that sees the clock at V has seen
-every transaction up to V commit, and "rows with version > what I had" is exactly what
-changed since it last looked; the column index (fold.columns) relies on that.
+The clock is kept differently on each database, behind the same functions:
 
-Rule for writers: stamp before locking or writing any record of the bucket. The ORM flush
-does it on sessions from a factory passed through `install` (every place that makes a
-session factory does so), `records.repository.get(for_update=True)` does it, and the bulk
-paths call `stamp` and put the value on each row themselves (`db.bulk.insert_rows` refuses
-a record row without it). Taking the clock first keeps two writers from each holding what
-the other waits for.
+- **PostgreSQL**: a row is stamped with its writing transaction's id
+  (`pg_current_xact_id()`), and a reading is the reader's snapshot (`pg_current_snapshot`):
+  every id below its xmax has ended, except the ids it lists as open. A reader that read
+  the clock and then the rows has seen every transaction that had ended, so next time
+  "version >= xmax, or one of the ids that were open" holds everything it has not seen
+  (and some rows it has, from transactions that were open and still are: applying a row
+  again is harmless). No writer of one record waits on another for the clock, so writers
+  of one bucket commit side by side. (A counter, bumped first and locked to the commit,
+  made them commit one at a time: docs/columns.md.)
+- **SQLite**: one counter per bucket (`record_clocks`), bumped once by each writing
+  transaction, which takes values in commit order since SQLite runs one writer at a time;
+  "changed since V" is "version > V".
+
+Rule for writers, so that they cannot deadlock: stamp before locking or writing any record
+of the bucket. A transaction that writes one record (the API's create, patch, delete)
+calls `stamp_one` (the ORM flush of a single new record and `records.repository.get(
+for_update=True)` do); one that may lock or write more calls `stamp` (the bulk paths, which
+put the value on each row themselves: `db.bulk.insert_rows` refuses a record row without
+it). On PostgreSQL `stamp` takes the bucket's writer lock exclusively and `stamp_one` takes
+it shared: writers of many records run one at a time, each waiting only on writers of one
+record, which hold one record and wait for no record lock of theirs — so no cycle of waits
+can form. (SQLite's own lock makes every writer run alone.)
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, event, select, text
+from sqlalchemy import ColumnElement, Connection, event, or_, select, text
 from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction, sessionmaker
 
 from fold.db.models import Record, RecordClock
 
-_MEMO = "fold_clock"  # bucket -> this transaction's clock value
+_MEMO = "fold_clock"  # bucket -> (this transaction's clock value, whether it holds it alone)
 _WROTE = "fold_clock_wrote"  # buckets this (outermost) transaction has written
+_FIRST = "fold_clock_first"  # the one record a writer of one record writes
 INSTALLED = "fold_clock_installed"  # set on sessions whose flushes stamp record rows
 
 _BUMP = text(
@@ -32,15 +48,49 @@ _BUMP = text(
     "ON CONFLICT (bucket) DO UPDATE SET version = record_clocks.version + 1 "
     "RETURNING version"
 )
+# The writer lock of a bucket: an advisory lock in a namespace of Fold's own ("Fold").
+_LOCK_SPACE = 0x466F6C64
+_TAKE_ALONE = text(
+    "SELECT pg_advisory_xact_lock(:space, hashtext(:bucket)), pg_current_xact_id()::text::bigint"
+)
+_TAKE_SHARED = text(
+    "SELECT pg_advisory_xact_lock_shared(:space, hashtext(:bucket)), "
+    "pg_current_xact_id()::text::bigint"
+)
+_ERA = text("SELECT (pg_control_system()).system_identifier::text")
+_SNAPSHOT = text("SELECT pg_current_snapshot()::text")
 
 
 def stamp(session: Session, bucket: str) -> int:
-    """This transaction's clock value for `bucket`, bumping the clock the first time."""
-    memo: dict[str, int] = session.info.setdefault(_MEMO, {})
-    if bucket not in memo:
-        memo[bucket] = int(session.execute(_BUMP, {"bucket": bucket}).scalar_one())
-        session.info.setdefault(_WROTE, set()).add(bucket)
-    return memo[bucket]
+    """This transaction's clock value for `bucket`, for a writer of many records: taken
+    before any record of the bucket is locked or written."""
+    return _stamp(session, bucket, alone=True)
+
+
+def stamp_one(session: Session, bucket: str, resource_type: str, uid: str) -> int:
+    """This transaction's clock value for `bucket`, for a writer of one record (this one):
+    taken before the record is locked or written. A second record makes the transaction
+    a writer of many, as if it had called `stamp` (better call that first)."""
+    first = session.info.setdefault(_FIRST, (bucket, resource_type, uid))
+    if first != (bucket, resource_type, uid):
+        return stamp(session, bucket)
+    return _stamp(session, bucket, alone=False)
+
+
+def _stamp(session: Session, bucket: str, *, alone: bool) -> int:
+    memo: dict[str, tuple[int, bool]] = session.info.setdefault(_MEMO, {})
+    held = memo.get(bucket)
+    if held is not None and (held[1] or not alone):
+        return held[0]
+    if session.get_bind().dialect.name == "postgresql":
+        params = {"space": _LOCK_SPACE, "bucket": bucket}
+        row = session.execute(_TAKE_ALONE if alone else _TAKE_SHARED, params).one()
+        value = int(row[1])
+    else:
+        value = held[0] if held else int(session.execute(_BUMP, {"bucket": bucket}).scalar_one())
+    memo[bucket] = (value, alone)
+    session.info.setdefault(_WROTE, set()).add(bucket)
+    return value
 
 
 def wrote(session: Session, bucket: str) -> bool:
@@ -48,9 +98,64 @@ def wrote(session: Session, bucket: str) -> bool:
     return bucket in session.info.get(_WROTE, ())
 
 
-def current(connection: Connection, bucket: str) -> int:
+@dataclass(frozen=True)
+class Reading:
+    """What a reader read of the clock: every write below `upto` has ended, except the
+    transactions in `open` (PostgreSQL's, still open then); on SQLite `upto` is the
+    counter. Readings of one database only grow."""
+
+    upto: int
+    open: tuple[int, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        return {"seen": self.upto, "seen_open": list(self.open)}
+
+    @classmethod
+    def from_json(cls, saved: dict[str, Any]) -> Reading:
+        return cls(int(saved["seen"]), tuple(int(x) for x in saved.get("seen_open", ())))
+
+
+NEVER = Reading(-1)  # before any write: "changed since" is every row
+
+
+def current(connection: Connection, bucket: str) -> Reading:
+    """The clock now: read it before reading the rows changed since the last reading."""
+    if connection.dialect.name == "postgresql":
+        # "xmin:xmax:xip,...": ids below xmax have ended, except those listed.
+        _, upto, listed = str(connection.scalar(_SNAPSHOT)).split(":")
+        return Reading(int(upto), tuple(int(x) for x in listed.split(",") if x))
     value = connection.scalar(select(RecordClock.version).where(RecordClock.bucket == bucket))
-    return int(value or 0)
+    return Reading(int(value or 0))
+
+
+def era(connection: Connection) -> str:
+    """What the clock's values are counted within, beyond the database: on PostgreSQL
+    transaction ids are the cluster's (a dump restored elsewhere counts them anew)."""
+    if connection.dialect.name != "postgresql":
+        return ""
+    return str(connection.scalar(_ERA))
+
+
+def changed_since(dialect: str, seen: Reading) -> ColumnElement[bool]:
+    """The condition on a record row for "written since the clock read `seen`": on
+    PostgreSQL by a transaction that had not ended then (an index range and a few ids)."""
+    if dialect != "postgresql":
+        return Record.version > seen.upto
+    if not seen.open:
+        return Record.version >= seen.upto
+    return or_(Record.version >= seen.upto, Record.version.in_(seen.open))
+
+
+def may_have_changed(seen: Reading, now: Reading) -> bool:
+    """Whether rows may have been written between two readings (the same reading: none
+    began or ended, so nothing was committed)."""
+    return now != seen
+
+
+def behind(now: Reading, seen: Reading) -> bool:
+    """Whether the clock now reads behind a reading taken before: the database went back
+    (restored from a backup), and what was read of it since `seen` does not hold."""
+    return now.upto < seen.upto
 
 
 def install(factory: sessionmaker[Session]) -> sessionmaker[Session]:
@@ -68,14 +173,19 @@ def installed(session: Session) -> bool:
 
 
 def _stamp_flushed(session: Session, _flush: UOWTransaction, _instances: Any) -> None:
-    for obj in (*session.new, *session.dirty):
-        if isinstance(obj, Record):
+    written = [obj for obj in (*session.new, *session.dirty) if isinstance(obj, Record)]
+    for obj in written:
+        if len(written) == 1:
+            obj.version = stamp_one(session, obj.bucket, obj.resource_type, obj.uid)
+        else:
             obj.version = stamp(session, obj.bucket)
 
 
 def _forget(session: Session, transaction: SessionTransaction) -> None:
-    # Also at the end of a savepoint: a rolled-back savepoint takes its bump with it, so
-    # the next write bumps again (harmless after a released one: the lock is held).
+    # Also at the end of a savepoint: a rolled-back savepoint takes its bump (and on
+    # PostgreSQL its lock) with it, so the next write takes them again (harmless after a
+    # released one: a lock taken again in the same transaction is already held).
     session.info.pop(_MEMO, None)
     if transaction.parent is None:
         session.info.pop(_WROTE, None)
+        session.info.pop(_FIRST, None)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from fold.db.jsonsql import json_number, json_text, one_of
 from fold.db.models import Record
 from fold.fields.schema import TypeSchema
-from fold.records.clock import stamp
+from fold.records.clock import stamp_one
 
 SYSTEM_SORTS: dict[str, Any] = {
     "uid": Record.uid,
@@ -29,7 +29,7 @@ def get(
     )
     if for_update:
         # The bucket's change clock first, then the row: every writer locks in that order.
-        stamp(session, bucket)
+        stamp_one(session, bucket, resource_type, uid)
         stmt = stmt.with_for_update()
     return session.scalar(stmt)
 
