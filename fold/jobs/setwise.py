@@ -35,6 +35,7 @@ from fold.ids import uid_block
 
 SETWISE_ACTIONS = ("add_tag", "remove_tag", "set-single-field", "change-status")
 _TOP_LEVEL = re.compile(r"^[A-Za-z0-9_-]+$")
+_WRITTEN = "i.state = '~write'"  # in an undo note: whether the record is rewritten
 
 
 @dataclass
@@ -201,7 +202,7 @@ def _tag_plan(d: _Dialect, path: str, tag: str, adding: bool) -> Plan:
         ("added", d.literal("true" if adding else "false")),
     )  # fmt: skip
     unchanged = d.literal('{"changed":false}')
-    undo = f"CASE WHEN i.state = '~write' THEN {note} ELSE {unchanged} END"
+    undo = f"CASE WHEN {_WRITTEN} THEN {note} ELSE {unchanged} END"
     if adding:
         new_value = (
             f"CASE WHEN {is_list} THEN {d.j(d.append(p))} ELSE {d.array(d.label(':tag'))} END"
@@ -377,6 +378,39 @@ def _statements(d: _Dialect, plan: Plan) -> list[str]:
     return out
 
 
+def _one_statement(plan: Plan) -> str:
+    """PostgreSQL: the five steps as one statement of data-modifying CTEs. They all read
+    the snapshot it starts with (the records as they were, locked), so the batch's items
+    and records are each written once instead of marked and rewritten."""
+    undo = (
+        "CAST(NULL AS jsonb)"
+        if plan.undo is None
+        else plan.undo.replace(_WRITTEN, f"({plan.changed})")
+    )
+    counter = (
+        "lpad(to_hex(CAST(mod(:first + row_number() OVER (ORDER BY b.seq) - 1, 16777216) "
+        "AS integer)), 6, '0')"
+    )
+    return (
+        "WITH b AS (SELECT i.seq, i.resource_type, i.record_uid, "
+        f"({plan.changed}) AS changed, CASE WHEN {plan.changed} THEN {plan.new_data} END "
+        f"AS new_data, CASE WHEN {plan.changed} THEN {plan.diff} END AS diff, "
+        f"{undo} AS note FROM job_items AS i JOIN records AS r ON {_JOIN} "
+        f"WHERE i.state = 'pending' AND {plan.plain}), "
+        "audit AS (INSERT INTO audit_entries "
+        "(bucket, uid, date, resource_type, record_uid, user_uri, message, diff) "
+        f"SELECT CAST(:bucket AS text), CAST(:prefix AS text) || {counter}, "
+        "CAST(:now AS timestamp), b.resource_type, b.record_uid, CAST(:user AS text), "
+        "CAST(:message AS text), b.diff FROM b WHERE b.changed), "
+        "written AS (UPDATE records AS r SET data = b.new_data, version = :version, "
+        "last_updated = :now FROM b WHERE r.bucket = :bucket "
+        "AND r.resource_type = b.resource_type AND r.uid = b.record_uid AND b.changed), "
+        "done AS (UPDATE job_items AS i SET state = 'done', undo = b.note FROM b "
+        "WHERE i.bucket = :bucket AND i.job_uid = :job AND i.seq = b.seq) "
+        "SELECT count(*) FROM b"
+    )
+
+
 def run_batch(
     session: Session,
     plan: Plan,
@@ -410,9 +444,11 @@ def run_batch(
                         f"{_JOIN} WHERE i.state = 'pending' FOR UPDATE OF r", True),
                 params,
             )  # fmt: skip
+            cursor.execute(_driver(_one_statement(plan), True), params)
+            return int(cursor.fetchone()[0])
         done = 0
         for sql in _statements(d, plan):
-            cursor.execute(_driver(sql, d.postgres), params)
+            cursor.execute(sql, params)
             done = cursor.rowcount
         return int(done)
     finally:
