@@ -387,7 +387,9 @@ def _batch(
             # (deleted records, odd documents) goes through the action record by record.
             window = select(ITEMS.c.seq).where(*pending).order_by(ITEMS.c.seq).limit(size)
             seqs = window.subquery()
-            lo, hi = session.execute(select(func.min(seqs.c.seq), func.max(seqs.c.seq))).one()
+            lo, hi, count = session.execute(
+                select(func.min(seqs.c.seq), func.max(seqs.c.seq), func.count())
+            ).one()
             items = []
             if lo is not None:
                 done = setwise.run_batch(
@@ -397,6 +399,8 @@ def _batch(
                 )  # fmt: skip
                 job.processed += done
                 job.succeeded += done
+                if done == count:
+                    return "running"
                 items = [
                     Item(*row)
                     for row in session.execute(
