@@ -2,15 +2,19 @@
 records: `add_tag`, `remove_tag`, `set-single-field` and `change-status` on a top-level
 field no derived value reads, and the undo of each.
 
-Each statement works on the batch's items joined to their records, in the batch's
-transaction, after the change clock is stamped (and, on PostgreSQL, the records locked):
+In the batch's transaction, after the change clock is stamped:
 
-1. mark: the items the SQL can do exactly ("plain" records) become `~write` (the record
-   changes) or `~same` (it does not); every other item stays pending;
-2. audit: one entry per `~write` item, with the diff `clean_diff` would give;
-3. undo notes: as the per-record action writes them (actions, not undos);
-4. records: the new document, the clock's version and `last_updated` on `~write` records;
-5. done: the marked items become `done`.
+1. the batch's pending items joined to their records, where the SQL can do them exactly
+   ("plain" records): whether each record changes, its new document, the audit diff
+   `clean_diff` would give and the undo note the per-record action would keep, all
+   worked out from the records as they are;
+2. one audit entry per changed record (uids laid out as `new_uid` makes them);
+3. the changed records: the new document, the clock's version and `last_updated`;
+4. the items: `done`, with their undo notes.
+
+On PostgreSQL that is one statement of data-modifying CTEs (which all read the snapshot
+it starts with), the records locked by its first step; on SQLite, step 1 goes into a
+temporary table of the connection and each write is one statement from it.
 
 What the SQL does not do exactly (a deleted or missing record, tags that are not a list,
 a value that is an object, numbers compared with numbers, a tag twice in a list on
@@ -35,7 +39,6 @@ from fold.ids import uid_block
 
 SETWISE_ACTIONS = ("add_tag", "remove_tag", "set-single-field", "change-status")
 _TOP_LEVEL = re.compile(r"^[A-Za-z0-9_-]+$")
-_WRITTEN = "i.state = '~write'"  # in an undo note: whether the record is rewritten
 
 
 @dataclass
@@ -202,7 +205,8 @@ def _tag_plan(d: _Dialect, path: str, tag: str, adding: bool) -> Plan:
         ("added", d.literal("true" if adding else "false")),
     )  # fmt: skip
     unchanged = d.literal('{"changed":false}')
-    undo = f"CASE WHEN {_WRITTEN} THEN {note} ELSE {unchanged} END"
+    changed = f"NOT {has}" if adding else has
+    undo = f"CASE WHEN {changed} THEN {note} ELSE {unchanged} END"
     if adding:
         new_value = (
             f"CASE WHEN {is_list} THEN {d.j(d.append(p))} ELSE {d.array(d.label(':tag'))} END"
@@ -340,53 +344,44 @@ _JOIN = (
 )
 
 
-def _statements(d: _Dialect, plan: Plan) -> list[str]:
-    counter = (
-        "lpad(to_hex(CAST(mod(:first + row_number() OVER (ORDER BY i.seq) - 1, 16777216) "
-        "AS integer)), 6, '0')"
-        if d.postgres
-        else "printf('%06x', (:first + row_number() OVER (ORDER BY i.seq) - 1) % 16777216)"
-    )
-    diff = d.j(plan.diff)
-    now = "CAST(:now AS timestamp)" if d.postgres else ":now"
-    undo = d.j(plan.undo) if plan.undo is not None else "NULL"
-    out = [
-        f"UPDATE job_items AS i SET state = CASE WHEN {plan.changed} THEN '~write' "
-        f"ELSE '~same' END FROM records AS r WHERE {_JOIN} AND i.state = 'pending' "
-        f"AND {plan.plain}",
+_SQLITE_BATCH = "temp.fold_setwise_batch"
+
+
+def _sqlite_statements(plan: Plan) -> list[str]:
+    """SQLite (no data-modifying CTEs): the batch's plain items worked out once into a
+    temporary table of this connection, then audit entries, records and items each
+    written once from it."""
+    note = "NULL" if plan.undo is None else f"json({plan.undo})"
+    counter = "printf('%06x', (:first + row_number() OVER (ORDER BY b.seq) - 1) % 16777216)"
+    return [
+        f"CREATE TABLE IF NOT EXISTS {_SQLITE_BATCH} (seq INTEGER PRIMARY KEY, "
+        "resource_type TEXT, record_uid TEXT, changed INTEGER, new_data TEXT, diff TEXT, "
+        "note TEXT)",
+        f"DELETE FROM {_SQLITE_BATCH}",
+        f"INSERT INTO {_SQLITE_BATCH} SELECT i.seq, i.resource_type, i.record_uid, "
+        f"({plan.changed}), CASE WHEN {plan.changed} THEN {plan.new_data} END, "
+        f"CASE WHEN {plan.changed} THEN json({plan.diff}) END, {note} "
+        f"FROM job_items AS i JOIN records AS r ON {_JOIN} "
+        f"WHERE i.state = 'pending' AND {plan.plain}",
         "INSERT INTO audit_entries "
         "(bucket, uid, date, resource_type, record_uid, user_uri, message, diff) "
-        f"SELECT i.bucket, CAST(:prefix AS text) || {counter}, {now}, i.resource_type, "
-        f"i.record_uid, CAST(:user AS text), CAST(:message AS text), {diff} "
-        f"FROM job_items AS i JOIN records AS r ON {_JOIN} WHERE i.state = '~write'",
+        f"SELECT :bucket, :prefix || {counter}, :now, b.resource_type, b.record_uid, "
+        f":user, :message, b.diff FROM {_SQLITE_BATCH} AS b WHERE b.changed",
+        f"UPDATE records AS r SET data = b.new_data, version = :version, last_updated = :now "
+        f"FROM {_SQLITE_BATCH} AS b WHERE r.bucket = :bucket "
+        "AND r.resource_type = b.resource_type AND r.uid = b.record_uid AND b.changed",
+        f"UPDATE job_items AS i SET state = 'done', undo = b.note FROM {_SQLITE_BATCH} AS b "
+        "WHERE i.bucket = :bucket AND i.job_uid = :job AND i.seq = b.seq",
     ]
-    if plan.undo is not None:
-        out.append(
-            f"UPDATE job_items AS i SET undo = {undo} FROM records AS r "
-            f"WHERE {_JOIN} AND i.state IN ('~write', '~same')"
-        )
-    out.append(
-        f"UPDATE records AS r SET data = {plan.new_data}, version = :version, "
-        f"last_updated = :now FROM job_items AS i WHERE {_JOIN} AND i.state = '~write'"
-    )
-    out.append(
-        "UPDATE job_items AS i SET state = 'done'"
-        + (", undo = NULL" if plan.undo is None else "")
-        + " WHERE i.bucket = :bucket AND i.job_uid = :job AND i.seq BETWEEN :lo AND :hi "
-        "AND i.state IN ('~write', '~same')"
-    )
-    return out
 
 
 def _one_statement(plan: Plan) -> str:
-    """PostgreSQL: the five steps as one statement of data-modifying CTEs. They all read
-    the snapshot it starts with (the records as they were, locked), so the batch's items
-    and records are each written once instead of marked and rewritten."""
-    undo = (
-        "CAST(NULL AS jsonb)"
-        if plan.undo is None
-        else plan.undo.replace(_WRITTEN, f"({plan.changed})")
-    )
+    """PostgreSQL: the four steps as one statement of data-modifying CTEs. They all read
+    the snapshot it starts with, so the batch's items and records are each written once
+    instead of marked and rewritten. Its first step locks the records it will write until
+    the batch commits (after the clock, as every writer does), reading the newest version
+    of any changed meanwhile."""
+    undo = "CAST(NULL AS jsonb)" if plan.undo is None else plan.undo
     counter = (
         "lpad(to_hex(CAST(mod(:first + row_number() OVER (ORDER BY b.seq) - 1, 16777216) "
         "AS integer)), 6, '0')"
@@ -396,7 +391,7 @@ def _one_statement(plan: Plan) -> str:
         f"({plan.changed}) AS changed, CASE WHEN {plan.changed} THEN {plan.new_data} END "
         f"AS new_data, CASE WHEN {plan.changed} THEN {plan.diff} END AS diff, "
         f"{undo} AS note FROM job_items AS i JOIN records AS r ON {_JOIN} "
-        f"WHERE i.state = 'pending' AND {plan.plain}), "
+        f"WHERE i.state = 'pending' AND {plan.plain} FOR UPDATE OF r), "
         "audit AS (INSERT INTO audit_entries "
         "(bucket, uid, date, resource_type, record_uid, user_uri, message, diff) "
         f"SELECT CAST(:bucket AS text), CAST(:prefix AS text) || {counter}, "
@@ -438,18 +433,12 @@ def run_batch(
     cursor = raw.cursor()
     try:
         if d.postgres:
-            # Locked until the batch commits, after the clock as every writer does.
-            cursor.execute(
-                _driver("SELECT 1 FROM records AS r JOIN job_items AS i ON "
-                        f"{_JOIN} WHERE i.state = 'pending' FOR UPDATE OF r", True),
-                params,
-            )  # fmt: skip
             cursor.execute(_driver(_one_statement(plan), True), params)
             return int(cursor.fetchone()[0])
         done = 0
-        for sql in _statements(d, plan):
+        for sql in _sqlite_statements(plan):
             cursor.execute(sql, params)
-            done = cursor.rowcount
+            done = cursor.rowcount  # the last: the items done
         return int(done)
     finally:
         cursor.close()
