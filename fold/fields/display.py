@@ -82,6 +82,31 @@ DERIVERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "sheep_event": lambda d: _text(d, "description"),
 }
 
+# The fields each type's deriver reads (kept beside DERIVERS: a deriver that reads another
+# field must name it here too; tests/fields check them against each other).
+DERIVER_FIELDS: dict[str, tuple[str, ...]] = {
+    "person": ("preferred_name", "first_name", "title", "last_name", "email"),
+    "payment": ("amount", "currency", "date"),
+    "membership": ("membership_type", "membership_number", "status"),
+    "booking": ("event_name", "event_date"),
+    "message": ("subject", "channel", "to"),
+    "group_member": ("role",),
+    "journal": ("title", "file_name"),
+    "sheep_event": ("description",),
+}
+
+
+def derived_from(schema: TypeSchema) -> frozenset[str]:
+    """The top-level fields a record's display value, search text and unique key are read
+    from: a write that changes no other field leaves all three as they were."""
+    paths = [
+        *DERIVER_FIELDS.get(schema.resource_type, ()),
+        "name",
+        *schema.search_fields,
+        *([schema.unique_field] if schema.unique_field else []),
+    ]
+    return frozenset(p.split(".")[0] for p in paths)
+
 
 def display_value(schema: TypeSchema, data: dict[str, Any], uid: str) -> str:
     """The human-readable name of a record; its type and uid when nothing better exists."""

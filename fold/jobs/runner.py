@@ -19,23 +19,24 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import func, insert, literal, null, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fold.config import Settings
-from fold.db.bulk import analyze, dumps, insert_rows
+from fold.db.bulk import analyze, dumps
 from fold.db.engine import busy_reason, unit_of_work
 from fold.db.models import Job, JobItem, Record, Segment
 from fold.errors import Unavailable
 from fold.exports.service import EXPORT_ACTION, run_export
 from fold.fields.service import schema_for
 from fold.ids import STORED_TYPES, make_uri
+from fold.jobs import setwise
 from fold.jobs.actions import action_for
 from fold.jobs.work import Action, LeaseLost, Loaded, Outcome, Run
 from fold.records.bulk import raw_execute_many
 from fold.records.clock import stamp
-from fold.segments.index_or_sql import selected_keys
+from fold.segments.index_or_sql import selected
 from fold.segments.members import segment_filter
 from fold.timefmt import utcnow
 
@@ -91,44 +92,72 @@ def claim(session: Session, bucket: str, uid: str, me: str, lease_seconds: int) 
 
 
 def freeze(session: Session, job: Job) -> int:
-    """Write the job's record set as items; the totals are exact from here on."""
-    keys: list[tuple[str, str]] = []
-    undos: list[Any] = []
+    """Write the job's record set as items; the totals are exact from here on. Each item
+    goes in by one INSERT ... SELECT where SQL selects them (an undo's from the job it
+    undoes; a segment's when the column index does not answer), without a row through
+    Python."""
+    bucket, uid = job.bucket, job.uid
+    seq = func.row_number().over(order_by=ITEMS.c.seq) - 1
+    columns = ["bucket", "job_uid", "seq", "state", "resource_type", "record_uid", "undo"]
     if job.undo_of:
-        originals = session.execute(
-            select(ITEMS.c.resource_type, ITEMS.c.record_uid, ITEMS.c.undo)
-            .where(
-                ITEMS.c.bucket == job.bucket,
-                ITEMS.c.job_uid == job.undo_of,
-                ITEMS.c.state == "done",
-            )
-            .order_by(ITEMS.c.seq)
+        # What the per-record path kept: the notes of items whose record it changed.
+        changed = text(
+            "(job_items.undo ->> 'changed') = 'true'"
+            if session.get_bind().dialect.name == "postgresql"
+            else "json_type(job_items.undo, '$.changed') = 'true'"
         )
-        for resource_type, record_uid, undo in originals:
-            if undo and undo.get("changed"):
-                keys.append((resource_type, record_uid))
-                undos.append(undo)
+        originals = select(
+            literal(bucket), literal(uid), seq, literal("pending"), ITEMS.c.resource_type,
+            ITEMS.c.record_uid, ITEMS.c.undo,
+        ).where(
+            ITEMS.c.bucket == bucket, ITEMS.c.job_uid == job.undo_of, ITEMS.c.state == "done",
+            changed,
+        )  # fmt: skip
+        total = _insert_selected(session, job, columns, originals)
     else:
         segment = session.get(Segment, (job.bucket, job.segment_uid))
         assert segment is not None
         node = segment_filter(session, segment, job.params.get("rules") or [])
-        keys = selected_keys(
-            session, bucket=job.bucket, resource_type=segment.resource_type, node=node
-        )
-    bucket, uid = job.bucket, job.uid
-    for start in range(0, len(keys), 50_000):
-        part = keys[start : start + 50_000]
-        notes = undos[start : start + 50_000] if undos else [None] * len(part)
-        items = [
-            {"bucket": bucket, "job_uid": uid, "seq": seq, "state": "pending",
-             "resource_type": kind, "record_uid": record_uid, "undo": undo}
-            for seq, (kind, record_uid), undo in zip(
-                range(start, start + len(part)), part, notes, strict=True
-            )
-        ]  # fmt: skip
-        insert_rows(session, ITEMS, items)
-    if len(keys) > 1000:
+        found = selected(session, bucket=bucket, resource_type=segment.resource_type, node=node)
+        if isinstance(found, list):
+            total = _insert_items(session, bucket, uid, found)
+        else:
+            keys = found.with_only_columns(
+                literal(bucket), literal(uid), func.row_number().over(order_by=Record.uid) - 1,
+                literal("pending"), Record.resource_type, Record.uid, null(),
+            )  # fmt: skip
+            total = _insert_selected(session, job, columns, keys)
+    if total > 1000:
         analyze(session, "job_items")
+    return total
+
+
+def _insert_selected(session: Session, job: Job, columns: list[str], rows: Any) -> int:
+    session.execute(insert(ITEMS).from_select(columns, rows))
+    # Counted, not the statement's rowcount (which psycopg does not give for this).
+    items = select(func.count()).where(ITEMS.c.bucket == job.bucket, ITEMS.c.job_uid == job.uid)
+    return int(session.scalar(items) or 0)
+
+
+def _insert_items(session: Session, bucket: str, uid: str, keys: list[tuple[str, str]]) -> int:
+    """Pending items for `keys`, straight to the driver (COPY on PostgreSQL)."""
+    connection = session.connection()
+    raw: Any = connection.connection.dbapi_connection
+    rows = (
+        (bucket, uid, seq, "pending", kind, record_uid)
+        for seq, (kind, record_uid) in enumerate(keys)
+    )
+    names = "bucket, job_uid, seq, state, resource_type, record_uid"
+    if connection.dialect.name == "postgresql":
+        with raw.cursor() as cursor, cursor.copy(f"COPY job_items ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    else:
+        cursor = raw.cursor()
+        try:
+            cursor.executemany(f"INSERT INTO job_items ({names}) VALUES (?, ?, ?, ?, ?, ?)", rows)
+        finally:
+            cursor.close()
     return len(keys)
 
 
@@ -342,16 +371,46 @@ def _batch(
             job.status, job.finished, job.worker = "cancelled", utcnow(), None
             return "cancelled"
         size = int(job.params.get("batch_size") or 100)
-        items = [
-            Item(*row)
-            for row in session.execute(
-                select(ITEMS.c.seq, ITEMS.c.resource_type, ITEMS.c.record_uid, ITEMS.c.undo)
-                .where(ITEMS.c.bucket == bucket, ITEMS.c.job_uid == uid, ITEMS.c.state == "pending")
-                .order_by(ITEMS.c.seq)
-                .limit(size)
-            )
-        ]
         action = action_for(job.action)
+        plan = _setwise_plan(session, job, schemas)
+        pending = (ITEMS.c.bucket == bucket, ITEMS.c.job_uid == uid, ITEMS.c.state == "pending")
+        item_columns = (ITEMS.c.seq, ITEMS.c.resource_type, ITEMS.c.record_uid, ITEMS.c.undo)
+        if plan is None:
+            items = [
+                Item(*row)
+                for row in session.execute(
+                    select(*item_columns).where(*pending).order_by(ITEMS.c.seq).limit(size)
+                )
+            ]
+        else:
+            # The plain items of the batch in a few statements; what they leave pending
+            # (deleted records, odd documents) goes through the action record by record.
+            window = select(ITEMS.c.seq).where(*pending).order_by(ITEMS.c.seq).limit(size)
+            seqs = window.subquery()
+            lo, hi, count = session.execute(
+                select(func.min(seqs.c.seq), func.max(seqs.c.seq), func.count())
+            ).one()
+            items = []
+            if lo is not None:
+                done = setwise.run_batch(
+                    session, plan, bucket=bucket, job_uid=uid, lo=lo, hi=hi,
+                    version=stamp(session, bucket), now=utcnow(), user_uri=job.user_uri,
+                    message=job.description,
+                )  # fmt: skip
+                job.processed += done
+                job.succeeded += done
+                if done == count:
+                    return "running"
+                items = [
+                    Item(*row)
+                    for row in session.execute(
+                        select(*item_columns)
+                        .where(*pending, ITEMS.c.seq.between(lo, hi))
+                        .order_by(ITEMS.c.seq)
+                    )
+                ]
+                if not items:
+                    return "running"
         if not items:
             if action.finish is not None:
                 return _finish(
@@ -380,6 +439,16 @@ def _batch(
         if run.notes:
             job.params = {**job.params, **run.notes}
         return "running"
+
+
+def _setwise_plan(session: Session, job: Job, schemas: dict[str, Any]) -> setwise.Plan | None:
+    """The set-based plan for the job's batches, when its action has one."""
+    dialect = session.get_bind().dialect.name
+    undoing = None
+    if job.action == "undo" and job.undo_of:
+        original = session.get(Job, (job.bucket, job.undo_of))
+        undoing = None if original is None else (original.action, original.params)
+    return setwise.plan_for(dialect, job.action, job.params, schemas, undoing=undoing)
 
 
 def _run(

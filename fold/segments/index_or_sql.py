@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from fold.columns import index as columns
@@ -123,6 +123,21 @@ def member_selection(session: Session, row: Segment) -> Iterator[Selected]:
     yield Selected(groups=list(groups.items()))
 
 
+def selected(
+    session: Session, *, bucket: str, resource_type: str, node: Node
+) -> list[tuple[str, str]] | Select[Record]:
+    """What `node` selects, for a job to freeze: (resource type, uid) in uid order from
+    the column index when `selected_keys` would take them from it, else the SQL selection
+    itself (for the caller to read with INSERT ... SELECT, without a row through Python)."""
+    behind = columns.lag(session, bucket=bucket, resource_type=resource_type)
+    if behind is not None and behind <= FRESH_ENOUGH:
+        with _from_columns(session, bucket, resource_type, node, None) as found:
+            if found is not None and not found.store.mixed:
+                kind = found.store.resource_type
+                return [(kind, u) for u in found.store.uids.in_uid_order(found.mask)]
+    return selection(bucket, resource_type, node)
+
+
 def selected_keys(
     session: Session, *, bucket: str, resource_type: str, node: Node
 ) -> list[tuple[str, str]]:
@@ -130,10 +145,5 @@ def selected_keys(
     column index's member set when this process keeps the store and it is nearly up to
     date (exactly what SQL would select), else read through SQL — building a store, or
     reading back a million rows a job has just rewritten, costs more than the query."""
-    behind = columns.lag(session, bucket=bucket, resource_type=resource_type)
-    if behind is not None and behind <= FRESH_ENOUGH:
-        with _from_columns(session, bucket, resource_type, node, None) as found:
-            if found is not None and not found.store.mixed:
-                kind = found.store.resource_type
-                return [(kind, u) for u in found.store.uids.in_uid_order(found.mask)]
-    return list(stream_keys(session, selection(bucket, resource_type, node)))
+    found = selected(session, bucket=bucket, resource_type=resource_type, node=node)
+    return found if isinstance(found, list) else list(stream_keys(session, found))

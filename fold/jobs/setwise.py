@@ -1,0 +1,455 @@
+"""A batch of a simple record action as a few set-based statements instead of a loop over
+records: `add_tag`, `remove_tag`, `set-single-field` and `change-status` on a top-level
+field no derived value reads, and the undo of each.
+
+In the batch's transaction, after the change clock is stamped:
+
+1. the batch's pending items joined to their records, where the SQL can do them exactly
+   ("plain" records): whether each record changes, its new document, the audit diff
+   `clean_diff` would give and the undo note the per-record action would keep, all
+   worked out from the records as they are;
+2. one audit entry per changed record (uids laid out as `new_uid` makes them);
+3. the changed records: the new document, the clock's version and `last_updated`;
+4. the items: `done`, with their undo notes.
+
+On PostgreSQL that is one statement of data-modifying CTEs (which all read the snapshot
+it starts with), the records locked by its first step; on SQLite, step 1 goes into a
+temporary table of the connection and each write is one statement from it.
+
+What the SQL does not do exactly (a deleted or missing record, tags that are not a list,
+a value that is an object, numbers compared with numbers, a tag twice in a list on
+SQLite) stays pending, and the runner hands those items to the per-record action in the
+same transaction. So every outcome, audit entry and undo note is what the per-record path
+gives; tests/jobs/test_setwise.py holds the two to the same answers on awkward documents.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from fold.db.bulk import SQLITE_DATETIME, dumps
+from fold.fields.display import derived_from
+from fold.fields.schema import TypeSchema
+from fold.ids import uid_block
+
+SETWISE_ACTIONS = ("add_tag", "remove_tag", "set-single-field", "change-status")
+_TOP_LEVEL = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+@dataclass
+class Plan:
+    """SQL expressions over `r` (the record row) and `i` (the job item) for one kind of
+    change; `undo` None: the items' notes become NULL (an undo job keeps none)."""
+
+    plain: str
+    changed: str
+    new_data: str
+    diff: str
+    undo: str | None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+class _Dialect:
+    """The JSON spellings of one database (all the SQL text that differs between them).
+    A JSON value handed to a SQLite JSON function goes through json(): through a CASE it
+    would otherwise arrive as plain text."""
+
+    def __init__(self, name: str) -> None:
+        self.postgres = name == "postgresql"
+
+    # Of the field `:f`: its JSON (NULL when absent), its type, its text.
+    def value(self) -> str:
+        return "(r.data -> CAST(:f AS text))" if self.postgres else "(r.data -> :path)"
+
+    def kind(self) -> str:
+        if self.postgres:
+            return "jsonb_typeof(r.data -> CAST(:f AS text))"
+        return "json_type(r.data, :path)"
+
+    def text(self) -> str:
+        return "(r.data ->> CAST(:f AS text))" if self.postgres else "json_extract(r.data, :path)"
+
+    def types(self, *names: str) -> str:
+        """JSON type names as this database spells them, as an SQL list."""
+        pg = {"text": "string", "integer": "number", "real": "number", "true": "boolean",
+              "false": "boolean"}  # fmt: skip
+        spelt = sorted({pg.get(n, n) if self.postgres else n for n in names})
+        return "(" + ", ".join(f"'{n}'" for n in spelt) + ")"
+
+    def is_text(self, kind: str) -> str:
+        return f"{kind} = " + ("'string'" if self.postgres else "'text'")
+
+    def j(self, sql: str) -> str:
+        """`sql`, a JSON value, ready to go inside another."""
+        return sql if self.postgres or sql == "NULL" else f"json({sql})"
+
+    def parse(self, sql: str) -> str:
+        """`sql`, JSON text, as a JSON value."""
+        return f"CAST({sql} AS jsonb)" if self.postgres else f"json({sql})"
+
+    def label(self, sql: str) -> str:
+        """A text value (not JSON) inside built JSON."""
+        return f"CAST({sql} AS text)"
+
+    def _value(self, sql: str) -> str:
+        return sql if sql.startswith("CAST(") and sql.endswith(" AS text)") else self.j(sql)
+
+    def obj(self, *pairs: tuple[str, str]) -> str:
+        body = ", ".join(f"'{k}', {self._value(v)}" for k, v in pairs)
+        return f"jsonb_build_object({body})" if self.postgres else f"json_object({body})"
+
+    def array(self, *items: str) -> str:
+        body = ", ".join(self._value(v) for v in items)
+        return f"jsonb_build_array({body})" if self.postgres else f"json_array({body})"
+
+    def literal(self, text: str) -> str:
+        """A constant JSON value, such as `true` or `[]`."""
+        return f"CAST('{text}' AS jsonb)" if self.postgres else f"json('{text}')"
+
+    def set_field(self, document: str, value: str) -> str:
+        if self.postgres:
+            return f"jsonb_set({document}, ARRAY[CAST(:f AS text)], {value})"
+        return f"json_set({document}, :path, {self.j(value)})"
+
+    def remove_field(self, document: str) -> str:
+        if self.postgres:
+            return f"({document} - CAST(:f AS text))"
+        return f"json_remove({document}, :path)"
+
+    def append(self, array: str) -> str:
+        """`array` (a JSON array) with :tag on its end."""
+        if self.postgres:
+            return f"({array} || to_jsonb(CAST(:tag AS text)))"
+        return f"json_insert({array}, '$[#]', CAST(:tag AS text))"
+
+    def has_tag(self, array: str) -> str:
+        if self.postgres:
+            return f"({array} ? CAST(:tag AS text))"
+        return (
+            f"EXISTS (SELECT 1 FROM json_each({array}) AS e "
+            "WHERE e.type = 'text' AND e.value = :tag)"
+        )
+
+    def tag_count(self, array: str) -> str:
+        return (
+            f"(SELECT count(*) FROM json_each({array}) AS e "
+            "WHERE e.type = 'text' AND e.value = :tag)"
+        )
+
+    def without_tag(self, array: str) -> str:
+        """`array` without :tag. On SQLite only where the tag is there once (`plain` says
+        so): its one index is removed."""
+        if self.postgres:
+            return f"({array} - CAST(:tag AS text))"
+        index = (
+            f"(SELECT e.key FROM json_each({array}) AS e WHERE e.type = 'text' AND e.value = :tag)"
+        )
+        return f"json_remove({array}, '$[' || {index} || ']')"
+
+    def _steps(self, path: str) -> str:
+        return "ARRAY[" + ", ".join(f"'{p}'" for p in path.split(".")) + "]"
+
+    def note(self, path: str) -> str:
+        """The undo note's value at `path` (JSON; NULL when absent)."""
+        return f"(i.undo #> {self._steps(path)})" if self.postgres else f"(i.undo -> '$.{path}')"
+
+    def note_kind(self, path: str) -> str:
+        if self.postgres:
+            return f"jsonb_typeof(i.undo #> {self._steps(path)})"
+        return f"json_type(i.undo, '$.{path}')"
+
+    def note_text(self, path: str) -> str:
+        if self.postgres:
+            return f"(i.undo #>> {self._steps(path)})"
+        return f"json_extract(i.undo, '$.{path}')"
+
+    def note_is(self, path: str, flag: bool) -> str:
+        word = "true" if flag else "false"
+        if self.postgres:
+            return f"(i.undo #> {self._steps(path)}) = CAST('{word}' AS jsonb)"
+        return f"json_type(i.undo, '$.{path}') = '{word}'"
+
+
+def _entry(d: _Dialect, verb: str, prev: str, value: str) -> str:
+    """One clean_diff entry (keys in clean_diff's order)."""
+    return d.obj(
+        ("field", d.label(":f")), ("prev", prev), ("value", value), ("verb", d.label(f"'{verb}'"))
+    )
+
+
+def _top_level(path: str) -> bool:
+    return _TOP_LEVEL.match(path) is not None
+
+
+def _reads_nothing_derived(path: str, schemas: dict[str, TypeSchema]) -> bool:
+    return all(path not in derived_from(schema) for schema in schemas.values())
+
+
+def _base(path: str, tag: Any = None) -> dict[str, Any]:
+    return {"f": path, "path": f'$."{path}"', "tag": tag}
+
+
+def _tag_plan(d: _Dialect, path: str, tag: str, adding: bool) -> Plan:
+    p, kind = d.value(), d.kind()
+    is_list = f"COALESCE({kind}, '') = 'array'"  # never NULL, so NOT has is true or false
+    has = f"({is_list} AND COALESCE({d.has_tag(p)}, FALSE))"
+    # Tags absent, null or a list; anything else fails on the per-record path.
+    plain = f"r.record_state = 'active' AND ({kind} IS NULL OR {kind} IN ('array', 'null'))"
+    note = d.obj(
+        ("changed", d.literal("true")), ("field", d.label(":f")), ("tag", d.label(":tag")),
+        ("added", d.literal("true" if adding else "false")),
+    )  # fmt: skip
+    unchanged = d.literal('{"changed":false}')
+    changed = f"NOT {has}" if adding else has
+    undo = f"CASE WHEN {changed} THEN {note} ELSE {unchanged} END"
+    if adding:
+        new_value = (
+            f"CASE WHEN {is_list} THEN {d.j(d.append(p))} ELSE {d.array(d.label(':tag'))} END"
+        )
+        verb = d.label(f"CASE WHEN {kind} IS NULL THEN 'add' ELSE 'change' END")
+        diff = d.array(
+            d.obj(("field", d.label(":f")), ("prev", p), ("value", new_value), ("verb", verb))
+        )
+        return Plan(plain=plain, changed=f"NOT {has}", new_data=d.set_field("r.data", new_value),
+                    diff=diff, undo=undo, params=_base(path, tag))  # fmt: skip
+    if not d.postgres:  # a tag twice in the list: the per-record path
+        plain += f" AND NOT ({is_list} AND {d.tag_count(p)} > 1)"
+    new_value = d.without_tag(p)
+    return Plan(plain=plain, changed=has, new_data=d.set_field("r.data", new_value),
+                diff=d.array(_entry(d, "change", p, new_value)), undo=undo,
+                params=_base(path, tag))  # fmt: skip
+
+
+def _set_plan(d: _Dialect, path: str, value: Any) -> Plan | None:
+    p, kind = d.value(), d.kind()
+    numeric = isinstance(value, bool | int | float)
+    if not (value is None or isinstance(value, str) or numeric):
+        return None  # a list or an object: clean_diff flattens it; the per-record path
+    plain = f"r.record_state = 'active' AND ({kind} IS NULL OR {kind} <> 'object')"
+    if numeric:  # Python's 1 == 1.0 == True: the per-record path compares those
+        numbers = d.types("integer", "real", "true", "false")
+        plain += f" AND ({kind} IS NULL OR {kind} NOT IN {numbers})"
+    had = f"CASE WHEN {kind} IS NULL THEN {d.literal('false')} ELSE {d.literal('true')} END"
+    note = d.obj(
+        ("changed", d.literal("true")),
+        ("set", d.obj(
+            ("field", d.label(":f")), ("had", had), ("prev", f"COALESCE({p}, {d.literal('null')})")
+        )),
+    )  # fmt: skip
+    params = {**_base(path), "value": None if value is None else dumps(value), "text": value}
+    if value is None:
+        diff = (
+            f"CASE WHEN {kind} IS NULL THEN {d.literal('[]')} "
+            f"ELSE {d.array(_entry(d, 'drop', p, 'NULL'))} END"
+        )
+        new_data = d.remove_field("r.data")
+    else:
+        new_value = d.parse(":value")
+        same = (
+            f"WHEN {d.is_text(kind)} AND {d.text()} = :text THEN {d.literal('[]')} "
+            if isinstance(value, str)
+            else ""
+        )
+        diff = (
+            f"CASE WHEN {kind} IS NULL THEN {d.array(_entry(d, 'add', 'NULL', new_value))} "
+            f"{same}ELSE {d.array(_entry(d, 'change', p, new_value))} END"
+        )
+        new_data = d.set_field("r.data", new_value)
+    return Plan(plain=plain, changed="1 = 1", new_data=new_data, diff=diff, undo=note,
+                params=params)  # fmt: skip
+
+
+def _undo_tag_plan(d: _Dialect, path: str, tag: str, added: bool) -> Plan:
+    """Reverting add_tag (the tag comes off) or remove_tag (it goes back on the end)."""
+    p, kind = d.value(), d.kind()
+    plain = (
+        f"{d.note_text('field')} = :f AND {d.note_text('tag')} = :tag "
+        f"AND {d.note_is('added', added)} AND {kind} = 'array'"
+    )
+    if added:
+        plain += f" AND {d.tag_count(p)} = 1" if not d.postgres else f" AND {d.has_tag(p)}"
+        new_value = d.without_tag(p)
+    else:
+        new_value = d.append(p)
+    return Plan(plain=plain, changed="1 = 1", new_data=d.set_field("r.data", new_value),
+                diff=d.array(_entry(d, "change", p, new_value)), undo=None,
+                params=_base(path, tag))  # fmt: skip
+
+
+def _undo_set_plan(d: _Dialect, path: str) -> Plan:
+    """Reverting set-single-field: the value it replaced back (a text, or none)."""
+    p, kind = d.value(), d.kind()
+    prev, prev_kind = d.note("set.prev"), d.note_kind("set.prev")
+    had = d.note_is("set.had", True)
+    removal = f"(NOT ({had}) OR {prev_kind} = 'null')"
+    text_back = f"({had} AND {d.is_text(prev_kind)})"
+    plain = (
+        f"{d.note_text('set.field')} = :f AND {d.note_kind('record')} IS NULL "
+        f"AND ({kind} IS NULL OR {kind} <> 'object') AND ({removal} OR {text_back})"
+    )
+    diff = (
+        f"CASE WHEN {removal} THEN (CASE WHEN {kind} IS NULL THEN {d.literal('[]')} "
+        f"ELSE {d.array(_entry(d, 'drop', p, 'NULL'))} END) "
+        f"WHEN {kind} IS NULL THEN {d.array(_entry(d, 'add', 'NULL', prev))} "
+        f"WHEN {d.is_text(kind)} AND {d.text()} = {d.note_text('set.prev')} "
+        f"THEN {d.literal('[]')} "
+        f"ELSE {d.array(_entry(d, 'change', p, prev))} END"
+    )
+    new_data = (
+        f"CASE WHEN {removal} THEN {d.remove_field('r.data')} "
+        f"ELSE {d.set_field('r.data', prev)} END"
+    )
+    return Plan(plain=plain, changed="1 = 1", new_data=new_data, diff=diff, undo=None,
+                params=_base(path))  # fmt: skip
+
+
+def plan_for(
+    dialect: str,
+    action: str,
+    params: dict[str, Any],
+    schemas: dict[str, TypeSchema],
+    *,
+    undoing: tuple[str, dict[str, Any]] | None = None,
+) -> Plan | None:
+    """The set-based plan for a batch of `action` (for `undo`: of the job it undoes,
+    `undoing` = its action and params), or None when the per-record path must do it."""
+    d = _Dialect(dialect)
+    undo = action == "undo"
+    if undo:
+        if undoing is None:
+            return None
+        action, params = undoing
+    path = params.get("field")
+    if action not in SETWISE_ACTIONS or not isinstance(path, str) or not _top_level(path):
+        return None
+    if not _reads_nothing_derived(path, schemas):
+        return None
+    tag = params.get("value")
+    if action in ("add_tag", "remove_tag"):
+        if not isinstance(tag, str):
+            return None
+        adding = action == "add_tag"
+        return _undo_tag_plan(d, path, tag, adding) if undo else _tag_plan(d, path, tag, adding)
+    return _undo_set_plan(d, path) if undo else _set_plan(d, path, params.get("value"))
+
+
+_JOIN = (
+    "r.bucket = i.bucket AND r.resource_type = i.resource_type AND r.uid = i.record_uid "
+    "AND i.bucket = :bucket AND i.job_uid = :job AND i.seq BETWEEN :lo AND :hi"
+)
+
+
+_SQLITE_BATCH = "temp.fold_setwise_batch"
+
+
+def _sqlite_statements(plan: Plan) -> list[str]:
+    """SQLite (no data-modifying CTEs): the batch's plain items worked out once into a
+    temporary table of this connection, then audit entries, records and items each
+    written once from it."""
+    note = "NULL" if plan.undo is None else f"json({plan.undo})"
+    counter = "printf('%06x', (:first + row_number() OVER (ORDER BY b.seq) - 1) % 16777216)"
+    return [
+        f"CREATE TABLE IF NOT EXISTS {_SQLITE_BATCH} (seq INTEGER PRIMARY KEY, "
+        "resource_type TEXT, record_uid TEXT, changed INTEGER, new_data TEXT, diff TEXT, "
+        "note TEXT)",
+        f"DELETE FROM {_SQLITE_BATCH}",
+        f"INSERT INTO {_SQLITE_BATCH} SELECT i.seq, i.resource_type, i.record_uid, "
+        f"({plan.changed}), CASE WHEN {plan.changed} THEN {plan.new_data} END, "
+        f"CASE WHEN {plan.changed} THEN json({plan.diff}) END, {note} "
+        f"FROM job_items AS i JOIN records AS r ON {_JOIN} "
+        f"WHERE i.state = 'pending' AND {plan.plain}",
+        "INSERT INTO audit_entries "
+        "(bucket, uid, date, resource_type, record_uid, user_uri, message, diff) "
+        f"SELECT :bucket, :prefix || {counter}, :now, b.resource_type, b.record_uid, "
+        f":user, :message, b.diff FROM {_SQLITE_BATCH} AS b WHERE b.changed",
+        f"UPDATE records AS r SET data = b.new_data, version = :version, last_updated = :now "
+        f"FROM {_SQLITE_BATCH} AS b WHERE r.bucket = :bucket "
+        "AND r.resource_type = b.resource_type AND r.uid = b.record_uid AND b.changed",
+        f"UPDATE job_items AS i SET state = 'done', undo = b.note FROM {_SQLITE_BATCH} AS b "
+        "WHERE i.bucket = :bucket AND i.job_uid = :job AND i.seq = b.seq",
+    ]
+
+
+def _one_statement(plan: Plan) -> str:
+    """PostgreSQL: the four steps as one statement of data-modifying CTEs. They all read
+    the snapshot it starts with, so the batch's items and records are each written once
+    instead of marked and rewritten. Its first step locks the records it will write until
+    the batch commits (after the clock, as every writer does), reading the newest version
+    of any changed meanwhile."""
+    undo = "CAST(NULL AS jsonb)" if plan.undo is None else plan.undo
+    counter = (
+        "lpad(to_hex(CAST(mod(:first + row_number() OVER (ORDER BY b.seq) - 1, 16777216) "
+        "AS integer)), 6, '0')"
+    )
+    return (
+        "WITH b AS (SELECT i.seq, i.resource_type, i.record_uid, "
+        f"({plan.changed}) AS changed, CASE WHEN {plan.changed} THEN {plan.new_data} END "
+        f"AS new_data, CASE WHEN {plan.changed} THEN {plan.diff} END AS diff, "
+        f"{undo} AS note FROM job_items AS i JOIN records AS r ON {_JOIN} "
+        f"WHERE i.state = 'pending' AND {plan.plain} FOR UPDATE OF r), "
+        "audit AS (INSERT INTO audit_entries "
+        "(bucket, uid, date, resource_type, record_uid, user_uri, message, diff) "
+        f"SELECT CAST(:bucket AS text), CAST(:prefix AS text) || {counter}, "
+        "CAST(:now AS timestamp), b.resource_type, b.record_uid, CAST(:user AS text), "
+        "CAST(:message AS text), b.diff FROM b WHERE b.changed), "
+        "written AS (UPDATE records AS r SET data = b.new_data, version = :version, "
+        "last_updated = :now FROM b WHERE r.bucket = :bucket "
+        "AND r.resource_type = b.resource_type AND r.uid = b.record_uid AND b.changed), "
+        "done AS (UPDATE job_items AS i SET state = 'done', undo = b.note FROM b "
+        "WHERE i.bucket = :bucket AND i.job_uid = :job AND i.seq = b.seq) "
+        "SELECT count(*) FROM b"
+    )
+
+
+def run_batch(
+    session: Session,
+    plan: Plan,
+    *,
+    bucket: str,
+    job_uid: str,
+    lo: int,
+    hi: int,
+    version: int,
+    now: datetime,
+    user_uri: str,
+    message: str,
+) -> int:
+    """Do the plain items of the batch seq lo..hi (still pending) and answer how many;
+    the rest stay pending. The caller has stamped the clock (`version`)."""
+    connection = session.connection()
+    d = _Dialect(connection.dialect.name)
+    prefix, first = uid_block(hi - lo + 1)
+    params: dict[str, Any] = {
+        **plan.params, "bucket": bucket, "job": job_uid, "lo": lo, "hi": hi,
+        "version": version, "now": now if d.postgres else now.strftime(SQLITE_DATETIME),
+        "user": user_uri, "message": message, "prefix": prefix, "first": first,
+    }  # fmt: skip
+    raw: Any = connection.connection.dbapi_connection
+    cursor = raw.cursor()
+    try:
+        if d.postgres:
+            cursor.execute(_driver(_one_statement(plan), True), params)
+            return int(cursor.fetchone()[0])
+        done = 0
+        for sql in _sqlite_statements(plan):
+            cursor.execute(sql, params)
+            done = cursor.rowcount  # the last: the items done
+        return int(done)
+    finally:
+        cursor.close()
+
+
+_NAMED = re.compile(r"'[^']*'|(?<![:\w]):(\w+)")
+
+
+def _driver(sql: str, postgres: bool) -> str:
+    """`:name` parameters as the driver spells them (psycopg: `%(name)s`), string
+    literals left as they are."""
+    if not postgres:
+        return sql
+    return _NAMED.sub(lambda m: m.group(0) if m.group(1) is None else f"%({m.group(1)})s", sql)
