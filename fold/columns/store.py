@@ -418,14 +418,12 @@ class Store:
         """Rows of OWN_COLUMNS followed by what `_reading` reads for each of `paths`."""
         found = self.uids.locate([r[0] for r in rows])
         new = [r[0] for r, at in zip(rows, found.tolist(), strict=True) if at < 0]
+        first = self.n  # rows from here on are new: not in any sort's order yet
         if new:
-            first = self.n
             self._append(len(new))
-            self.uids.extend(dict.fromkeys(new))
+            self.uids.extend(new)
             self._uid_column = None
             found = np.where(found >= 0, found, self.uids.locate([r[0] for r in rows]))
-        else:
-            first = self.n
         sort_paths = {p.lstrip("-") for key in self.ranks for p in key}
         moves = "last_updated" in sort_paths or _unread(sort_paths, self.columns)
         columns = [self.columns[p] for p in paths]
