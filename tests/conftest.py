@@ -9,6 +9,7 @@ import itertools
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,32 +62,36 @@ def sessions_for(engine: Engine, columns: ColumnIndex | None = None) -> sessionm
     return factory if columns is None else columns.attach(factory)
 
 
+@contextmanager
+def fresh_database(kind: str, directory: Path) -> Iterator[Database]:
+    """A new database built by the migrations: a file in `directory` for SQLite, a database
+    of its own (dropped afterwards) on PostgreSQL."""
+    name = ""
+    if kind == "sqlite":
+        url = f"sqlite:///{directory / 'fold.db'}"
+    else:
+        name = f"fold_test_{os.getpid()}_{secrets.token_hex(3)}"
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    engine = make_engine(url, sqlite_functions=SQLITE_FUNCTIONS)
+    try:
+        migrate.upgrade(engine)
+        columns = ColumnIndex()
+        yield Database(kind, url, engine, sessions_for(engine, columns), columns)
+    finally:
+        engine.dispose()
+        if kind != "sqlite":
+            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session", params=DATABASES)
 def database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Database]:
-    if request.param == "sqlite":
-        path: Path = tmp_path_factory.mktemp("db") / "fold.db"
-        url = f"sqlite:///{path}"
-        engine = make_engine(url, sqlite_functions=SQLITE_FUNCTIONS)
-        migrate.upgrade(engine)
-        columns = ColumnIndex()
-        yield Database("sqlite", url, engine, sessions_for(engine, columns), columns)
-        engine.dispose()
-        return
-    name = f"fold_test_{os.getpid()}_{secrets.token_hex(3)}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    engine = make_engine(url, sqlite_functions=SQLITE_FUNCTIONS)
-    migrate.upgrade(engine)
-    try:
-        columns = ColumnIndex()
-        yield Database("postgresql", url, engine, sessions_for(engine, columns), columns)
-    finally:
-        engine.dispose()
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(request.param, tmp_path_factory.mktemp("db")) as db:
+        yield db
 
 
 def settings_for(db: Database, **overrides: Any) -> Settings:

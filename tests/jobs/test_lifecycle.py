@@ -115,29 +115,32 @@ def test_other_buckets_cannot_see_jobs(
 
 
 def test_the_embedded_worker_runs_jobs_in_the_serving_process(database: Any, tmp_path: Any) -> None:
-    """`fold serve` without Redis: Huey on SQLite, worker threads started with the app."""
+    """`fold serve` without Redis: Huey on SQLite, worker threads started with the app.
+
+    The server gets a database of its own: at start its periodic tasks take up every
+    unfinished job they find, and the shared test database holds other tests' on purpose."""
     import time
 
     from fastapi.testclient import TestClient
 
     from fold.web.app import create_app
-    from tests.conftest import make_tenant, settings_for
+    from tests.conftest import fresh_database, make_tenant, settings_for
 
-    settings = settings_for(database, queue="auto", data_dir=str(tmp_path))
-    app = create_app(settings, database.engine, embedded_worker=True)
-    with TestClient(app) as client:
-        tenant = make_tenant(client, database)
-        api = tenant.admin
-        for n in range(3):
-            api.post("/person/", json={"first_name": f"E{n}"})
-        receipt = start(api, everyone(api)["uid"], action="add_tag", value="embedded")
-        assert (tmp_path / "queue.db").exists()
-        deadline = time.monotonic() + 30
-        while job(api, receipt["sheep_event"])["status"] != "completed":
-            assert time.monotonic() < deadline, job(api, receipt["sheep_event"])
-            time.sleep(0.05)
-        tagged = api.get("/person/", params={"tags": "embedded"}).json()["total"]
-        assert tagged == 3
+    with fresh_database(database.name, tmp_path) as own:
+        settings = settings_for(own, queue="auto", data_dir=str(tmp_path))
+        app = create_app(settings, own.engine, embedded_worker=True)
+        with TestClient(app) as client:
+            api = make_tenant(client, own).admin
+            for n in range(3):
+                api.post("/person/", json={"first_name": f"E{n}"})
+            receipt = start(api, everyone(api)["uid"], action="add_tag", value="embedded")
+            assert (tmp_path / "queue.db").exists()
+            deadline = time.monotonic() + 30
+            while job(api, receipt["sheep_event"])["status"] != "completed":
+                assert time.monotonic() < deadline, job(api, receipt["sheep_event"])
+                time.sleep(0.05)
+            tagged = api.get("/person/", params={"tags": "embedded"}).json()["total"]
+            assert tagged == 3
 
 
 def test_the_embedded_queue_is_polled_often(tmp_path: Any) -> None:
