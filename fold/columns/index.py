@@ -18,6 +18,7 @@ import numpy as np
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from fold.columns import catalogue
 from fold.columns.persist import Snapshots, database_identity
 from fold.columns.store import DISPLAY, Mask, Rank, Store
 from fold.columns.vector import Lists, Unsupported, evaluate, paths
@@ -280,12 +281,27 @@ def _catch_up(
         built = True
         started = time.perf_counter()
         with no_cycle_collection():
-            store.load(connection)
+            if saver is None:
+                store.load(connection)
+            else:  # kept on disk: every path's column comes with this read
+                documents = catalogue.Builder()
+                store.load(connection, documents.add)
+                store.dormant = documents.finish(store.seen)
         log.info(
             "column index: %s records of %s/%s read in %.1f s",
             f"{store.n:,}", store.bucket, store.resource_type, time.perf_counter() - started,
         )  # fmt: skip
         gc.freeze()  # long-lived and cycle-free: later collections need not walk them
+    if store.dormant is not None:
+        started = time.perf_counter()
+        woken = [p for p in wanted if p not in store.columns]
+        left = catalogue.wake(store, connection, woken)
+        if len(left) < len(woken):
+            log.info(
+                "column index: %s of %s/%s woken in %.2f s",
+                ", ".join(sorted(set(woken) - set(left))), store.bucket, store.resource_type,
+                time.perf_counter() - started,
+            )  # fmt: skip
     missing = sorted(p for p in wanted if p not in store.columns)
     if missing:
         built = True

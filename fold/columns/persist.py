@@ -33,6 +33,8 @@ import numpy as np
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
+from fold.columns import catalogue
+from fold.columns.catalogue import Dormant
 from fold.columns.rowdata import SearchText, Uids
 from fold.columns.store import Column, Rank, Store
 from fold.records.clock import Reading, behind, era
@@ -40,8 +42,8 @@ from fold.records.clock import Reading, behind, era
 log = logging.getLogger("fold.columns")
 
 # 4: uids, search text and entries mapped, the display value a column like others, and
-# the clock reading as `Reading.as_json` has it.
-FORMAT = 4
+# the clock reading as `Reading.as_json` has it. 5: the catalogue (fold.columns.catalogue).
+FORMAT = 5
 KEEP = 2  # snapshots of a store kept on disk (others still open elsewhere stay readable)
 
 
@@ -76,6 +78,42 @@ def _keys(mapped: mmap.mmap) -> list[str]:
     return keys
 
 
+def _write_column(target: Path, stem: str, column: Column) -> str:
+    np.save(target / f"{stem}.npy", np.asarray(column.codes))
+    np.save(target / f"{stem}.owners.npy", np.array(column.owners, dtype=np.int64))
+    np.save(target / f"{stem}.elements.npy", np.array(column.elements, dtype=np.int64))
+    # ASCII (escapes for the rest): lone surrogates in JSON text round-trip too.
+    (target / f"{stem}.json").write_text(json.dumps(column.key_list()))
+    return stem
+
+
+COLUMN_FILES = (".npy", ".owners.npy", ".elements.npy", ".json")
+
+
+def _keep_asleep(target: Path, dormant: Dormant, path: str, column: Column) -> str:
+    """A catalogue column in a new snapshot: linked to the one it was opened from (it never
+    changes), written when it was made by this process."""
+    stem = dormant.files.get(path) or f"d{_name(path)}"
+    if dormant.source is not None:
+        for suffix in COLUMN_FILES:
+            os.link(dormant.source / f"{stem}{suffix}", target / f"{stem}{suffix}")
+        return stem
+    return _write_column(target, stem, column)
+
+
+def _open_column(source: Path, path: str, stem: str) -> Column:
+    column = Column(
+        path,
+        0,
+        saved=partial(_keys, _mapped_text(source / f"{stem}.json")),
+        owners=np.load(source / f"{stem}.owners.npy").tolist(),
+        elements=np.load(source / f"{stem}.elements.npy").tolist(),
+    )
+    # Copy-on-write: writes applied later stay in this process.
+    column.codes = np.load(source / f"{stem}.npy", mmap_mode="c")
+    return column
+
+
 class Snapshots:
     """Where one application keeps its stores' snapshots: `<data dir>/columns`."""
 
@@ -102,6 +140,10 @@ class Snapshots:
         except BaseException:
             shutil.rmtree(target, ignore_errors=True)
             raise
+        if store.dormant is not None and store.dormant.source is None:
+            # Made by this read: from now on mapped from disk, not held in memory.
+            meta = json.loads((target / "meta.json").read_text())
+            store.dormant = catalogue.read(meta["catalogue"], partial(_open_column, target), target)
         self._prune(home, name)
 
     def _write(self, store: Store, target: Path) -> None:
@@ -117,13 +159,7 @@ class Snapshots:
         np.save(target / "last_updated.npy", np.asarray(store.last_updated))
         columns = {}
         for path, column in store.columns.items():
-            stem = f"c{_name(path)}"
-            np.save(target / f"{stem}.npy", np.asarray(column.codes))
-            np.save(target / f"{stem}.owners.npy", np.array(column.owners, dtype=np.int64))
-            np.save(target / f"{stem}.elements.npy", np.array(column.elements, dtype=np.int64))
-            # ASCII (escapes for the rest): lone surrogates in JSON text round-trip too.
-            (target / f"{stem}.json").write_text(json.dumps(column.key_list()))
-            columns[path] = stem
+            columns[path] = _write_column(target, f"c{_name(path)}", column)
         ranks = []
         for sort, rank in store.ranks.items():
             stem = f"r{_name(json.dumps(sort))}"
@@ -134,6 +170,10 @@ class Snapshots:
             "format": FORMAT, "bucket": store.bucket, "resource_type": store.resource_type,
             **store.seen.as_json(), "n": store.n, "columns": columns, "ranks": ranks,
         }  # fmt: skip
+        if store.dormant is not None:
+            meta["catalogue"] = catalogue.write(
+                store.dormant, partial(_keep_asleep, target, store.dormant)
+            )
         (target / "meta.json").write_text(json.dumps(meta))
 
     def _prune(self, home: Path, keep: str) -> None:
@@ -180,18 +220,7 @@ class Snapshots:
         n = int(meta["n"])
         uids = Uids(mapped("uids.npy"), mapped("uids_order.npy"), mapped("uids_sorted.npy"))
         search = SearchText(mapped("search.npy"), mapped("search_offsets.npy"))
-        columns: dict[str, Column] = {}
-        for path, stem in meta["columns"].items():
-            codes = mapped(f"{stem}.npy")
-            column = Column(
-                path,
-                0,
-                saved=partial(_keys, _mapped_text(source / f"{stem}.json")),
-                owners=np.load(source / f"{stem}.owners.npy").tolist(),
-                elements=np.load(source / f"{stem}.elements.npy").tolist(),
-            )
-            column.codes = codes
-            columns[path] = column
+        columns = {path: _open_column(source, path, stem) for path, stem in meta["columns"].items()}
         ranks = {
             tuple(r["sort"]): Rank(
                 mapped(f"{r['stem']}.order.npy"),
@@ -209,6 +238,8 @@ class Snapshots:
         store.last_updated = mapped("last_updated.npy")
         store.columns = columns
         store.ranks = ranks
+        if "catalogue" in meta:
+            store.dormant = catalogue.read(meta["catalogue"], partial(_open_column, source), source)
         store.n = n
         store.seen = Reading.from_json(meta)
         store.loaded = True

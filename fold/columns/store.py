@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import Connection, and_, or_, select
@@ -29,6 +29,9 @@ from fold.columns.rowdata import SearchText, Uids
 from fold.db.jsonsql import JsonValue
 from fold.db.models import Record
 from fold.records import clock
+
+if TYPE_CHECKING:
+    from fold.columns.catalogue import Dormant
 
 STRINGS = np.dtypes.StringDType()
 EXACT_INT = 2**53  # beyond this numpy's float64 would round what Python compares exactly
@@ -319,6 +322,7 @@ class Store:
     ranks: dict[tuple[str, ...], Rank] = field(default_factory=dict)
     words: OrderedDict[str, Mask] = field(default_factory=OrderedDict)
     loaded: bool = False
+    dormant: Dormant | None = None  # columns of every path, asleep (fold.columns.catalogue)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _uid_column: Column | None = None
 
@@ -356,13 +360,19 @@ class Store:
         options = {"stream_results": True, "yield_per": batch}
         yield from connection.execute(stmt, execution_options=options).partitions()
 
-    def load(self, connection: Connection) -> None:
-        """Every row of the type, with Fold's own columns; document columns come later."""
+    def load(
+        self, connection: Connection, documents: Callable[[list[Any]], None] | None = None
+    ) -> None:
+        """Every row of the type, with Fold's own columns; document columns come later.
+        With `documents`, each batch's documents are handed to it too, in row order."""
         self.seen = clock.current(connection, self.bucket)
         uids: list[str] = []
         search: list[str] = []
         active, created, updated = [], [], []
-        for batch in self._rows(connection, OWN_COLUMNS, batch=100_000):
+        selected = [*OWN_COLUMNS, Record.data] if documents else list(OWN_COLUMNS)
+        for batch in self._rows(connection, selected, batch=100_000):
+            if documents is not None:
+                documents([r[5] for r in batch])
             uids.extend(r[0] for r in batch)
             search.extend(r[4] for r in batch)
             active.append(np.array([r[1] == "active" for r in batch], dtype=bool))
