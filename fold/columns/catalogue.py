@@ -180,7 +180,7 @@ def _woken(store: Store, connection: Connection, dormant: Dormant, path: str, si
         column = Column(
             path,
             store.n,
-            saved=asleep.key_list,
+            saved=asleep.keys_source(),
             owners=list(asleep.owners),
             elements=list(asleep.elements),
         )

@@ -175,6 +175,10 @@ class Column:
     def keys(self, keys: dict[str, int]) -> None:
         self._keys = keys
 
+    def keys_source(self) -> Callable[[], list[str]]:
+        """Where another column can read this one's keys from (its saved file, not kept)."""
+        return self._saved if self._saved is not None else self.key_list
+
     def key_list(self) -> list[str]:
         """Every entry's key in code order (entry 0: "")."""
         if self._keys is None:
