@@ -1,17 +1,18 @@
-"""Columns of every document path, made once from the store's first read of the database
-and kept on disk with its snapshots, so that a rule on a field no rule has used before is
-answered without reading a million documents again.
+"""Columns of every document path, made once per store kept on disk and saved with its
+snapshots, so that a rule on a field no rule has used before is answered without reading a
+million documents again.
 
-When a store is first read from the database (not opened from a snapshot), its documents
-come with the same scan and every path in them gets a column: the catalogue. Those
-columns are *dormant*: not kept in step with writes (that would cost every write a read of
-every path) and not in memory once saved (they are mapped from disk, and a process that
-never asks for them never reads them). The first time a rule asks for a path, its dormant
-column is woken: its codes are copied into a column of the store, and the rows written
-since the catalogue's clock reading `seen` are read again for that path alone (an index
-range on the records' version), after which the column is kept in step like any other.
-A path the catalogue has no column of was in no document at `seen`: it wakes as an empty
-column the same way.
+After a store kept on disk is read or opened without one, its catalogue is made (beside
+requests, in a thread of the server: `index.Cataloguer`): every document of the store's
+rows is read once and every path in them gets a column. Those columns are *dormant*: not
+kept in step with writes (that would cost every write's refresh a read of every path) and
+not in memory once saved (they are mapped from disk, and a process that never asks for
+them never reads them). The first time a rule asks for a path, its dormant column is woken:
+its codes are copied into a column of the store, and the rows written since the
+catalogue's clock reading `seen` are read again for that path alone (an index range on
+the records' version), after which the column is kept in step like any other. A path the
+catalogue has no column of was in no document at `seen`: it wakes as an empty column the
+same way.
 
 The catalogue walks objects only, never into lists, and says nothing about a path it
 cannot speak for (those are read from the database as before):
@@ -19,14 +20,14 @@ cannot speak for (those are read from the database as before):
 - a path that held an object in some document: its value is the object's JSON, which the
   catalogue does not keep;
 - a path deeper than DEPTH steps.
-Its rows are the store's rows as it was read (a store only ever appends rows), so it belongs
-to that store's snapshots and is made again whenever a store is read from the database.
+Its rows are the store's rows when it was begun (a store only ever appends rows), so it
+belongs to that store's snapshots; a store read from the database again gets a new one.
 """
 
 from __future__ import annotations
 
 import re
-from array import array
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, func, select
 
+from fold.columns.rowdata import Uids
 from fold.columns.store import DISPLAY, Column, Store, json_key
 from fold.db.jsonsql import JsonValue
 from fold.db.models import Record
@@ -44,6 +46,8 @@ DEPTH = 6  # steps a catalogue path may have (the deepest any reader of paths ta
 # Past this share of the store written since the catalogue was made, reading the one path
 # from every document is cheaper than reading the written rows back one by one.
 STALE_SHARE = 0.25
+
+BATCH = 10_000  # documents read at a time
 
 _STEP = re.compile(r"^[A-Za-z0-9_-]+$")
 _INDEX_STEP = re.compile(r"^-?\d+$")
@@ -69,88 +73,135 @@ class Dormant:
 
 
 class _Path:
-    """One path's column as the documents are walked: rows and codes appended as found."""
-
-    __slots__ = ("codes", "column", "floats", "ints", "rows", "strings")
+    """One path's column while the documents are read: for each batch, the rows holding a
+    value and their codes. Entries are found by the value itself, in a table per type (1,
+    1.0 and true are equal as Python keys, not as JSON), so a value's JSON key is made
+    once per distinct value, not once per row."""
 
     def __init__(self, path: str) -> None:
         self.column = Column(path, 0)
-        self.rows = array("q")
-        self.codes = array("i")
-        # Entries found by the value itself: the JSON key is made once per distinct value.
-        self.strings: dict[str, int] = {}
-        self.ints: dict[int, int] = {}
-        self.floats: dict[float, int] = {}
+        self.parts: list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]] = []
+        self.tables: dict[type, dict[Any, int]] = {}
 
-    def add(self, row: int, value: Any) -> None:
-        kind = type(value)
-        if kind is str:
-            code = self.strings.get(value)
-            if code is None:
-                code = self.strings[value] = self.column.entry(json_key(value), value)
-        elif kind is int:
-            code = self.ints.get(value)
-            if code is None:
-                code = self.ints[value] = self.column.entry(json_key(value), value)
-        elif kind is float and value == value:  # NaN never equals itself as a dict key
-            code = self.floats.get(value)
-            if code is None:
-                code = self.floats[value] = self.column.entry(json_key(value), value)
-        else:  # booleans, lists (and their elements' entries)
-            key = json_key(value)
-            found = self.column.keys.get(key)
-            code = self.column.entry(key, value) if found is None else found
-        self.rows.append(row)
-        self.codes.append(code)
+    def add(self, rows: np.ndarray[Any, Any], values: list[Any], kinds: set[type]) -> None:
+        codes = np.zeros(len(values), dtype=np.int32)
+        for kind in kinds:
+            at = None if len(kinds) == 1 else [i for i, v in enumerate(values) if type(v) is kind]
+            some = values if at is None else [values[i] for i in at]
+            found = self._codes(kind, some)
+            if at is None:
+                codes = found
+            else:
+                codes[at] = found
+        held = codes != 0
+        self.parts.append((rows[held], codes[held]))
+
+    def _codes(self, kind: type, values: list[Any]) -> np.ndarray[Any, Any]:
+        """Codes of `values`, all of one type (None among them: code 0)."""
+        if kind is list:
+            try:
+                keys: list[Any] = [None if v is None else tuple(v) for v in values]
+            except TypeError:  # unhashable elements (objects in the list): by their JSON
+                keys = [None if v is None else json_key(v) for v in values]
+                table = self.tables.setdefault(object, {})
+            else:
+                table = self.tables.setdefault(list, {})
+        else:
+            keys = values
+            table = self.tables.setdefault(kind, {})
+        new = set(keys)
+        new.difference_update(table)
+        new.discard(None)
+        if new:
+            entry = self.column.entry
+            for key, value in zip(keys, values, strict=True):
+                if key in new:
+                    table[key] = entry(json_key(value), value)
+                    new.discard(key)
+                    if not new:
+                        break
+        get = table.get
+        return np.array([get(k, 0) for k in keys], dtype=np.int32)
+
+    def finish(self, n: int) -> Column:
+        column = self.column
+        column.codes = np.zeros(n, dtype=np.int32)
+        for rows, codes in self.parts:
+            column.codes[rows] = codes
+        return column
+
+
+NONE = type(None)
 
 
 class Builder:
-    """Walks the documents of a store's first read, in row order."""
+    """Reads the documents of a store's rows a batch at a time and one path at a time (a
+    list of values per path, not a walk per document)."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: Store) -> None:
+        """Made while the caller holds the store's lock: the catalogue is of the store's
+        rows and clock reading as they are now."""
+        self.seen = store.seen
+        self.n = store.n
+        whole = store.uids.packed_all()
+        self.uids = Uids(whole.packed, whole.order, whole.sorted)  # rows added later: not ours
+        self.of_types = store.of_types()
         self.paths: dict[str, _Path] = {}
         self.objects: set[str] = set()
-        self.row = 0
         self._steps: dict[str, bool] = {}
 
-    def add(self, documents: Iterable[Any]) -> None:
-        for document in documents:
-            if isinstance(document, dict):
-                self._walk(document, "", 1)
-            self.row += 1
+    def read(self, connection: Connection, pause: float = 0.0) -> None:
+        """Every document of the store's rows, `pause` seconds between batches (to leave
+        the interpreter to requests when reading beside them)."""
+        stmt = select(Record.uid, Record.data).where(self.of_types)
+        options = {"stream_results": True, "yield_per": BATCH}
+        for batch in connection.execute(stmt, execution_options=options).partitions():
+            rows = self.uids.locate([r[0] for r in batch])
+            # A row not among ours was written after our reading: it wakes from the database.
+            kept = [i for i, row in enumerate(rows.tolist()) if row >= 0]
+            self.add(rows[kept], [batch[i][1] for i in kept])
+            if pause:
+                time.sleep(pause)
 
-    def _walk(self, document: dict[str, Any], prefix: str, depth: int) -> None:
+    def add(self, rows: np.ndarray[Any, Any], documents: list[Any]) -> None:
+        objects = [i for i, d in enumerate(documents) if type(d) is dict]
+        if len(objects) < len(documents):
+            rows, documents = rows[objects], [documents[i] for i in objects]
+        self._level(rows, documents, "", 1)
+
+    def _level(
+        self, rows: np.ndarray[Any, Any], documents: list[dict[str, Any]], prefix: str, depth: int
+    ) -> None:
         steps = self._steps
-        for key, value in document.items():
+        for key in set().union(*documents):
             usable = steps.get(key)
             if usable is None:
                 usable = steps[key] = _STEP.match(key) is not None
-            if not usable or value is None:
+            if not usable:
                 continue
             path = prefix + key
-            if type(value) is dict:
+            values: list[Any] = [d.get(key) for d in documents]
+            kinds = set(map(type, values))
+            kinds.discard(NONE)
+            if dict in kinds:
                 self.objects.add(path)
+                inner = [i for i, v in enumerate(values) if type(v) is dict]
                 if depth < DEPTH:
-                    self._walk(value, path + ".", depth + 1)
+                    self._level(rows[inner], [values[i] for i in inner], path + ".", depth + 1)
                 continue
-            found = self.paths.get(path)
-            if found is None:
-                found = self.paths[path] = _Path(path)
-            found.add(self.row, value)
+            if kinds:
+                found = self.paths.get(path)
+                if found is None:
+                    found = self.paths[path] = _Path(path)
+                found.add(rows, values, kinds)
 
-    def finish(self, seen: clock.Reading) -> Dormant:
-        """The catalogue, for documents read after the clock read `seen`."""
-        n = self.row
-        columns = {}
-        for path, built in self.paths.items():
-            if path in self.objects:
-                continue
-            column = built.column
-            column.codes = np.zeros(n, dtype=np.int32)
-            rows = np.frombuffer(built.rows, dtype=np.int64)
-            column.codes[rows] = np.frombuffer(built.codes, dtype=np.int32)
-            columns[path] = column
-        return Dormant(seen, n, columns, frozenset(self.objects))
+    def finish(self) -> Dormant:
+        columns = {
+            path: built.finish(self.n)
+            for path, built in self.paths.items()
+            if path not in self.objects
+        }
+        return Dormant(self.seen, self.n, columns, frozenset(self.objects))
 
 
 def wake(store: Store, connection: Connection, paths: Iterable[str]) -> list[str]:

@@ -10,7 +10,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,8 @@ class Options:
     max_records: int = 5_000_000
     # Where stores are kept on disk (fold.columns.persist); None: in memory only.
     directory: Path | None = None
+    # How stores kept on disk get their catalogue (Cataloguer): background, inline, off.
+    catalogue: str = "background"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Options:
@@ -77,6 +79,7 @@ class ColumnIndex:
         self._identities: weakref.WeakKeyDictionary[Engine, str | None] = (
             weakref.WeakKeyDictionary()
         )
+        self.cataloguer = Cataloguer(self.options.catalogue)
 
     def attach(self, factory: sessionmaker[Session]) -> sessionmaker[Session]:
         """Let sessions from `factory` be answered from this index. Their flushes must stamp
@@ -197,7 +200,86 @@ class ColumnIndex:
         if engine not in self._identities:
             self._identities[engine] = database_identity(connection)
         identity = self._identities[engine]
-        return None if identity is None else Saver(self.snapshots, identity)
+        return None if identity is None else Saver(self.snapshots, identity, self.cataloguer)
+
+
+class Cataloguer:
+    """Makes the catalogue of stores kept on disk (fold.columns.catalogue): in a thread of
+    its own beside requests (`background`, what servers do), or at once in the request
+    that read the store (`inline`), or never (`off`). One process makes a store's
+    catalogue at a time; the others open it with the store's next snapshot."""
+
+    PAUSE = 0.002  # seconds between batches of documents, for requests running beside it
+
+    def __init__(self, mode: str = "background") -> None:
+        if mode not in ("background", "inline", "off"):
+            raise ValueError(f"catalogue mode {mode!r}")
+        self.mode = mode
+        self._making: dict[int, threading.Thread] = {}
+        self._lock = threading.Lock()
+
+    def start(self, store: Store, connection: Connection, saver: Saver) -> None:
+        """Called with the store's lock held."""
+        if self.mode == "off" or store.dormant is not None or not store.loaded:
+            return
+        if self.mode == "inline":
+            builder = catalogue.Builder(store)
+            builder.read(connection)
+            store.dormant = builder.finish()
+            saver.save(store)
+            return
+        with self._lock:
+            if id(store) in self._making:
+                return
+            builder = catalogue.Builder(store)
+            thread = threading.Thread(
+                target=self._make,
+                args=(store, connection.engine, builder, saver),
+                name=f"catalogue {store.bucket}/{store.resource_type}",
+                daemon=True,
+            )
+            self._making[id(store)] = thread
+        thread.start()
+
+    def _make(self, store: Store, engine: Engine, builder: catalogue.Builder, saver: Saver) -> None:
+        started = time.perf_counter()
+        try:
+            with saver.snapshots.claim(saver.identity, store) as mine:
+                if not mine:
+                    return  # another process is making it
+                with engine.connect() as connection:
+                    builder.read(connection, pause=self.PAUSE)
+                made = builder.finish()
+                with store.lock:
+                    if store.dormant is None:
+                        store.dormant = made
+                        saver.save(store)
+            log.info(
+                "column index: catalogue of %s/%s (%d paths) made in %.1f s",
+                store.bucket, store.resource_type, len(made.columns),
+                time.perf_counter() - started,
+            )  # fmt: skip
+        except Exception:  # the store answers as before; the next read of it tries again
+            log.exception(
+                "column index: catalogue of %s/%s not made", store.bucket, store.resource_type
+            )
+        finally:
+            with self._lock:
+                self._making.pop(id(store), None)
+
+    def wait(self, timeout: float) -> bool:
+        """Wait for the catalogues being made; False if some are still being made."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                threads = list(self._making.values())
+            if not threads:
+                return True
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+            if time.monotonic() >= deadline:
+                with self._lock:
+                    return not self._making
 
 
 @dataclass
@@ -206,6 +288,7 @@ class Saver:
 
     snapshots: Snapshots
     identity: str
+    cataloguer: Cataloguer = field(default_factory=lambda: Cataloguer("off"))
 
     def open(self, store: Store, connection: Connection) -> bool:
         started = time.perf_counter()
@@ -281,12 +364,7 @@ def _catch_up(
         built = True
         started = time.perf_counter()
         with no_cycle_collection():
-            if saver is None:
-                store.load(connection)
-            else:  # kept on disk: every path's column comes with this read
-                documents = catalogue.Builder()
-                store.load(connection, documents.add)
-                store.dormant = documents.finish(store.seen)
+            store.load(connection)
         log.info(
             "column index: %s records of %s/%s read in %.1f s",
             f"{store.n:,}", store.bucket, store.resource_type, time.perf_counter() - started,
@@ -319,6 +397,8 @@ def _catch_up(
         built = True
     if built and saver is not None:
         saver.save(store)
+    if saver is not None and store.dormant is None:
+        saver.cataloguer.start(store, connection, saver)
 
 
 def _search(store: Store, mask: Mask, q: str | None) -> Mask:

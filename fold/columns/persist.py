@@ -18,12 +18,15 @@ published by renaming a small `current` file, so readers never see half of one.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import mmap
 import os
 import secrets
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from hashlib import sha256
 from pathlib import Path
@@ -185,6 +188,23 @@ class Snapshots:
         )
         for old in made[: max(0, len(made) - (KEEP - 1))]:
             shutil.rmtree(old, ignore_errors=True)
+
+    @contextmanager
+    def claim(self, identity: str, store: Store) -> Iterator[bool]:
+        """Whether this process is the one making the store's catalogue now (a lock on a
+        file beside its snapshots, let go when the block ends or the process does)."""
+        home = self._home(identity, store.bucket, store.resource_type)
+        home.mkdir(parents=True, exist_ok=True)
+        with (home / "catalogue.lock").open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     # --- reading ----------------------------------------------------------------------------
 

@@ -364,19 +364,13 @@ class Store:
         options = {"stream_results": True, "yield_per": batch}
         yield from connection.execute(stmt, execution_options=options).partitions()
 
-    def load(
-        self, connection: Connection, documents: Callable[[list[Any]], None] | None = None
-    ) -> None:
-        """Every row of the type, with Fold's own columns; document columns come later.
-        With `documents`, each batch's documents are handed to it too, in row order."""
+    def load(self, connection: Connection) -> None:
+        """Every row of the type, with Fold's own columns; document columns come later."""
         self.seen = clock.current(connection, self.bucket)
         uids: list[str] = []
         search: list[str] = []
         active, created, updated = [], [], []
-        selected = [*OWN_COLUMNS, Record.data] if documents else list(OWN_COLUMNS)
-        for batch in self._rows(connection, selected, batch=100_000):
-            if documents is not None:
-                documents([r[5] for r in batch])
+        for batch in self._rows(connection, OWN_COLUMNS, batch=100_000):
             uids.extend(r[0] for r in batch)
             search.extend(r[4] for r in batch)
             active.append(np.array([r[1] == "active" for r in batch], dtype=bool))

@@ -19,7 +19,7 @@ __all__ = ["crowd"]  # the fixture, shared with test_index
 
 
 def server(directory: Path) -> ColumnIndex:
-    return ColumnIndex(Options(directory=directory))
+    return ColumnIndex(Options(directory=directory, catalogue="inline"))
 
 
 def read_from_documents(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -135,3 +135,39 @@ def test_the_catalogue_outlives_the_snapshot_it_came_with(
     last = server(on_disk)
     exact(database, bucket, [rule("email", "starts_with", "p1")], last)
     assert woken(caplog) and read_from_documents(caplog) == []
+
+
+def test_a_server_makes_the_catalogue_beside_its_requests(
+    crowd: Tenant, database: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What servers do: the first read answers at once, the catalogue follows in a thread
+    of its own and is saved with the store; the next start wakes from it."""
+    caplog.set_level("INFO", logger="fold.columns")
+    bucket, on_disk = crowd.bucket, tmp_path / "columns"
+    first = ColumnIndex(Options(directory=on_disk))
+    assert first.cataloguer.mode == "background"
+    exact(database, bucket, [rule("tags", "equals", "donor")], first)
+    assert first.cataloguer.wait(timeout=60)
+    assert store_of(first, database, bucket).dormant is not None
+    write_elsewhere(database, bucket, person(95, email="late@example.org"))
+    caplog.clear()
+    restarted = ColumnIndex(Options(directory=on_disk))
+    exact(database, bucket, [rule("email", "starts_with", "late")], restarted)
+    assert woken(caplog) and read_from_documents(caplog) == []
+    assert restarted.cataloguer.wait(timeout=60)
+
+
+def test_one_process_makes_a_catalogue_at_a_time(
+    crowd: Tenant, database: Database, tmp_path: Path
+) -> None:
+    columns = ColumnIndex(Options(directory=tmp_path / "columns", catalogue="off"))
+    exact(database, crowd.bucket, [rule("tags", "equals", "donor")], columns)
+    store = store_of(columns, database, crowd.bucket)
+    assert columns.snapshots is not None and store.dormant is None
+    with (
+        columns.snapshots.claim("db", store) as mine,
+        columns.snapshots.claim("db", store) as other,
+    ):
+        assert mine and not other
+    with columns.snapshots.claim("db", store) as again:
+        assert again

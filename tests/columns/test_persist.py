@@ -31,8 +31,9 @@ def on_disk(tmp_path: Path) -> Path:
 
 
 def server(directory: Path) -> ColumnIndex:
-    """A server process's column index, starting with nothing in memory."""
-    return ColumnIndex(Options(directory=directory))
+    """A server process's column index, starting with nothing in memory (its stores'
+    catalogues made at once, not beside the test: tests/columns/test_catalogue.py)."""
+    return ColumnIndex(Options(directory=directory, catalogue="inline"))
 
 
 def store_of(columns: ColumnIndex, db: Database, bucket: str) -> Store:
