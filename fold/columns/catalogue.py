@@ -26,6 +26,7 @@ belongs to that store's snapshots; a store read from the database again gets a n
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -37,7 +38,7 @@ import numpy as np
 from sqlalchemy import Connection, func, select
 
 from fold.columns.rowdata import Uids
-from fold.columns.store import DISPLAY, Column, Store, json_key
+from fold.columns.store import DISPLAY, Column, Store
 from fold.db.jsonsql import JsonValue
 from fold.db.models import Record
 from fold.records import clock
@@ -48,6 +49,8 @@ DEPTH = 6  # steps a catalogue path may have (the deepest any reader of paths ta
 STALE_SHARE = 0.25
 
 BATCH = 10_000  # documents read at a time
+# A value's JSON key as `store.json_key` makes it, with the encoder made once.
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 _STEP = re.compile(r"^[A-Za-z0-9_-]+$")
 _INDEX_STEP = re.compile(r"^-?\d+$")
@@ -76,10 +79,15 @@ class _Path:
     """One path's column while the documents are read: for each batch, the rows holding a
     value and their codes. Entries are found by the value itself, in a table per type (1,
     1.0 and true are equal as Python keys, not as JSON), so a value's JSON key is made
-    once per distinct value, not once per row."""
+    once per distinct value, not once per row; a batch's new values become entries
+    together."""
 
     def __init__(self, path: str) -> None:
-        self.column = Column(path, 0)
+        self.path = path
+        self.keys: list[str] = [""]
+        self.values: list[Any] = [None]
+        self.owners: list[int] = []  # for list entries: (list entry, element entry) pairs
+        self.elements: list[int] = []
         self.parts: list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]] = []
         self.tables: dict[type, dict[Any, int]] = {}
 
@@ -88,7 +96,7 @@ class _Path:
         for kind in kinds:
             at = None if len(kinds) == 1 else [i for i, v in enumerate(values) if type(v) is kind]
             some = values if at is None else [values[i] for i in at]
-            found = self._codes(kind, some)
+            found = self._lists(some) if kind is list else self._scalars(kind, some)
             if at is None:
                 codes = found
             else:
@@ -96,36 +104,61 @@ class _Path:
         held = codes != 0
         self.parts.append((rows[held], codes[held]))
 
-    def _codes(self, kind: type, values: list[Any]) -> np.ndarray[Any, Any]:
-        """Codes of `values`, all of one type (None among them: code 0)."""
-        if kind is list:
-            try:
-                keys: list[Any] = [None if v is None else tuple(v) for v in values]
-            except TypeError:  # unhashable elements (objects in the list): by their JSON
-                keys = [None if v is None else json_key(v) for v in values]
-                table = self.tables.setdefault(object, {})
-            else:
-                table = self.tables.setdefault(list, {})
-        else:
-            keys = values
-            table = self.tables.setdefault(kind, {})
-        new = set(keys)
+    def _scalars(self, kind: type, values: list[Any]) -> np.ndarray[Any, Any]:
+        """Codes of strings, numbers or booleans of one type (None among them: code 0)."""
+        table = self.tables.setdefault(kind, {})
+        new = set(values)
         new.difference_update(table)
         new.discard(None)
         if new:
-            entry = self.column.entry
-            for key, value in zip(keys, values, strict=True):
-                if key in new:
-                    table[key] = entry(json_key(value), value)
-                    new.discard(key)
-                    if not new:
-                        break
+            fresh = [v for v in dict.fromkeys(values) if v in new]  # first seen, first coded
+            start = len(self.values)
+            table.update(zip(fresh, range(start, start + len(fresh)), strict=True))
+            self.values.extend(fresh)
+            self.keys.extend(map(_encode, fresh))
         get = table.get
-        return np.array([get(k, 0) for k in keys], dtype=np.int32)
+        return np.array([get(v, 0) for v in values], dtype=np.int32)
+
+    def _lists(self, values: list[Any]) -> np.ndarray[Any, Any]:
+        codes = np.zeros(len(values), dtype=np.int32)
+        for i, value in enumerate(values):
+            if value is not None:
+                codes[i] = self._list(value)
+        return codes
+
+    def _list(self, value: list[Any]) -> int:
+        try:
+            key: Any = tuple(value)
+            hash(key)
+            table = self.tables.setdefault(list, {})
+        except TypeError:  # objects or lists inside: found by its JSON
+            key = _encode(value)
+            table = self.tables.setdefault(object, {})
+        code = table.get(key)
+        if code is None:
+            code = table[key] = self._new(_encode(value), value)
+            for element in value:
+                kind = type(element)
+                if kind in (str, int, float, bool):
+                    elements = self.tables.setdefault(kind, {})
+                    found = elements.get(element)
+                    if found is None:
+                        found = elements[element] = self._new(_encode(element), element)
+                    self.owners.append(code)
+                    self.elements.append(found)
+        return code
+
+    def _new(self, key: str, value: Any) -> int:
+        self.keys.append(key)
+        self.values.append(value)
+        return len(self.values) - 1
 
     def finish(self, n: int) -> Column:
-        column = self.column
-        column.codes = np.zeros(n, dtype=np.int32)
+        keys = self.keys
+        column = Column(
+            self.path, n, saved=lambda: keys, owners=self.owners, elements=self.elements
+        )
+        column.values = self.values
         for rows, codes in self.parts:
             column.codes[rows] = codes
         return column
