@@ -206,6 +206,20 @@ class Snapshots:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    def catalogued(self, bucket: str, resource_type: str) -> bool:
+        """Whether a current snapshot of the store (of any database here) has its catalogue."""
+        for database in self.root.iterdir() if self.root.is_dir() else ():
+            home = database / _name(f"{bucket}\x00{resource_type}")
+            try:
+                meta = json.loads(
+                    (home / (home / "current").read_text().strip() / "meta.json").read_text()
+                )
+            except (OSError, ValueError):
+                continue
+            if "catalogue" in meta:
+                return True
+        return False
+
     # --- reading ----------------------------------------------------------------------------
 
     def open(self, store: Store, identity: str, clock_now: Reading) -> bool:

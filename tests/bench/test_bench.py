@@ -60,6 +60,9 @@ def test_bench_runs_and_agrees_with_duckdb(tmp_path: Path) -> None:
     assert writers["errors"] == []
     assert report["sections"]["pages"]["contacts"]["contacts in leeds"]["count"] >= 0
     assert "warm start" in result.output and "holds" in result.output
+    # The restart found the catalogue the first server made (fold.columns.catalogue).
+    assert "made the store's catalogue" in result.output
+    assert report["sections"]["warm_start"]["fresh_field_ms"] > 0
 
 
 def test_bench_heavy_sections(tmp_path: Path) -> None:
