@@ -216,6 +216,9 @@ class Cataloguer:
             raise ValueError(f"catalogue mode {mode!r}")
         self.mode = mode
         self._making: dict[int, threading.Thread] = {}
+        # Stores this process has begun a catalogue of (once each: when another process
+        # is making it, this one opens it with the store's next snapshot).
+        self._begun: weakref.WeakValueDictionary[int, Store] = weakref.WeakValueDictionary()
         self._lock = threading.Lock()
 
     def start(self, store: Store, connection: Connection, saver: Saver) -> None:
@@ -229,8 +232,9 @@ class Cataloguer:
             saver.save(store)
             return
         with self._lock:
-            if id(store) in self._making:
+            if self._begun.get(id(store)) is store:
                 return
+            self._begun[id(store)] = store
             builder = catalogue.Builder(store)
             thread = threading.Thread(
                 target=self._make,
