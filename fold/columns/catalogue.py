@@ -48,7 +48,7 @@ DEPTH = 6  # steps a catalogue path may have (the deepest any reader of paths ta
 # from every document is cheaper than reading the written rows back one by one.
 STALE_SHARE = 0.25
 
-BATCH = 10_000  # documents read at a time
+BATCH = 2_000  # documents read at a time
 # A value's JSON key as `store.json_key` makes it, with the encoder made once.
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
@@ -183,18 +183,21 @@ class Builder:
         self.objects: set[str] = set()
         self._steps: dict[str, bool] = {}
 
-    def read(self, connection: Connection, pause: float = 0.0) -> None:
-        """Every document of the store's rows, `pause` seconds between batches (to leave
-        the interpreter to requests when reading beside them)."""
+    def read(self, connection: Connection, idle: float = 0.0) -> None:
+        """Every document of the store's rows. Beside requests, `idle`: after each batch,
+        sleep that many times as long as the batch took, so that requests find the
+        interpreter free for long stretches rather than waiting for it at every turn."""
         stmt = select(Record.uid, Record.data).where(self.of_types)
         options = {"stream_results": True, "yield_per": BATCH}
+        started = time.perf_counter()
         for batch in connection.execute(stmt, execution_options=options).partitions():
             rows = self.uids.locate([r[0] for r in batch])
             # A row not among ours was written after our reading: it wakes from the database.
             kept = [i for i, row in enumerate(rows.tolist()) if row >= 0]
             self.add(rows[kept], [batch[i][1] for i in kept])
-            if pause:
-                time.sleep(pause)
+            if idle:
+                time.sleep((time.perf_counter() - started) * idle)
+                started = time.perf_counter()
 
     def add(self, rows: np.ndarray[Any, Any], documents: list[Any]) -> None:
         objects = [i for i, d in enumerate(documents) if type(d) is dict]

@@ -209,7 +209,7 @@ class Cataloguer:
     that read the store (`inline`), or never (`off`). One process makes a store's
     catalogue at a time; the others open it with the store's next snapshot."""
 
-    PAUSE = 0.002  # seconds between batches of documents, for requests running beside it
+    IDLE = 1.0  # at most half of the time spent making it (Builder.read)
 
     def __init__(self, mode: str = "background") -> None:
         if mode not in ("background", "inline", "off"):
@@ -252,7 +252,7 @@ class Cataloguer:
                 if not mine:
                     return  # another process is making it
                 with engine.connect() as connection:
-                    builder.read(connection, pause=self.PAUSE)
+                    builder.read(connection, idle=self.IDLE)
                 made = builder.finish()
                 with store.lock:
                     if store.dormant is None:
