@@ -506,16 +506,16 @@ def clock_index_bytes(engine: Engine) -> int | None:
         return None
 
 
-def catalogue_made(settings: Settings, bucket: str, timeout: float = 1800) -> float:
-    """Seconds until the running server has saved the catalogue of the bucket's people."""
+def catalogues_made(settings: Settings, timeout: float = 1800) -> float:
+    """Seconds until the running server has saved the catalogue of every store it read."""
     directory = settings.columns_directory()
     if directory is None:
         return 0.0
     snapshots = Snapshots(directory)
     started = time.monotonic()
-    while not snapshots.catalogued(bucket, "person"):
+    while snapshots.uncatalogued():
         if time.monotonic() - started > timeout:
-            raise click.ClickException("the server made no catalogue of the bench's people")
+            raise click.ClickException("the server made no catalogue of some of its stores")
         time.sleep(0.5)
     return time.monotonic() - started
 
@@ -580,8 +580,8 @@ def run(
         if "warm" in sections and results and not only:
             # A server that has been up a while: its store's catalogue made and saved
             # (fold.columns.catalogue), which a restart then opens.
-            waited = catalogue_made(settings, bucket)
-            say(f"the server made the store's catalogue within {waited:.0f} s of the suite's end")
+            waited = catalogues_made(settings)
+            say(f"the server made its stores' catalogues within {waited:.0f} s of the suite's end")
 
     def geo(key: str) -> float:
         logs = [math.log(max(r[key], 0.01)) for r in results]

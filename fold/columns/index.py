@@ -220,6 +220,8 @@ class Cataloguer:
         # is making it, this one opens it with the store's next snapshot).
         self._begun: weakref.WeakValueDictionary[int, Store] = weakref.WeakValueDictionary()
         self._lock = threading.Lock()
+        # One catalogue made at a time per process: its memory until saved, and a core.
+        self._one_at_a_time = threading.Lock()
 
     def start(self, store: Store, connection: Connection, saver: Saver) -> None:
         """Called with the store's lock held."""
@@ -246,9 +248,9 @@ class Cataloguer:
         thread.start()
 
     def _make(self, store: Store, engine: Engine, builder: catalogue.Builder, saver: Saver) -> None:
-        started = time.perf_counter()
         try:
-            with saver.snapshots.claim(saver.identity, store) as mine:
+            with self._one_at_a_time, saver.snapshots.claim(saver.identity, store) as mine:
+                started = time.perf_counter()
                 if not mine:
                     return  # another process is making it
                 with engine.connect() as connection:
@@ -263,7 +265,7 @@ class Cataloguer:
                 store.bucket, store.resource_type, len(made.columns),
                 time.perf_counter() - started,
             )  # fmt: skip
-        except Exception:  # the store answers as before; the next read of it tries again
+        except Exception:  # the store answers as before, its paths read from the documents
             log.exception(
                 "column index: catalogue of %s/%s not made", store.bucket, store.resource_type
             )

@@ -206,19 +206,17 @@ class Snapshots:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def catalogued(self, bucket: str, resource_type: str) -> bool:
-        """Whether a current snapshot of the store (of any database here) has its catalogue."""
-        for database in self.root.iterdir() if self.root.is_dir() else ():
-            home = database / _name(f"{bucket}\x00{resource_type}")
+    def uncatalogued(self) -> int:
+        """How many stores' current snapshots (of any database here) have no catalogue yet."""
+        missing = 0
+        for home in self.root.glob("*/*"):
             try:
-                meta = json.loads(
-                    (home / (home / "current").read_text().strip() / "meta.json").read_text()
-                )
+                current = home / (home / "current").read_text().strip()
+                meta = json.loads((current / "meta.json").read_text())
             except (OSError, ValueError):
                 continue
-            if "catalogue" in meta:
-                return True
-        return False
+            missing += "catalogue" not in meta
+        return missing
 
     # --- reading ----------------------------------------------------------------------------
 

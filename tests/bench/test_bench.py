@@ -61,7 +61,7 @@ def test_bench_runs_and_agrees_with_duckdb(tmp_path: Path) -> None:
     assert report["sections"]["pages"]["contacts"]["contacts in leeds"]["count"] >= 0
     assert "warm start" in result.output and "holds" in result.output
     # The restart found the catalogue the first server made (fold.columns.catalogue).
-    assert "made the store's catalogue" in result.output
+    assert "made its stores' catalogues" in result.output
     assert report["sections"]["warm_start"]["fresh_field_ms"] > 0
 
 
