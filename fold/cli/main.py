@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -441,7 +442,8 @@ def export(
 @click.option(
     "--only",
     multiple=True,
-    help="Time only the cases whose names contain this (repeatable); skips write costs.",
+    help="Time only the cases whose names contain this (repeatable); skips write costs, and "
+    "the target sections unless --sections names them.",
 )
 @click.option(
     "--sections",
@@ -511,6 +513,8 @@ def bench(
             f"{', '.join(sorted(unknown))}: not a section ({', '.join(sorted(ALL_SECTIONS))})",
             param_hint="--sections",
         )
+    if only and click_ctx.get_parameter_source("sections") is ParameterSource.DEFAULT:
+        chosen = set()  # just the cases asked for
     if jobs:
         chosen.add("jobs")
 
