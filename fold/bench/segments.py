@@ -524,7 +524,8 @@ def run(
     references: bool = True,
 ) -> dict[str, Any]:
     """`only`: time just the cases whose names contain one of these (no write costs; the
-    target sections are those in `sections`). `references=False` skips the JSON-path scan and DuckDB."""
+    target sections are those in `sections`). `references=False` skips the JSON-path scan
+    and DuckDB."""
     from fold.bench import targets as t
 
     if references:
