@@ -146,9 +146,10 @@ class Server:
 
 
 @contextmanager
-def server_process(settings: Settings) -> Iterator[Server]:
+def server_process(settings: Settings, workers: int = 1) -> Iterator[Server]:
     """`fold serve` in a process of its own, reached over real HTTP, so that its memory is
-    the server's alone (this process also holds DuckDB's copy of the records)."""
+    the server's alone (this process also holds DuckDB's copy of the records); `workers`:
+    its --workers."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -158,6 +159,8 @@ def server_process(settings: Settings) -> Iterator[Server]:
         "FOLD_RATE_LIMIT_PER_MINUTE": "1000000",
     }
     command = [sys.executable, "-m", "fold.cli.main", "serve", "--no-worker", "--port", str(port)]
+    if workers > 1:
+        command += ["--workers", str(workers)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -518,6 +521,7 @@ def run(
     only: tuple[str, ...] = (),
     sections: frozenset[str] = LIGHT_SECTIONS,
     writers_seconds: float = 5.0,
+    writers_workers: int = 1,
     tenants: int = 0,
     tenant_people: int = 4_000,
     tenants_seconds: float = 60.0,
@@ -596,10 +600,11 @@ def run(
         for text_line in t.table(found)[1:]:  # as soon as measured
             say(text_line)
     if "writers" in sections:
-        say(f"writers: 16 clients for {writers_seconds:g} s")
+        say(f"writers: 16 clients for {writers_seconds:g} s, {writers_workers} server process(es)")
         found, details["writers"] = t.writers(
-            settings, server_process, factory, bucket, key, seconds=writers_seconds
-        )
+            settings, server_process, factory, bucket, key, seconds=writers_seconds,
+            workers=writers_workers,
+        )  # fmt: skip
         goals += found
         for text_line in t.table(found)[1:]:  # as soon as measured
             say(text_line)
