@@ -3,12 +3,13 @@ refuse every input parameter they do not know (SPEC 9): nothing sent is silently
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Collection
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
-from fold.api.deps import READS_ONLY, bucket_caller, request_params
+from fold.api.deps import READS_ONLY, bucket_caller, commit_on_return, request_params
 from fold.auth.policies import Caller
 from fold.errors import ALL_ERRORS, Problem, ValidationFailed
 
@@ -143,12 +144,14 @@ def route(
     kwargs["dependencies"] = [*kwargs.get("dependencies", []), Depends(check)]
 
     def register(func: Endpoint) -> Endpoint:
+        # A sync endpoint runs in a worker thread; its session's commit is done there too.
+        handler = func if inspect.iscoroutinefunction(func) else commit_on_return(func)
         if reads_only:
-            READS_ONLY.add(func)
-        router.api_route(path, methods=methods, **kwargs)(func)
+            READS_ONLY.add(handler)
+        router.api_route(path, methods=methods, **kwargs)(handler)
         hidden = {**kwargs, "include_in_schema": False}
         hidden.pop("operation_id", None)
-        router.api_route(twin, methods=methods, **hidden)(func)
+        router.api_route(twin, methods=methods, **hidden)(handler)
         return func
 
     return register

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -187,23 +188,44 @@ def authenticate(session: Session, authorization: str | None) -> ApiKey:
     return _live(session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(token))))
 
 
+@dataclass(frozen=True)
+class LiveKey:
+    """What a request needs of its live key: which key, and the user it acts for."""
+
+    id: str
+    username: str | None
+
+
+class KeyLike(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def username(self) -> str | None: ...
+
+
 def authenticate_in(
     session: Session, authorization: str | None, bucket: str
-) -> tuple[ApiKey, Policy | None]:
+) -> tuple[LiveKey, Policy | None]:
     """`authenticate` and the key's policy in `bucket` (None: no access), in one query: a
-    request that names a bucket asks both, and each round trip is part of its time."""
+    request that names a bucket asks both, and each round trip is part of its time. (Plain
+    columns, not the key's ORM object: every request asks this.)"""
     token = _token(authorization)
     found = session.execute(
-        select(ApiKey, KeyGrant.policy, UserGrant.policy)
+        select(ApiKey.id, ApiKey.username, ApiKey.revoked, KeyGrant.policy, UserGrant.policy)
         .outerjoin(KeyGrant, (KeyGrant.bucket == bucket) & (KeyGrant.key_id == ApiKey.id))
         .outerjoin(
             UserGrant, (UserGrant.bucket == bucket) & (UserGrant.username == ApiKey.username)
         )
         .where(ApiKey.key_hash == hash_key(token))
-    ).first() or (None, None, None)
-    key = _live(found[0])
-    granted = found[2] if key.username is not None else found[1]
-    return key, check_policy_name(granted) if granted else None
+    ).first()
+    if found is None:
+        raise AuthenticationFailed("This API key is not known.")
+    key_id, username, revoked, key_policy, user_policy = found
+    if revoked is not None:
+        raise AuthenticationFailed("This API key has been revoked.")
+    granted = user_policy if username is not None else key_policy
+    return LiveKey(key_id, username), check_policy_name(granted) if granted else None
 
 
 def policy_for(session: Session, key: ApiKey, bucket: str) -> Policy | None:
@@ -220,7 +242,7 @@ def caller_for(session: Session, key: ApiKey, bucket: str) -> Caller:
     return caller_with(key, bucket, policy_for(session, key, bucket))
 
 
-def caller_with(key: ApiKey, bucket: str, policy: Policy | None) -> Caller:
+def caller_with(key: KeyLike, bucket: str, policy: Policy | None) -> Caller:
     """The key, holding `policy` in `bucket`, as a caller there; 403 without one."""
     if policy is None:
         raise PermissionDenied(f"This key has no access to bucket '{bucket}'.")

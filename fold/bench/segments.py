@@ -148,9 +148,10 @@ class Server:
 
 
 @contextmanager
-def server_process(settings: Settings) -> Iterator[Server]:
+def server_process(settings: Settings, workers: int = 1) -> Iterator[Server]:
     """`fold serve` in a process of its own, reached over real HTTP, so that its memory is
-    the server's alone (this process also holds DuckDB's copy of the records)."""
+    the server's alone (this process also holds DuckDB's copy of the records); `workers`:
+    its --workers."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -160,6 +161,8 @@ def server_process(settings: Settings) -> Iterator[Server]:
         "FOLD_RATE_LIMIT_PER_MINUTE": "1000000",
     }
     command = [sys.executable, "-m", "fold.cli.main", "serve", "--no-worker", "--port", str(port)]
+    if workers > 1:
+        command += ["--workers", str(workers)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -534,13 +537,15 @@ def run(
     only: tuple[str, ...] = (),
     sections: frozenset[str] = LIGHT_SECTIONS,
     writers_seconds: float = 5.0,
+    writers_workers: int = 1,
     tenants: int = 0,
     tenant_people: int = 4_000,
     tenants_seconds: float = 60.0,
     references: bool = True,
 ) -> dict[str, Any]:
-    """`only`: time just the cases whose names contain one of these (no target sections,
-    no write costs). `references=False` skips the JSON-path scan and DuckDB."""
+    """`only`: time just the cases whose names contain one of these (no write costs; the
+    target sections are those in `sections`). `references=False` skips the JSON-path scan
+    and DuckDB."""
     from fold.bench import targets as t
 
     if references:
@@ -583,14 +588,14 @@ def run(
             waited = catalogues_made(settings)
             say(f"the server made its stores' catalogues within {waited:.0f} s of the suite's end")
 
-    def geo(key: str) -> float:
+    def geo(key: str) -> float | None:
+        if not results:  # `only` matched no case
+            return None
         logs = [math.log(max(r[key], 0.01)) for r in results]
         return round(math.exp(statistics.mean(logs)), 2)
 
     goals: list[t.Target] = []
     details: dict[str, Any] = {}
-    if only:  # just the cases asked for
-        sections = frozenset()
     suite = {case.name: made[case.name] for case in CASES}
     if "pages" in sections:
         say("deep pages, sorts and contact segments")
@@ -616,10 +621,11 @@ def run(
         for text_line in t.table(found)[1:]:  # as soon as measured
             say(text_line)
     if "writers" in sections:
-        say(f"writers: 16 clients for {writers_seconds:g} s")
+        say(f"writers: 16 clients for {writers_seconds:g} s, {writers_workers} server process(es)")
         found, details["writers"] = t.writers(
-            settings, server_process, factory, bucket, key, seconds=writers_seconds
-        )
+            settings, server_process, factory, bucket, key, seconds=writers_seconds,
+            workers=writers_workers,
+        )  # fmt: skip
         goals += found
         for text_line in t.table(found)[1:]:  # as soon as measured
             say(text_line)
@@ -659,9 +665,13 @@ def run(
         "count_p50_geomean_ms": geo("count_p50_ms"),
         "duckdb_p50_geomean_ms": geo("duckdb_p50_ms"),
         "json_scan_p50_geomean_ms": geo("json_scan_p50_ms"),
-        "ratio_to_duckdb": round(geo("count_p50_ms") / geo("duckdb_p50_ms"), 2),
-        "speedup_over_json_scan_min": round(
-            min(r["json_scan_p50_ms"] / max(r["count_p50_ms"], 0.01) for r in results), 2
+        "ratio_to_duckdb": (
+            round((geo("count_p50_ms") or 0) / (geo("duckdb_p50_ms") or 1), 2) if results else None
+        ),
+        "speedup_over_json_scan_min": (
+            round(min(r["json_scan_p50_ms"] / max(r["count_p50_ms"], 0.01) for r in results), 2)
+            if results
+            else None
         ),
     } if results else {}  # fmt: skip
     summary = {

@@ -310,10 +310,12 @@ def writers(
     clients: int = 16,
     seconds: float = 5.0,
     checks: int = 10,
+    workers: int = 1,
 ) -> tuple[list[Target], dict[str, Any]]:
-    """`clients` threads creating and patching people in one bucket over HTTP for `seconds`;
-    then each creates `checks` more, counting its own segment after each: the count must
-    include the write just answered."""
+    """`clients` threads creating and patching people in one bucket over HTTP for `seconds`
+    against a server of `workers` processes; then each creates `checks` more, counting its
+    own segment after each: the count must include the write just answered (whichever
+    process answered it)."""
     headers = {"Authorization": f"Bearer {key}"}
     run_tag = new_uid()[:8]
     caller = Caller(bucket=bucket, policy="admin", user_uri=USER)
@@ -336,7 +338,7 @@ def writers(
     errors: list[str] = []
     mismatches = [0]
     lock = threading.Lock()
-    with server_process(settings) as server:
+    with server_process(settings, workers) as server:
         base = server.base
 
         def work(i: int, stop_at: float) -> None:
@@ -404,7 +406,7 @@ def writers(
         ),
     ]
     details = {
-        "clients": clients, "seconds": seconds, "writes": len(timed),
+        "clients": clients, "seconds": seconds, "workers": workers, "writes": len(timed),
         "p50_ms": round(p50(timed), 2),
         "p95_ms": round(p95(timed), 2), "errors": errors[:10], "checked": clients * checks,
         "missing_from_next_count": mismatches[0],

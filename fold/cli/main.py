@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -82,8 +83,18 @@ def cli() -> None:
     default=None,
     help="Run jobs in this process (default: yes unless FOLD_REDIS_URL is set).",
 )
+@click.option(
+    "--workers",
+    "processes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Processes answering HTTP on the port. Each keeps its own column index and counts "
+    "stay exact across them; without FOLD_REDIS_URL each keeps its own rate-limit and "
+    "login-failure counts. Jobs (unless --no-worker) run in the process that starts them.",
+)
 @pass_context
-def serve(ctx: Context, host: str, port: int, worker: bool | None) -> None:
+def serve(ctx: Context, host: str, port: int, worker: bool | None, processes: int) -> None:
     """Migrate the database, then serve the API and docs (and run jobs, embedded)."""
     import uvicorn
 
@@ -95,9 +106,49 @@ def serve(ctx: Context, host: str, port: int, worker: bool | None) -> None:
     engine = make_engine(
         ctx.settings.database_url, server_limits(ctx.settings), sqlite_functions=SQLITE_FUNCTIONS
     )
-    app = create_app(ctx.settings, engine, embedded_worker=embedded)
+    if processes == 1:
+        app = create_app(ctx.settings, engine, embedded_worker=embedded)
+        click.echo(f"Fold on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+        uvicorn.run(app, host=host, port=port, log_level="info")
+        return
     click.echo(f"Fold on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    if not ctx.settings.redis_url:
+        click.echo(
+            f"note: without FOLD_REDIS_URL each of the {processes} processes keeps its own "
+            "rate-limit and login-failure counts"
+        )
+    serve_processes(ctx, engine, host=host, port=port, processes=processes, jobs=embedded)
+
+
+def serve_processes(
+    ctx: Context, engine: Engine, *, host: str, port: int, processes: int, jobs: bool
+) -> None:
+    """`processes` uvicorn workers on one port, each making the application from the
+    environment (`fold.web.app.app_from_env`); jobs, when embedded, run here, in the
+    process that supervises them, as `fold worker` would."""
+    import uvicorn
+
+    from fold.jobs.queue import Queue
+
+    consumer = None
+    if jobs:
+        queue = Queue(ctx.settings, engine, columns=ctx.columns)
+        consumer = queue.consumer(workers=2, embedded=True)
+        consumer.start()
+        queue.recover()
+    try:
+        uvicorn.run(
+            "fold.web.app:app_from_env",
+            factory=True,
+            workers=processes,
+            host=host,
+            port=port,
+            log_level="info",
+        )
+    finally:
+        if consumer is not None:
+            consumer.stop(graceful=True)
+        prepare.shutdown()
 
 
 @cli.command()
@@ -441,7 +492,8 @@ def export(
 @click.option(
     "--only",
     multiple=True,
-    help="Time only the cases whose names contain this (repeatable); skips write costs.",
+    help="Time only the cases whose names contain this (repeatable); skips write costs, and "
+    "the target sections unless --sections names them.",
 )
 @click.option(
     "--sections",
@@ -452,6 +504,13 @@ def export(
 )
 @click.option("--jobs", is_flag=True, help="Also run bulk jobs on every person (and undo them).")
 @click.option("--writers-seconds", default=5.0, show_default=True, type=click.FloatRange(0.5, 600))
+@click.option(
+    "--writers-workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 16),
+    help="Server processes for the writers section (fold serve --workers).",
+)
 @click.option(
     "--tenants",
     default=0,
@@ -488,6 +547,7 @@ def bench(
     sections: str,
     jobs: bool,
     writers_seconds: float,
+    writers_workers: int,
     tenants: int,
     tenant_people: int,
     tenants_seconds: float,
@@ -511,6 +571,8 @@ def bench(
             f"{', '.join(sorted(unknown))}: not a section ({', '.join(sorted(ALL_SECTIONS))})",
             param_hint="--sections",
         )
+    if only and click_ctx.get_parameter_source("sections") is ParameterSource.DEFAULT:
+        chosen = set()  # just the cases asked for
     if jobs:
         chosen.add("jobs")
 
@@ -529,6 +591,7 @@ def bench(
         only=only,
         sections=frozenset(chosen),
         writers_seconds=writers_seconds,
+        writers_workers=writers_workers,
         tenants=tenants,
         tenant_people=tenant_people,
         tenants_seconds=tenants_seconds,

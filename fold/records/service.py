@@ -171,7 +171,10 @@ def _save(
     prev = {**row.data, "record_state": row.record_state}
     extra = derived(schema, data, row.uid)
     new_state = state or row.record_state
-    if new_state == "active":
+    # An active row keeping its key needs no look: the unique index (over active rows)
+    # already has it as the key's one holder.
+    keeps_key = row.record_state == "active" and extra["unique_key"] == row.unique_key
+    if new_state == "active" and not keeps_key:
         _check_unique(session, schema, row.uid, extra["unique_key"], caller.bucket)
     row.data = data
     row.record_state = new_state

@@ -90,6 +90,25 @@ def test_bench_heavy_sections(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "nope" in bad.output
 
 
+def test_bench_writers_alone(tmp_path: Path) -> None:
+    """`--only` matching no case with `--sections writers`: the writers section alone, on a
+    server of two processes; every write is in the next count, whichever answered it."""
+    output = tmp_path / "results.json"
+    env = {"FOLD_DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}", "FOLD_DATA_DIR": str(tmp_path)}
+    args = ["bench", "--people", "200", "--other-people", "100", "--runs", "3",
+            "--only", "zzz-none", "--sections", "writers", "--no-references",
+            "--writers-seconds", "1", "--writers-workers", "2",
+            "--output", str(output)]  # fmt: skip
+    result = CliRunner().invoke(cli, args, env=env)
+    assert result.exit_code == 0, result.output
+    report = json.loads(output.read_text())
+    assert report["results"] == [] and report["summary"]["count_p50_geomean_ms"] is None
+    assert {t["section"] for t in report["targets"]} == {"writers"}
+    writers = report["sections"]["writers"]
+    assert writers["workers"] == 2 and writers["writes"] > 0 and writers["errors"] == []
+    assert writers["checked"] == 160 and writers["missing_from_next_count"] == 0
+
+
 def test_bench_jobs(tmp_path: Path) -> None:
     env = {"FOLD_DATABASE_URL": f"sqlite:///{tmp_path / 'jobs.db'}", "FOLD_DATA_DIR": str(tmp_path)}
     result = CliRunner().invoke(cli, ["bench", "jobs", "--people", "500"], env=env)

@@ -100,3 +100,74 @@ def test_sigterm_stops_the_import_workers(tmp_path: Path) -> None:
         if server.poll() is None:
             server.kill()
         log.close()
+
+
+def test_several_processes_serve_one_port_and_count_exactly(tmp_path: Path) -> None:
+    """`fold serve --workers 2`: two processes answer on the port; a write answered by
+    one is in the very next count, whichever answers it; jobs run in the process that
+    supervises them."""
+    from fold.auth.policies import Caller
+    from fold.records.clock import install
+    from fold.segments import service as segments
+
+    url = f"sqlite:///{tmp_path / 'fold.db'}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    with unit_of_work(install(make_sessionmaker(engine))) as session:
+        key = create_key(session, bucket="many", policy="admin", name="t").key
+        caller = Caller(bucket="many", policy="admin", user_uri="/system/user/test/")
+        rule = {"field": "last_name", "operator": "exact", "value": "Many"}
+        params = {"name": "the many", "resource_type": "person", "rules": [rule]}
+        segment = segments.create(session, caller=caller, params=params)[0]["uid"]
+    engine.dispose()
+    port = free_port()
+    env = {**os.environ, "FOLD_DATABASE_URL": url, "FOLD_DATA_DIR": str(tmp_path)}
+    env.pop("FOLD_REDIS_URL", None)
+    log = (tmp_path / "serve.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "fold.cli.main", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {key}"}
+    try:
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"{base}/health").status_code == 200
+            except httpx.HTTPError:
+                return server.poll() is not None
+
+        wait_until(healthy, 90, "the server to answer")
+        assert server.poll() is None, (tmp_path / "serve.log").read_text()
+        wait_until(lambda: len(children_of(server.pid)) >= 2, 60, "two serving processes")
+        count_url = f"{base}/segments/v2/many/segment/{segment}/count"
+        for n in range(1, 13):
+            # A new connection each time, so either process may answer either request.
+            made = httpx.post(
+                f"{base}/api/v2/many/person/", json={"last_name": "Many"}, headers=headers
+            )
+            assert made.status_code == 201, made.text
+            assert httpx.get(count_url, headers=headers).json()["count"] == n
+        action = httpx.post(
+            f"{base}/segments/v2/many/segment/{segment}/action",
+            json={"action": "add_tag", "value": "many", "description": "tag the many"},
+            headers=headers,
+        )
+        assert action.status_code in (200, 201), action.text
+        job_url = base + "/api/v2" + action.json()["sheep_event"]
+
+        def finished() -> bool:
+            status = httpx.get(job_url, headers=headers).json()["status"]
+            return status not in ("created", "running", "queued")
+
+        wait_until(finished, 60, "the job to finish")
+        assert httpx.get(job_url, headers=headers).json()["status"] == "completed"
+        server.send_signal(signal.SIGTERM)
+        server.wait(60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+        log.close()

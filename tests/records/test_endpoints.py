@@ -179,6 +179,19 @@ class TestChangeRecord:
         record = create(api)
         assert_error(api.patch(f"/person/{record['uid']}/", json=["x"]), 400, "validation_error")
 
+    def test_patch_keeps_or_changes_the_unique_email(self, api: Api) -> None:
+        ada = create(api)
+        bo = create(api, first_name="Bo", email="bo@example.org")
+        # Another field, or the same email sent again: the record keeps its own email.
+        kept = api.patch(f"/person/{ada['uid']}/", json={"tags": ["x"], "email": "ada@example.org"})
+        assert kept.status_code == 200, kept.text
+        assert kept.json()["email"] == "ada@example.org" and kept.json()["tags"] == ["x"]
+        # Another's email: refused, naming the record that holds it.
+        taken = api.patch(f"/person/{ada['uid']}/", json={"email": " BO@example.org "})
+        assert_error(taken, 409, "conflict", "email")
+        assert bo["uri"] in taken.json()["description"]
+        assert api.get(f"/person/{ada['uid']}/").json()["email"] == "ada@example.org"
+
 
 class TestDeleteAndRestore:
     def test_soft_delete_then_restore(self, api: Api) -> None:
