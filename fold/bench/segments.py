@@ -659,9 +659,7 @@ def run(
                                "ms", "run with --tenants 500"))  # fmt: skip
     for text_line in t.table(goals):
         say(text_line)
-    # With --only matching no segment (a run of the target sections alone) there is no
-    # suite to sum up.
-    overall = {
+    summary = {
         "count_p50_geomean_ms": geo("count_p50_ms"),
         "duckdb_p50_geomean_ms": geo("duckdb_p50_ms"),
         "json_scan_p50_geomean_ms": geo("json_scan_p50_ms"),
@@ -673,9 +671,6 @@ def run(
             if results
             else None
         ),
-    } if results else {}  # fmt: skip
-    summary = {
-        **overall,
         "server_peak_rss_mb": server_rss,
         "bench_process_peak_rss_mb": round(
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
