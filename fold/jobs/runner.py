@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import func, insert, literal, null, select, text, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -168,14 +169,20 @@ def _chunked(
         Record.uid.label("uid"), (func.row_number().over(order_by=Record.uid) - 1).label("n")
     ).subquery()
     chunk = keys.c.n // size
-    build, gather = (
-        (func.jsonb_build_object, func.jsonb_agg)
-        if postgres
-        else (func.json_object, func.json_group_array)
-    )
+    if postgres:  # in uid order, as the batch numbers them
+        chunk_json = func.jsonb_build_object(
+            "first",
+            func.min(keys.c.n),
+            "uids",
+            func.jsonb_agg(aggregate_order_by(keys.c.uid, keys.c.n)),
+        )
+    else:
+        chunk_json = func.json_object(
+            "first", func.min(keys.c.n), "uids", func.json_group_array(keys.c.uid)
+        )
     grouped = select(
         literal(bucket), literal(uid), -chunk - 1, literal("frozen"), literal(resource_type),
-        func.min(keys.c.uid), build("first", func.min(keys.c.n), "uids", gather(keys.c.uid)),
+        func.min(keys.c.uid), chunk_json,
     ).group_by(chunk)  # fmt: skip
     columns = ["bucket", "job_uid", "seq", "state", "resource_type", "record_uid", "undo"]
     session.execute(insert(ITEMS).from_select(columns, grouped))

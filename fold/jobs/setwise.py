@@ -373,15 +373,18 @@ def chunk_size(batch_size: int) -> int:
 
 def _chunk_uids(postgres: bool) -> str:
     """The uids of the chunk row `:chunk`, each with its item's seq: the chunk's first
-    plus its place in uid order (the order of the freeze, whatever the array's)."""
+    plus its place in the chunk. The freeze writes a chunk's uids in uid order; SQLite
+    (whose grouping does not promise to keep that order) numbers them by it again."""
     if postgres:
-        each = "jsonb_array_elements_text(j.undo -> 'uids') AS e(value)"
-        seq = "CAST(:first AS integer) + CAST(row_number() OVER (ORDER BY e.value) AS integer) - 1"
-    else:
-        each = "json_each(j.undo, '$.uids') AS e"
-        seq = ":first + row_number() OVER (ORDER BY e.value) - 1"
+        return (
+            "SELECT CAST(:first AS integer) + CAST(e.k AS integer) - 1 AS seq, "
+            "e.value AS record_uid FROM job_items AS j, "
+            "jsonb_array_elements_text(j.undo -> 'uids') WITH ORDINALITY AS e(value, k) "
+            "WHERE j.bucket = :bucket AND j.job_uid = :job AND j.seq = :chunk"
+        )
     return (
-        f"SELECT {seq} AS seq, e.value AS record_uid FROM job_items AS j, {each} "
+        "SELECT :first + row_number() OVER (ORDER BY e.value) - 1 AS seq, "
+        "e.value AS record_uid FROM job_items AS j, json_each(j.undo, '$.uids') AS e "
         "WHERE j.bucket = :bucket AND j.job_uid = :job AND j.seq = :chunk"
     )
 
