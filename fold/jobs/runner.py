@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import func, insert, literal, null, select, text, update
+from sqlalchemy import func, insert, literal, literal_column, null, select, text, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -168,7 +168,13 @@ def _chunked(
     keys = found.with_only_columns(
         Record.uid.label("uid"), (func.row_number().over(order_by=Record.uid) - 1).label("n")
     ).subquery()
-    chunk = keys.c.n // size
+    # Integer division as both databases do it (`//` would be floor() of a float).
+    chunk = keys.c.n.op("/")(literal_column(str(int(size))))
+    if postgres:
+        # One statement over the whole selection: JIT would compile it for longer than it
+        # runs, and the grouping sorts a million keys in memory rather than on disk.
+        session.execute(text("SET LOCAL jit = off"))
+        session.execute(text("SET LOCAL work_mem = '128MB'"))
     if postgres:  # in uid order, as the batch numbers them
         chunk_json = func.jsonb_build_object(
             "first",
