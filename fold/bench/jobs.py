@@ -1,4 +1,5 @@
-"""Job throughput: records per second for bulk actions on a bucket of N people."""
+"""Job throughput: records per second for bulk actions on a bucket of N people, end to
+end (the freeze, every batch), and the freeze alone."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from fold.db.models import Job, Record
 from fold.fields.builtin import BUILTIN
 from fold.ids import new_uid, uid_of
 from fold.jobs import service as jobs
-from fold.jobs.runner import run_job
+from fold.jobs.runner import begin_job, run_job
 from fold.records.bulk import insert_clean
 from fold.segments import service as segments
 
@@ -106,6 +107,8 @@ def run(
             )
         uid = uid_of(receipt["sheep_event"])
         started = time.perf_counter()
+        begin_job(factory, settings, bucket, uid)
+        frozen = time.perf_counter() - started
         status = run_job(factory, settings, bucket, uid)
         seconds = time.perf_counter() - started
         with unit_of_work(factory) as session:
@@ -118,9 +121,13 @@ def run(
                 "status": status,
                 "records": done,
                 "seconds": round(seconds, 2),
+                "freeze_seconds": round(frozen, 2),
                 "records_per_second": round(done / seconds),
             }
         )
         rate = done / seconds
-        say(f"{action:>18}: {done:,} records in {seconds:.1f} s = {rate:,.0f} records/s ({status})")
+        say(
+            f"{action:>18}: {done:,} records in {seconds:.1f} s = {rate:,.0f} records/s "
+            f"(freeze {frozen:.2f} s, {status})"
+        )
     return results

@@ -19,7 +19,8 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import func, insert, literal, null, select, text, update
+from sqlalchemy import func, insert, literal, literal_column, null, select, text, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -37,7 +38,7 @@ from fold.jobs.work import Action, LeaseLost, Loaded, Outcome, Run
 from fold.records.bulk import raw_execute_many
 from fold.records.clock import stamp
 from fold.segments.index_or_sql import selected
-from fold.segments.members import segment_filter
+from fold.segments.members import segment_filter, stored_types
 from fold.timefmt import utcnow
 
 log = logging.getLogger("fold.jobs")
@@ -95,7 +96,8 @@ def freeze(session: Session, job: Job) -> int:
     """Write the job's record set as items; the totals are exact from here on. Each item
     goes in by one INSERT ... SELECT where SQL selects them (an undo's from the job it
     undoes; a segment's when the column index does not answer), without a row through
-    Python."""
+    Python. A job whose batches are all set-based (`setwise.Plan.from_chunks`) on records
+    of one type freezes compactly: one row per `setwise.chunk_size` records (`_chunked`)."""
     bucket, uid = job.bucket, job.uid
     seq = func.row_number().over(order_by=ITEMS.c.seq) - 1
     columns = ["bucket", "job_uid", "seq", "state", "resource_type", "record_uid", "undo"]
@@ -114,22 +116,93 @@ def freeze(session: Session, job: Job) -> int:
             changed,
         )  # fmt: skip
         total = _insert_selected(session, job, columns, originals)
+        if total > 1000:
+            analyze(session, "job_items")
+        return total
+    segment = session.get(Segment, (job.bucket, job.segment_uid))
+    assert segment is not None
+    node = segment_filter(session, segment, job.params.get("rules") or [])
+    found = selected(session, bucket=bucket, resource_type=segment.resource_type, node=node)
+    types = stored_types(segment.resource_type)
+    plan = _setwise_plan(session, job, _schemas(session, bucket))
+    if len(types) == 1 and plan is not None and plan.from_chunks:
+        return _chunked(session, job, types[0], found)
+    if isinstance(found, list):
+        total = _insert_items(session, bucket, uid, found)
     else:
-        segment = session.get(Segment, (job.bucket, job.segment_uid))
-        assert segment is not None
-        node = segment_filter(session, segment, job.params.get("rules") or [])
-        found = selected(session, bucket=bucket, resource_type=segment.resource_type, node=node)
-        if isinstance(found, list):
-            total = _insert_items(session, bucket, uid, found)
-        else:
-            keys = found.with_only_columns(
-                literal(bucket), literal(uid), func.row_number().over(order_by=Record.uid) - 1,
-                literal("pending"), Record.resource_type, Record.uid, null(),
-            )  # fmt: skip
-            total = _insert_selected(session, job, columns, keys)
+        keys = found.with_only_columns(
+            literal(bucket), literal(uid), func.row_number().over(order_by=Record.uid) - 1,
+            literal("pending"), Record.resource_type, Record.uid, null(),
+        )  # fmt: skip
+        total = _insert_selected(session, job, columns, keys)
     if total > 1000:
         analyze(session, "job_items")
     return total
+
+
+def _chunked(
+    session: Session, job: Job, resource_type: str, found: list[tuple[str, str]] | Any
+) -> int:
+    """The record set as chunk rows: seq -1, -2, ... in uid order, state `frozen`, the
+    chunk's first uid as `record_uid` and `{"first": n, "uids": [...]}` as `undo`, where
+    n is the seq the chunk's first record's item will have (the chunk's k-th uid in uid
+    order gets n + k). Batches turn them into items (`setwise.run_chunk`)."""
+    bucket, uid = job.bucket, job.uid
+    size = setwise.chunk_size(int(job.params.get("batch_size") or 100))
+    if isinstance(found, list):
+        uids = [u for _, u in found]
+        rows = [
+            (bucket, uid, -(start // size) - 1, "frozen", resource_type, uids[start],
+             dumps({"first": start, "uids": uids[start : start + size]}))
+            for start in range(0, len(uids), size)
+        ]  # fmt: skip
+        json_mark = "?::jsonb" if session.get_bind().dialect.name == "postgresql" else "?"
+        raw_execute_many(
+            session,
+            "INSERT INTO job_items (bucket, job_uid, seq, state, resource_type, record_uid, "
+            f"undo) VALUES (?, ?, ?, ?, ?, ?, {json_mark})",
+            rows,
+        )
+        return len(uids)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    keys = found.with_only_columns(
+        Record.uid.label("uid"), (func.row_number().over(order_by=Record.uid) - 1).label("n")
+    ).subquery()
+    # Integer division as both databases do it (`//` would be floor() of a float).
+    chunk = keys.c.n.op("/")(literal_column(str(int(size))))
+    if postgres:
+        # One statement over the whole selection: JIT would compile it for longer than it
+        # runs, and the grouping sorts a million keys in memory rather than on disk.
+        session.execute(text("SET LOCAL jit = off"))
+        session.execute(text("SET LOCAL work_mem = '128MB'"))
+    if postgres:  # in uid order, as the batch numbers them
+        chunk_json = func.jsonb_build_object(
+            "first",
+            func.min(keys.c.n),
+            "uids",
+            func.jsonb_agg(aggregate_order_by(keys.c.uid, keys.c.n)),
+        )
+    else:
+        chunk_json = func.json_object(
+            "first", func.min(keys.c.n), "uids", func.json_group_array(keys.c.uid)
+        )
+    grouped = select(
+        literal(bucket), literal(uid), -chunk - 1, literal("frozen"), literal(resource_type),
+        func.min(keys.c.uid), chunk_json,
+    ).group_by(chunk)  # fmt: skip
+    columns = ["bucket", "job_uid", "seq", "state", "resource_type", "record_uid", "undo"]
+    session.execute(insert(ITEMS).from_select(columns, grouped))
+    length = (
+        "jsonb_array_length(undo -> 'uids')" if postgres else "json_array_length(undo, '$.uids')"
+    )
+    total = session.scalar(
+        text(
+            f"SELECT COALESCE(SUM({length}), 0) FROM job_items "
+            "WHERE bucket = :bucket AND job_uid = :job AND state = 'frozen'"
+        ),
+        {"bucket": bucket, "job": uid},
+    )
+    return int(total or 0)
 
 
 def _insert_selected(session: Session, job: Job, columns: list[str], rows: Any) -> int:
@@ -382,6 +455,12 @@ def _batch(
                     select(*item_columns).where(*pending).order_by(ITEMS.c.seq).limit(size)
                 )
             ]
+            chunk = None if items else setwise.next_chunk(session, bucket=bucket, job_uid=uid)
+            if chunk is not None:
+                # A compact freeze met a batch that is not set-based (the field's schema
+                # changed since): the next chunk becomes pending items.
+                setwise.expand_chunk(session, chunk, bucket=bucket, job_uid=uid)
+                return "running"
         else:
             # The plain items of the batch in a few statements; what they leave pending
             # (deleted records, odd documents) goes through the action record by record.
@@ -390,13 +469,27 @@ def _batch(
             lo, hi, count = session.execute(
                 select(func.min(seqs.c.seq), func.max(seqs.c.seq), func.count())
             ).one()
+            chunk = None
+            if lo is None:
+                chunk = setwise.next_chunk(session, bucket=bucket, job_uid=uid)
+                if chunk is not None and not plan.from_chunks:
+                    setwise.expand_chunk(session, chunk, bucket=bucket, job_uid=uid)
+                    return "running"
             items = []
-            if lo is not None:
-                done = setwise.run_batch(
-                    session, plan, bucket=bucket, job_uid=uid, lo=lo, hi=hi,
-                    version=stamp(session, bucket), now=utcnow(), user_uri=job.user_uri,
-                    message=job.description,
-                )  # fmt: skip
+            if lo is not None or chunk is not None:
+                version, now = stamp(session, bucket), utcnow()
+                if chunk is not None:
+                    lo, hi, count = chunk.first, chunk.first + chunk.count - 1, chunk.count
+                    done = setwise.run_chunk(
+                        session, plan, chunk, bucket=bucket, job_uid=uid, version=version,
+                        now=now, user_uri=job.user_uri, message=job.description,
+                    )  # fmt: skip
+                else:
+                    done = setwise.run_batch(
+                        session, plan, bucket=bucket, job_uid=uid, lo=lo, hi=hi,
+                        version=version, now=now, user_uri=job.user_uri,
+                        message=job.description,
+                    )  # fmt: skip
                 job.processed += done
                 job.succeeded += done
                 if done == count:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from fold.jobs import runner
+from fold.jobs import runner, setwise
 from fold.jobs.queue import Queue
 from tests.conftest import Tenant, assert_error
 from tests.jobs.conftest import everyone, job, start
@@ -19,6 +19,9 @@ def test_cancel_stops_between_batches(
     api = tenant.admin
     sent: list[tuple[str, str]] = []
     monkeypatch.setattr(Queue, "send", lambda self, bucket, uid: sent.append((bucket, uid)))
+    # A set-based batch is CHUNK_FACTOR times the batch size; here one record, as a
+    # per-record batch of 1 (tests/jobs/test_chunks.py cancels between larger ones).
+    monkeypatch.setattr(setwise, "CHUNK_FACTOR", 1)
     receipt = start(api, everyone(api)["uid"], action="add_tag", value="x", batch_size=1)
     uid = receipt["sheep_event"].split("/")[-2]
     assert sent == [(api.bucket, uid)] and job(api, receipt["sheep_event"])["status"] == "created"

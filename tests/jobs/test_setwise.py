@@ -178,12 +178,13 @@ def test_set_based_batches_do_what_the_per_record_action_does(
     fast, slow = make_bucket(database), make_bucket(database)
     per_record = setwise.plan_for
     by_set: list[int] = []
-    run_batch = setwise.run_batch
-    monkeypatch.setattr(
-        runner.setwise,
-        "run_batch",
-        lambda *a, **kw: by_set.append(run_batch(*a, **kw)) or by_set[-1],
-    )
+    for name in ("run_batch", "run_chunk"):  # pending items; a compact freeze's chunks
+        original = getattr(setwise, name)
+        monkeypatch.setattr(
+            runner.setwise,
+            name,
+            lambda *a, _f=original, **kw: by_set.append(_f(*a, **kw)) or by_set[-1],
+        )
     sides: list[list[str]] = [[], []]
     versions: list[list[dict[int, int]]] = [[], []]
     for k, (bucket, uids, segment) in enumerate((fast, slow)):
