@@ -27,6 +27,7 @@ belongs to that store's snapshots; a store read from the database again gets a n
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -48,6 +49,8 @@ DEPTH = 6  # steps a catalogue path may have (the deepest any reader of paths ta
 # from every document is cheaper than reading the written rows back one by one.
 STALE_SHARE = 0.25
 
+log = logging.getLogger("fold.columns")
+
 BATCH = 2_000  # documents read at a time
 # A value's JSON key as `store.json_key` makes it, with the encoder made once.
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -63,10 +66,23 @@ class Dormant:
 
     seen: clock.Reading
     n: int
-    columns: dict[str, Column]
+    columns: dict[str, Column]  # made in memory, until saved
     objects: frozenset[str]
-    files: dict[str, str] = field(default_factory=dict)  # path -> file stem on disk
-    source: Path | None = None  # the snapshot it is mapped from (None: made in memory)
+    files: dict[str, str] = field(default_factory=dict)  # on disk: path -> file stem
+    source: Path | None = None  # the snapshot holding the files (None: made in memory)
+    # Opens a column from its files when it is woken, not before: a sleeping column costs
+    # a process nothing.
+    opener: Callable[[str, str], Column] | None = None
+
+    def paths(self) -> set[str]:
+        return set(self.columns) | set(self.files)
+
+    def column(self, path: str) -> Column | None:
+        """The sleeping column of `path` (None: no document held it)."""
+        found = self.columns.get(path)
+        if found is None and path in self.files and self.opener is not None:
+            found = self.opener(path, self.files[path])
+        return found
 
     def covers(self, path: str) -> bool:
         if path == DISPLAY or path in self.objects:
@@ -255,12 +271,20 @@ def wake(store: Store, connection: Connection, paths: Iterable[str]) -> list[str
     if written > STALE_SHARE * max(store.n, 1):
         return wanted
     for path in covered:
-        store.columns[path] = _woken(store, connection, dormant, path, since)
-    return [p for p in wanted if p not in covered]
+        woken = _woken(store, connection, dormant, path, since)
+        if woken is not None:
+            store.columns[path] = woken
+    return [p for p in wanted if p not in store.columns]
 
 
-def _woken(store: Store, connection: Connection, dormant: Dormant, path: str, since: Any) -> Column:
-    asleep = dormant.columns.get(path)
+def _woken(
+    store: Store, connection: Connection, dormant: Dormant, path: str, since: Any
+) -> Column | None:
+    asleep = dormant.column(path)
+    if asleep is not None and len(asleep.codes) != dormant.n:
+        log.warning("column index: catalogue column %s of %s/%s cut short", path, store.bucket,
+                    store.resource_type)  # fmt: skip
+        return None  # read from the documents instead
     if asleep is None:
         column = Column(path, store.n)
     else:
@@ -289,25 +313,21 @@ def _woken(store: Store, connection: Connection, dormant: Dormant, path: str, si
 # --- on disk, beside the store's snapshot (fold.columns.persist) ---------------------------
 
 
-def write(dormant: Dormant, save: Callable[[str, Column], str]) -> dict[str, Any]:
+def write(dormant: Dormant, save: Callable[[str], str]) -> dict[str, Any]:
     """Save each sleeping column with `save` (which answers its file stem); answers what
     the snapshot's meta keeps of the catalogue."""
-    files = {path: save(path, column) for path, column in dormant.columns.items()}
     return {
         **dormant.seen.as_json(),
         "n": dormant.n,
-        "files": files,
+        "files": {path: save(path) for path in sorted(dormant.paths())},
         "objects": sorted(dormant.objects),
     }
 
 
-def read(meta: dict[str, Any], load: Callable[[str, str], Column], source: Path) -> Dormant:
-    """The catalogue a snapshot's meta describes, its columns opened with `load` from the
-    snapshot at `source`."""
-    files: dict[str, str] = meta["files"]
-    columns = {path: load(path, stem) for path, stem in files.items()}
-    n = int(meta["n"])
-    if any(len(c.codes) != n for c in columns.values()):
-        raise ValueError("catalogue sizes differ")
+def read(meta: dict[str, Any], opener: Callable[[str, str], Column], source: Path) -> Dormant:
+    """The catalogue a snapshot's meta describes, its columns to be opened with `opener`
+    from the snapshot at `source` when woken."""
+    files: dict[str, str] = dict(meta["files"])
     seen = clock.Reading.from_json(meta)
-    return Dormant(seen, n, columns, frozenset(meta["objects"]), dict(files), source)
+    n = int(meta["n"])
+    return Dormant(seen, n, {}, frozenset(meta["objects"]), files, source, opener)

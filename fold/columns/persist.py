@@ -93,15 +93,15 @@ def _write_column(target: Path, stem: str, column: Column) -> str:
 COLUMN_FILES = (".npy", ".owners.npy", ".elements.npy", ".json")
 
 
-def _keep_asleep(target: Path, dormant: Dormant, path: str, column: Column) -> str:
+def _keep_asleep(target: Path, dormant: Dormant, path: str) -> str:
     """A catalogue column in a new snapshot: linked to the one it was opened from (it never
     changes), written when it was made by this process."""
-    stem = dormant.files.get(path) or f"d{_name(path)}"
-    if dormant.source is not None:
+    stem = dormant.files.get(path)
+    if stem is not None and dormant.source is not None:
         for suffix in COLUMN_FILES:
             os.link(dormant.source / f"{stem}{suffix}", target / f"{stem}{suffix}")
         return stem
-    return _write_column(target, stem, column)
+    return _write_column(target, f"d{_name(path)}", dormant.columns[path])
 
 
 def _open_column(source: Path, path: str, stem: str) -> Column:
