@@ -34,14 +34,15 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
 from fold.columns.rowdata import SearchText, Uids
-from fold.columns.store import Column, Rank, Store
+from fold.columns.store import KINDS, Column, Rank, Store
 from fold.records.clock import Reading, behind, era
 
 log = logging.getLogger("fold.columns")
 
 # 4: uids, search text and entries mapped, the display value a column like others, and
-# the clock reading as `Reading.as_json` has it.
-FORMAT = 4
+# the clock reading as `Reading.as_json` has it. 5: each column's per-kind arrays of its
+# entries (`Column.saved_arrays`) mapped too.
+FORMAT = 5
 KEEP = 2  # snapshots of a store kept on disk (others still open elsewhere stay readable)
 
 
@@ -116,6 +117,7 @@ class Snapshots:
         np.save(target / "created.npy", np.asarray(store.created))
         np.save(target / "last_updated.npy", np.asarray(store.last_updated))
         columns = {}
+        entries = {}
         for path, column in store.columns.items():
             stem = f"c{_name(path)}"
             np.save(target / f"{stem}.npy", np.asarray(column.codes))
@@ -124,6 +126,7 @@ class Snapshots:
             # ASCII (escapes for the rest): lone surrogates in JSON text round-trip too.
             (target / f"{stem}.json").write_text(json.dumps(column.key_list()))
             columns[path] = stem
+            entries[path] = _write_entries(column, target, stem)
         ranks = []
         for sort, rank in store.ranks.items():
             stem = f"r{_name(json.dumps(sort))}"
@@ -133,6 +136,7 @@ class Snapshots:
         meta = {
             "format": FORMAT, "bucket": store.bucket, "resource_type": store.resource_type,
             **store.seen.as_json(), "n": store.n, "columns": columns, "ranks": ranks,
+            "entries": entries,
         }  # fmt: skip
         (target / "meta.json").write_text(json.dumps(meta))
 
@@ -191,6 +195,7 @@ class Snapshots:
                 elements=np.load(source / f"{stem}.elements.npy").tolist(),
             )
             column.codes = codes
+            _open_entries(column, source, stem, meta["entries"][path])
             columns[path] = column
         ranks = {
             tuple(r["sort"]): Rank(
@@ -212,3 +217,64 @@ class Snapshots:
         store.n = n
         store.seen = Reading.from_json(meta)
         store.loaded = True
+
+
+# --- a column's entries as arrays -----------------------------------------------------------
+
+
+def _write_entries(column: Column, target: Path, stem: str) -> dict[str, Any]:
+    """Save the per-kind arrays of a column's entries (`Column.saved_arrays`); what the
+    meta file says of them: how many entries, and per kind which arrays and whether its
+    numbers are exact (no kinds: not saved, made again from the keys when used)."""
+    arrays = column.saved_arrays()
+    info: dict[str, Any] = {"count": column.entry_count(), "kinds": None}
+    if arrays is None:
+        return info
+    np.save(target / f"{stem}.as_number.npy", np.asarray(arrays["as_number"]))
+    kinds: dict[str, Any] = {}
+    for kind in KINDS:
+        typed = arrays.get(kind)
+        if typed is None:
+            continue
+        saved = {"ids": typed.ids}
+        if typed.array is not None:
+            saved["array"] = typed.array
+        if kind == "string":
+            saved["folded"] = typed.folded
+            saved["lowered"] = typed.lowered
+        for name, array in saved.items():
+            np.save(target / f"{stem}.{kind}.{name}.npy", np.asarray(array))
+        kinds[kind] = {"arrays": list(saved), "exact": bool(typed.exact)}
+    info["kinds"] = kinds
+    return info
+
+
+def _open_entries(column: Column, source: Path, stem: str, info: dict[str, Any]) -> None:
+    """Map a column's saved entry arrays now (a newer snapshot may prune the files before
+    they are first used; a mapping keeps them) and hand them to the column."""
+    count = int(info["count"])
+    kinds = info["kinds"]
+    if kinds is None:
+        column.use_saved(count, None, {})
+        return
+    arrays: dict[str, Any] = {"as_number": _map(source / f"{stem}.as_number.npy")}
+    held = 1  # entry 0, no value, is of no kind
+    for kind, about in kinds.items():
+        if kind not in KINDS:
+            raise ValueError(f"unknown kind {kind}")
+        for name in about["arrays"]:
+            found = _map(source / f"{stem}.{kind}.{name}.npy")
+            arrays[kind if name == "ids" else f"{kind}.{name}"] = found
+            if len(found) != len(arrays[kind]):
+                raise ValueError("sizes differ")
+        held += len(arrays[kind])
+    if held != count or len(arrays["as_number"]) != count:
+        raise ValueError("sizes differ")
+    exact = {kind: bool(about["exact"]) for kind, about in kinds.items()}
+    column.use_saved(count, arrays, exact)
+
+
+def _map(file: Path) -> Any:
+    """A saved array, memory-mapped copy-on-write (never written: shared with every other
+    process that maps it)."""
+    return np.load(file, mmap_mode="c")

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import json
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -66,41 +68,96 @@ def kind_of(value: Any) -> str:
     return "object"
 
 
-@dataclass
 class Typed:
-    """The entries of one kind, as numpy arrays for vectorised tests."""
+    """The entries of one kind, as numpy arrays for vectorised tests. `values` (the entries'
+    Python values, for tests numpy cannot answer exactly) are made when first asked for,
+    by `source`, when not given."""
 
-    ids: np.ndarray[Any, np.dtype[np.int64]]
-    values: list[Any]
-    array: Any  # StringDType, float64 or bool array of `values`; None: test one by one
-    exact: bool = True  # numbers: every value exactly representable as float64
-    _folded: Any = None
-    _lowered: Any = None
+    def __init__(
+        self,
+        ids: np.ndarray[Any, np.dtype[np.int64]],
+        values: list[Any] | None,
+        array: Any,  # text (see `_strings`), float64 or bool array of `values`; None: one by one
+        exact: bool = True,  # numbers: every value exactly representable as float64
+        *,
+        source: Callable[[], list[Any]] | None = None,
+        folded: Any = None,
+        lowered: Any = None,
+    ) -> None:
+        self.ids = ids
+        self._values = values
+        self._source = source
+        self.array = array
+        self.exact = exact
+        self._folded = folded
+        self._lowered = lowered
+
+    @property
+    def values(self) -> list[Any]:
+        if self._values is None:
+            assert self._source is not None
+            self._values = self._source()
+        return self._values
+
+    @property
+    def made(self) -> bool:
+        """Whether the values are at hand (not to be made from the saved keys)."""
+        return self._values is not None
 
     @property
     def folded(self) -> Any:
         """Strings as `equals` sees them (rules.ops.fold)."""
         if self._folded is None:
-            from fold.rules.ops import fold
+            if _fixed(self.array):
+                self._folded = _lower_ascii(np.strings.strip(self.array, " "))
+            else:
+                from fold.rules.ops import fold
 
-            self._folded = np.array([fold(v) for v in self.values], dtype=STRINGS)
+                self._folded = np.array([fold(v) for v in self.values], dtype=STRINGS)
         return self._folded
 
     @property
     def lowered(self) -> Any:
         """Strings as `starts_with_case_insensitive` sees them."""
         if self._lowered is None:
-            from fold.rules.ops import lower_ascii
+            if _fixed(self.array):
+                self._lowered = _lower_ascii(self.array)
+            else:
+                from fold.rules.ops import lower_ascii
 
-            self._lowered = np.array([lower_ascii(v) for v in self.values], dtype=STRINGS)
+                self._lowered = np.array([lower_ascii(v) for v in self.values], dtype=STRINGS)
         return self._lowered
 
 
+# Fixed-width text is used while its padding costs at most this many times its characters.
+MAX_PADDING = 4
+
+
+def _fixed(array: Any) -> bool:
+    """Whether a text array is fixed-width (numpy "U": one code point in 4 bytes)."""
+    return array is not None and array.dtype.kind == "U"
+
+
 def _strings(values: list[str]) -> Any:
+    """Text entries as numpy holds them for vectorised tests: fixed-width ("U", code points,
+    so it can be saved and memory-mapped) unless a value holds NUL (numpy takes trailing
+    NULs for padding) or one long value would pad every other; else numpy's variable-width
+    strings; None when numpy cannot hold them (lone surrogates have no UTF-8)."""
+    width = max(map(len, values), default=0)
+    chars = sum(map(len, values))
+    if width * len(values) <= MAX_PADDING * chars + 4096 and not any("\x00" in v for v in values):
+        return np.array(values, dtype=f"U{max(width, 1)}")
     try:
         return np.array(values, dtype=STRINGS)
     except (UnicodeEncodeError, ValueError):  # lone surrogates: no UTF-8 for numpy
         return None
+
+
+def _lower_ascii(array: Any) -> Any:
+    """`rules.ops.lower_ascii` of every string of a fixed-width array, at numpy's speed."""
+    points = np.ascontiguousarray(array).view(np.uint32)
+    upper = (points >= ord("A")) & (points <= ord("Z"))
+    return (points + upper.astype(np.uint32) * 32).view(array.dtype)
 
 
 def values_of(keys: Sequence[str]) -> list[Any]:
@@ -140,6 +197,13 @@ class Column:
         self._derived: dict[str, Any] = {}
         self._derived_at = -1
         self._numbers: Any = None
+        self._pairs: tuple[Any, Any] | None = None
+        # Opened from disk: how many entries were saved, and their arrays (`use_saved`).
+        self._mapped_count = 0
+        self._mapped: tuple[dict[str, Any], dict[str, bool]] | None = None
+        self._mapped_arrays: dict[str, Any] | None = None
+        self._tail: dict[str, Any] = {}
+        self._tail_at = -1
 
     def _read_saved(self) -> list[str]:
         if self._saved_keys is None:
@@ -172,11 +236,20 @@ class Column:
     def keys(self, keys: dict[str, int]) -> None:
         self._keys = keys
 
+    def values_at(self, codes: list[int]) -> list[Any]:
+        """The values of some entries, parsing only their keys when the values have not
+        been made (the keys are read again, not kept)."""
+        if self._values is not None:
+            return [self._values[i] for i in codes]
+        assert self._saved is not None
+        keys = self._saved_keys if self._saved_keys is not None else self._saved()
+        return values_of(["", *(keys[i] for i in codes)])[1:]
+
     def key_list(self) -> list[str]:
         """Every entry's key in code order (entry 0: "")."""
         if self._keys is None:
             return self._read_saved()
-        out = [""] * len(self.values)
+        out = [""] * self.entry_count()
         for key, code in self._keys.items():
             out[code] = key
         return out
@@ -218,7 +291,11 @@ class Column:
         """Each row's value as a float where it is a number, NaN otherwise (for `near`);
         kept until a row's code changes."""
         if self._numbers is None or len(self._numbers) != len(self.codes):
-            self._numbers = self.derived()["as_number"][self.codes]
+            parts = self.derived_parts()
+            as_number = parts[0]["as_number"]
+            if len(parts) > 1:
+                as_number = np.concatenate([p["as_number"] for p in parts])
+            self._numbers = as_number[self.codes]
         numbers: np.ndarray[Any, np.dtype[np.float64]] = self._numbers
         return numbers
 
@@ -228,39 +305,144 @@ class Column:
             self._numbers = None
 
     def derived(self) -> dict[str, Any]:
-        """Per-kind arrays of the entries, rebuilt when entries have been added."""
-        if self._derived_at == len(self.values):
+        """Per-kind arrays of every entry, rebuilt when entries have been added."""
+        if self._derived_at == self.entry_count():
             return self._derived
-        by_kind: dict[str, tuple[list[int], list[Any]]] = {}
-        for code, value in enumerate(self.values):
-            if code == 0:
-                continue
-            ids, values = by_kind.setdefault(kind_of(value), ([], []))
-            ids.append(code)
-            values.append(value)
-        out: dict[str, Any] = {}
-        for kind, (ids, values) in by_kind.items():
-            id_array = np.array(ids, dtype=np.int64)
-            if kind == "string":
-                out[kind] = Typed(id_array, values, _strings(values))
-            elif kind == "number":
-                exact = all(isinstance(v, float) or abs(v) <= EXACT_INT for v in values)
-                out[kind] = Typed(
-                    id_array, values, np.array([float(v) for v in values]), exact=exact
-                )
-            elif kind == "boolean":
-                out[kind] = Typed(id_array, values, np.array(values, dtype=bool))
-            else:
-                out[kind] = Typed(id_array, values, None)
-        numbers = np.full(len(self.values), np.nan)
-        if "number" in out:
-            numbers[out["number"].ids] = out["number"].array
-        out["as_number"] = numbers
-        out["owners"] = np.array(self.owners, dtype=np.int64)
-        out["elements"] = np.array(self.elements, dtype=np.int64)
-        self._derived = out
+        if self._mapped is not None and self._mapped_count == self.entry_count():
+            return self._mapped_part()
+        self._derived = _derive(self, 0, self.values)
+        self._derived["owners"] = np.array(self.owners, dtype=np.int64)
+        self._derived["elements"] = np.array(self.elements, dtype=np.int64)
         self._derived_at = len(self.values)
+        return self._derived
+
+    def list_elements(self) -> tuple[Any, Any]:
+        """The (list entry, element entry) pairs as two arrays."""
+        if self._pairs is None or len(self._pairs[0]) != len(self.owners):
+            self._pairs = (
+                np.array(self.owners, dtype=np.int64),
+                np.array(self.elements, dtype=np.int64),
+            )
+        return self._pairs
+
+    # --- entries' arrays saved with the column (fold.columns.persist) ---------------------
+
+    def entry_count(self) -> int:
+        """How many entries (entry 0 included), without making their values."""
+        if self._values is None and self._mapped_count:
+            return self._mapped_count
+        return len(self.values)
+
+    def use_saved(self, count: int, arrays: dict[str, Any] | None, exact: dict[str, bool]) -> None:
+        """A column opened from disk: `count` entries, and (unless None) the per-kind
+        arrays of all of them as saved (`mapped_entries` says how), so that a process that
+        only tests the column never makes its values."""
+        self._mapped_count = count
+        self._mapped = None if arrays is None else (arrays, exact)
+
+    def saved_arrays(self) -> dict[str, Any] | None:
+        """The per-kind arrays to save beside the column's keys: every entry's, as plain
+        numpy arrays that can be memory-mapped; None when some cannot be (text numpy holds
+        only in its variable-width strings), and a process opening it makes them again."""
+        derived = self.derived()
+        out: dict[str, Any] = {"as_number": derived["as_number"]}
+        for kind in KINDS:
+            typed = derived.get(kind)
+            if typed is None:
+                continue
+            if kind == "string" and not _fixed(typed.array):
+                return None
+            out[kind] = typed
         return out
+
+    def derived_parts(self) -> list[dict[str, Any]]:
+        """The per-kind arrays in parts, each for its own entries: those saved with the
+        column (memory-mapped, shared with every process that opened it) and those of
+        entries added since (this process's own)."""
+        if self._mapped is None:
+            return [self.derived()]
+        base = self._mapped_part()
+        size = self.entry_count()
+        if size == self._mapped_count:
+            return [base]
+        if self._tail_at != size:
+            self._tail = _derive(self, self._mapped_count, self.values[self._mapped_count :])
+            self._tail_at = size
+        return [base, self._tail]
+
+    def _mapped_part(self) -> dict[str, Any]:
+        if self._mapped_arrays is None:
+            assert self._mapped is not None
+            self._mapped_arrays = mapped_entries(self, *self._mapped)
+        return self._mapped_arrays
+
+
+# Every kind of entry, in the order `derived` keeps them.
+KINDS = ("string", "number", "boolean", "list", "object")
+
+
+def _derive(column: Column, first: int, values: list[Any]) -> dict[str, Any]:
+    """The per-kind arrays of the entries from code `first` on, whose values are `values`."""
+    by_kind: dict[str, tuple[list[int], list[Any]]] = {}
+    for code, value in enumerate(values, start=first):
+        if code == 0:
+            continue
+        ids, kind_values = by_kind.setdefault(kind_of(value), ([], []))
+        ids.append(code)
+        kind_values.append(value)
+    out: dict[str, Any] = {}
+    for kind, (ids, kind_values) in by_kind.items():
+        id_array = np.array(ids, dtype=np.int64)
+        if kind == "string":
+            out[kind] = Typed(id_array, kind_values, _strings(kind_values))
+        elif kind == "number":
+            exact = all(isinstance(v, float) or abs(v) <= EXACT_INT for v in kind_values)
+            floats = np.array([float(v) for v in kind_values])
+            out[kind] = Typed(id_array, kind_values, floats, exact=exact)
+        elif kind == "boolean":
+            out[kind] = Typed(id_array, kind_values, np.array(kind_values, dtype=bool))
+        else:
+            out[kind] = Typed(id_array, kind_values, None)
+    numbers = np.full(len(values), np.nan)
+    if "number" in out:
+        numbers[out["number"].ids - first] = out["number"].array
+    out["as_number"] = numbers
+    return out
+
+
+def mapped_entries(
+    column: Column, arrays: dict[str, Any], exact: dict[str, bool]
+) -> dict[str, Any]:
+    """`derived` of a column opened from disk, from its saved arrays (kind -> ids, and
+    "<kind>.array", "<kind>.folded", "<kind>.lowered" where saved; "as_number"). Values
+    are made only for a test numpy cannot answer: text from its own array (it holds no
+    NUL, so exactly the strings), the rest from the column's saved keys."""
+    out: dict[str, Any] = {"as_number": arrays["as_number"]}
+    for kind in KINDS:
+        ids = arrays.get(kind)
+        if ids is None:
+            continue
+        array = arrays.get(f"{kind}.array")
+        # (the column by weak reference: it holds these, and a cycle would outlive it)
+        source = partial(_values_at, weakref.ref(column), ids)
+        if kind == "string" and array is not None:
+            source = array.tolist
+        out[kind] = Typed(
+            ids,
+            None,
+            array,
+            exact=exact.get(kind, True),
+            source=source,
+            folded=arrays.get(f"{kind}.folded"),
+            lowered=arrays.get(f"{kind}.lowered"),
+        )
+    return out
+
+
+def _values_at(column: Callable[[], Column | None], ids: Any) -> list[Any]:
+    held = column()
+    assert held is not None
+    return held.values_at(ids.tolist())
 
 
 def micros(value: Any) -> int:

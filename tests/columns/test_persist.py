@@ -5,18 +5,27 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 
 from fold.auth.policies import Caller
+from fold.columns import vector
 from fold.columns.index import ColumnIndex, Options
 from fold.columns.index import lag as columns_lag
-from fold.columns.store import Store
+from fold.columns.persist import Snapshots
+from fold.columns.rowdata import SearchText, Uids
+from fold.columns.store import Column, Store, json_key, kind_of
+from fold.columns.vector import entry_hits
 from fold.db.engine import make_engine, unit_of_work
 from fold.paging import Paging
 from fold.records import service as records
+from fold.records.clock import NEVER
+from fold.rules.ops import TESTS
 from fold.segments.index_or_sql import selected_keys
 from fold.segments.members import selection, stream_keys
 from tests.columns.test_index import by_index, by_sql, crowd, node_for, person, rule
@@ -177,3 +186,109 @@ def test_a_jobs_record_set_comes_from_the_kept_store(crowd: Tenant, database: Da
     write_elsewhere(database, bucket, person(88, tags=["donor"]))
     behind, keys, by_query = frozen()
     assert behind == 1 and keys == by_query and len(keys) == 15
+
+
+# --- a column's entries, saved and mapped ---------------------------------------------------
+
+TEXTS = st.one_of(
+    st.text(max_size=6),
+    st.sampled_from(["York", " york ", "YORK", "Yo\x00", "\x00", "\ud800x", "é", "a" * 40, ""]),
+)
+VALUES = st.one_of(
+    TEXTS,
+    st.integers(min_value=-(2**60), max_value=2**60),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    st.lists(st.one_of(TEXTS, st.integers(-3, 3)), max_size=3),
+    st.dictionaries(st.sampled_from("ab"), st.integers(0, 2), max_size=1),
+)
+ARGUMENTS = {
+    "string": TEXTS,
+    "number": st.one_of(st.integers(-(2**60), 2**60), st.floats(allow_nan=False)),
+    "boolean": st.booleans(),
+}
+
+
+def _saved_and_opened(directory: Path, values: list[Any]) -> Column:
+    """A store of one row per value, its column "f" saved and then opened from disk."""
+    store = Store("b1", "person")
+    store.n = len(values)
+    store.uids = Uids.of([f"u{i}" for i in range(len(values))])
+    store.search = SearchText.of(["" for _ in values])
+    store.active = np.ones(len(values), dtype=bool)
+    store.created = np.zeros(len(values), dtype=np.int64)
+    store.last_updated = np.zeros(len(values), dtype=np.int64)
+    column = Column("f", len(values))
+    for row, value in enumerate(values):
+        column.codes[row] = column.encode_text(json_key(value))
+    store.columns = {"f": column}
+    store.loaded = True
+    Snapshots(directory).save(store, "db")
+    opened_store = Store("b1", "person")
+    assert Snapshots(directory).open(opened_store, "db", store.seen)
+    return opened_store.columns["f"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    values=st.lists(VALUES, min_size=1, max_size=12),
+    later=st.lists(VALUES, max_size=3),
+    data=st.data(),
+)
+def test_saved_entries_answer_every_test_as_python_does(
+    tmp_path_factory: pytest.TempPathFactory,
+    values: list[Any],
+    later: list[Any],
+    data: st.DataObject,
+) -> None:
+    """A column opened from disk tests its mapped entries, and entries a write added after
+    (apart), exactly as each test's Python meaning does, vectorised or value by value."""
+    column = _saved_and_opened(tmp_path_factory.mktemp("columns"), values)
+    for value in later:  # written after the snapshot: entries of this process's own
+        column.set_code(0, column.encode_text(json_key(value)))
+    everything = column.values
+    name = data.draw(st.sampled_from(sorted(TESTS)))
+    test = TESTS[name]
+    kind = data.draw(st.sampled_from(sorted(test.kinds & set(ARGUMENTS))))
+    argument = data.draw(ARGUMENTS[kind])
+    if name in ("in", "in_fold"):
+        argument = [argument, data.draw(ARGUMENTS[kind])]
+    if name == "regex":
+        pattern = data.draw(st.sampled_from(["^y", "rk$", "o", "^$", "\\x00"]))
+        argument = {"pattern": pattern, "flags": data.draw(st.sampled_from(["", "i"]))}
+    if kind != "string" and name in ("eq_fold", "in_fold"):
+        return
+    expected = [
+        code > 0 and kind_of(value) == kind and test.python(value, argument, kind)
+        for code, value in enumerate(everything)
+    ]
+    for smallest in (vector.VECTOR_MIN, 0):
+        saved = vector.VECTOR_MIN
+        vector.VECTOR_MIN = smallest
+        try:
+            assert entry_hits(column, test, kind, argument).tolist() == expected
+        finally:
+            vector.VECTOR_MIN = saved
+
+
+def test_a_column_that_only_counts_makes_no_values(tmp_path: Path) -> None:
+    """Opened from disk, a column's tests read its mapped arrays: no values are parsed."""
+    column = _saved_and_opened(tmp_path, ["York", " york", "Leeds", 3, True, ["a"], "York"])
+    hits = entry_hits(column, TESTS["eq_fold"], "string", "york")
+    assert hits.sum() == 2
+    assert entry_hits(column, TESTS["gt"], "number", 2).sum() == 1
+    assert isinstance(column.derived_parts()[0]["string"].folded, np.memmap)
+    assert column._values is None and column._keys is None
+    # A write adds an entry: the saved ones stay mapped, the new one is tested apart.
+    column.set_code(0, column.encode_text(json_key("YORK")))
+    assert entry_hits(column, TESTS["eq_fold"], "string", "york").sum() == 3
+    assert isinstance(column.derived_parts()[0]["string"].array, np.memmap)
+
+
+def test_snapshots_of_an_older_format_are_built_again(tmp_path: Path) -> None:
+    _saved_and_opened(tmp_path, ["York", 1])
+    for meta in tmp_path.rglob("meta.json"):
+        saved = json.loads(meta.read_text())
+        saved["format"] = 4  # before the entries' arrays were saved
+        meta.write_text(json.dumps(saved))
+    assert not Snapshots(tmp_path).open(Store("b1", "person"), "db", NEVER)
