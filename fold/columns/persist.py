@@ -41,7 +41,7 @@ log = logging.getLogger("fold.columns")
 
 # 4: uids, search text and entries mapped, the display value a column like others, and
 # the clock reading as `Reading.as_json` has it. 5: each column's per-kind arrays of its
-# entries (`Column.saved_arrays`) mapped too.
+# entries (`Column.saved_arrays`) and its key index (`Column.key_index`) mapped too.
 FORMAT = 5
 KEEP = 2  # snapshots of a store kept on disk (others still open elsewhere stay readable)
 
@@ -171,7 +171,7 @@ class Snapshots:
             return False
         try:
             self._read(store, source, meta)
-        except (OSError, ValueError) as exc:  # pruned meanwhile, or cut short: build instead
+        except (OSError, ValueError, KeyError) as exc:  # pruned meanwhile, cut short: build
             log.warning("column snapshot %s not opened: %s", source, exc)
             return False
         return True
@@ -222,12 +222,23 @@ class Snapshots:
 # --- a column's entries as arrays -----------------------------------------------------------
 
 
+# A column's keys as fixed-width arrays (`Column.key_index`): in code order, sorted, and
+# the code of each sorted key.
+KEY_INDEX = ("keys", "keys_sorted", "keys_codes")
+
+
 def _write_entries(column: Column, target: Path, stem: str) -> dict[str, Any]:
     """Save the per-kind arrays of a column's entries (`Column.saved_arrays`); what the
     meta file says of them: how many entries, and per kind which arrays and whether its
     numbers are exact (no kinds: not saved, made again from the keys when used)."""
+    index = column.key_index()
+    if index is not None:
+        for name, array in zip(KEY_INDEX, index, strict=True):
+            np.save(target / f"{stem}.{name}.npy", np.asarray(array))
     arrays = column.saved_arrays()
-    info: dict[str, Any] = {"count": column.entry_count(), "kinds": None}
+    info: dict[str, Any] = {
+        "count": column.entry_count(), "kinds": None, "key_index": index is not None,
+    }  # fmt: skip
     if arrays is None:
         return info
     np.save(target / f"{stem}.as_number.npy", np.asarray(arrays["as_number"]))
@@ -253,6 +264,11 @@ def _open_entries(column: Column, source: Path, stem: str, info: dict[str, Any])
     """Map a column's saved entry arrays now (a newer snapshot may prune the files before
     they are first used; a mapping keeps them) and hand them to the column."""
     count = int(info["count"])
+    if info["key_index"]:
+        keys, ordered, codes = (_map(source / f"{stem}.{name}.npy") for name in KEY_INDEX)
+        if len(keys) != count or len(ordered) != count - 1 or len(codes) != count - 1:
+            raise ValueError("sizes differ")
+        column.use_key_index(keys, ordered, codes)
     kinds = info["kinds"]
     if kinds is None:
         column.use_saved(count, None, {})

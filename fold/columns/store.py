@@ -204,6 +204,11 @@ class Column:
         self._mapped_arrays: dict[str, Any] | None = None
         self._tail: dict[str, Any] = {}
         self._tail_at = -1
+        # Opened from disk with its key index (`use_key_index`): entries added since, and
+        # their keys, while the values and the key map have not been made.
+        self._index: tuple[Any, Any, Any] | None = None
+        self._added: list[Any] = []
+        self._added_keys: dict[str, int] = {}
 
     def _read_saved(self) -> list[str]:
         if self._saved_keys is None:
@@ -217,7 +222,8 @@ class Column:
     @property
     def values(self) -> list[Any]:
         if self._values is None:
-            self._values = values_of(self._read_saved())
+            self._values = [*values_of(self._read_saved()), *self._added]
+            self._added = []
             self._read_saved()
         return self._values
 
@@ -229,6 +235,8 @@ class Column:
     def keys(self) -> dict[str, int]:
         if self._keys is None:
             self._keys = {k: code for code, k in enumerate(self._read_saved()) if code}
+            self._keys.update(self._added_keys)
+            self._added_keys = {}
             self._read_saved()
         return self._keys
 
@@ -236,30 +244,70 @@ class Column:
     def keys(self, keys: dict[str, int]) -> None:
         self._keys = keys
 
+    def value_of(self, code: int) -> Any:
+        """One entry's value (its key parsed alone when the values have not been made)."""
+        if self._values is not None:
+            return self._values[code]
+        return self.values_at([code])[0]
+
     def values_at(self, codes: list[int]) -> list[Any]:
         """The values of some entries, parsing only their keys when the values have not
         been made (the keys are read again, not kept)."""
-        if self._values is not None:
-            return [self._values[i] for i in codes]
+        if self._values is not None or not self._mapped_count:
+            values = self.values
+            return [values[i] for i in codes]
+        keys = self._saved_key_list()
+        saved = [c for c in codes if 0 < c < self._mapped_count]
+        parsed = dict(zip(saved, values_of(["", *(str(keys[i]) for i in saved)])[1:], strict=True))
+        parsed[0] = None
+        first = self._mapped_count
+        return [parsed[c] if c < first else self._added[c - first] for c in codes]
+
+    def _saved_key_list(self) -> Any:
+        """The saved entries' keys in code order: the mapped key array, or the saved list
+        (read again unless kept)."""
+        if self._index is not None:
+            return self._index[0]
+        if self._saved_keys is not None:
+            return self._saved_keys
         assert self._saved is not None
-        keys = self._saved_keys if self._saved_keys is not None else self._saved()
-        return values_of(["", *(keys[i] for i in codes)])[1:]
+        return self._saved()
 
     def key_list(self) -> list[str]:
         """Every entry's key in code order (entry 0: "")."""
         if self._keys is None:
-            return self._read_saved()
-        out = [""] * self.entry_count()
-        for key, code in self._keys.items():
+            saved = self._saved_key_list()
+            listed: list[str] = saved.tolist() if isinstance(saved, np.ndarray) else saved
+            if not self._added_keys:
+                return listed
+            out = [*listed, *[""] * len(self._added_keys)]
+        else:
+            out = [""] * self.entry_count()
+        for key, code in (self._keys or self._added_keys).items():
             out[code] = key
         return out
 
+    def code_of(self, key: str) -> int | None:
+        """The entry of a key, if there is one: by the saved key index (a binary search)
+        while the key map has not been made, so that applying a write makes neither it
+        nor the values."""
+        if self._keys is not None or self._index is None:
+            return self.keys.get(key)
+        code = self._added_keys.get(key)
+        return _find(self._index, key) if code is None else code
+
     def entry(self, key: str, value: Any) -> int:
-        code = self.keys.get(key)
+        code = self.code_of(key)
         if code is None:
-            code = len(self.values)
-            self.values.append(value)
-            self.keys[key] = code
+            code = self.entry_count()
+            if self._values is not None:
+                self._values.append(value)
+            else:
+                self._added.append(value)
+            if self._keys is not None:
+                self._keys[key] = code
+            else:
+                self._added_keys[key] = code
             if isinstance(value, list):
                 for element in value:
                     if isinstance(element, str | int | float):
@@ -272,7 +320,7 @@ class Column:
         """The entry for a value as the database rendered it in JSON (None: missing)."""
         if text is None:
             return 0
-        code = self.keys.get(text)
+        code = self.code_of(text)
         if code is not None:
             return code
         value = json.loads(text)
@@ -284,7 +332,7 @@ class Column:
         """For columns the database holds as text (display value): keyed apart from the
         JSON renderings, which never start with NUL."""
         key = "\x00" + value
-        code = self.keys.get(key)
+        code = self.code_of(key)
         return self.entry(key, value) if code is None else code
 
     def numbers(self) -> np.ndarray[Any, np.dtype[np.float64]]:
@@ -330,7 +378,7 @@ class Column:
     def entry_count(self) -> int:
         """How many entries (entry 0 included), without making their values."""
         if self._values is None and self._mapped_count:
-            return self._mapped_count
+            return self._mapped_count + len(self._added)
         return len(self.values)
 
     def use_saved(self, count: int, arrays: dict[str, Any] | None, exact: dict[str, bool]) -> None:
@@ -366,7 +414,8 @@ class Column:
         if size == self._mapped_count:
             return [base]
         if self._tail_at != size:
-            self._tail = _derive(self, self._mapped_count, self.values[self._mapped_count :])
+            added = self._added if self._values is None else self._values[self._mapped_count :]
+            self._tail = _derive(self, self._mapped_count, added)
             self._tail_at = size
         return [base, self._tail]
 
@@ -375,6 +424,38 @@ class Column:
             assert self._mapped is not None
             self._mapped_arrays = mapped_entries(self, *self._mapped)
         return self._mapped_arrays
+
+    def use_key_index(self, keys: Any, ordered: Any, codes: Any) -> None:
+        """A column opened from disk with its saved keys as fixed-width arrays: in code
+        order, sorted, and the code of each sorted key (`key_index`)."""
+        self._index = (keys, ordered, codes)
+
+    def key_index(self) -> tuple[Any, Any, Any] | None:
+        """The keys as `use_key_index` takes them, to save; None when numpy cannot hold
+        them exactly (a key ending in NUL, or one long key that would pad every other)."""
+        if self._index is not None and not self._added_keys and self._keys is None:
+            return self._index
+        keys = self.key_list()
+        width = max(map(len, keys), default=0)
+        if width * len(keys) > MAX_PADDING * sum(map(len, keys)) + 4096:
+            return None
+        if any(k.endswith("\x00") for k in keys):
+            return None
+        array = np.array(keys, dtype=f"U{max(width, 1)}")
+        codes = np.argsort(array[1:], kind="stable") + 1
+        return array, array[codes], codes
+
+
+def _find(index: tuple[Any, Any, Any], key: str) -> int | None:
+    """A key's code by binary search of the sorted saved keys; None when not saved."""
+    _, ordered, codes = index
+    # Numpy would take a trailing NUL for padding, and cut a key longer than its width.
+    if not len(ordered) or key.endswith("\x00") or len(key) > ordered.dtype.itemsize // 4:
+        return None
+    at = int(np.searchsorted(ordered, key))
+    if at < len(ordered) and str(ordered[at]) == key:
+        return int(codes[at])
+    return None
 
 
 # Every kind of entry, in the order `derived` keeps them.
@@ -624,8 +705,8 @@ class Store:
                 old = column.codes[index]
                 column.set_code(index, code)
                 if column.path in sort_paths and old != code:
-                    resorted = resorted or json_key(column.values[old]) != json_key(
-                        column.values[code]
+                    resorted = resorted or json_key(column.value_of(old)) != json_key(
+                        column.value_of(code)
                     )
             if resorted or moves:
                 for rank in self.ranks.values():

@@ -266,7 +266,7 @@ def _hits(entries: Any, test: Test, kind: str, arg: Any) -> Any:
     typed = isinstance(entries, Entries)
     # Few entries are quicker one by one, unless their values would have to be made.
     few = typed and entries.made and len(entries.ids) < VECTOR_MIN
-    if test.vector is not None and not few and not _nul_against_fixed(entries, arg):
+    if test.vector is not None and not few and not _nul_in(arg):
         answer = test.vector(entries, arg, kind)
         if answer is not None:
             return answer
@@ -275,11 +275,9 @@ def _hits(entries: Any, test: Test, kind: str, arg: Any) -> Any:
     return np.array([test.python(v, arg, kind) for v in entries.values], dtype=bool)
 
 
-def _nul_against_fixed(entries: Any, arg: Any) -> bool:
-    """Whether text holding NUL would be compared with fixed-width text, where numpy takes
-    its trailing NULs for padding ("a\\x00" equal to "a"): such a test goes value by value."""
-    array = getattr(entries, "array", None)
-    if array is None or array.dtype.kind != "U":
-        return False
+def _nul_in(arg: Any) -> bool:
+    """Whether the argument is text holding NUL, which numpy takes for padding when it
+    makes an array of it ("a\\x00" compares equal to "a", with fixed-width and
+    variable-width strings alike): such a test goes value by value."""
     args = arg if isinstance(arg, list) else [arg]
     return any(isinstance(a, str) and "\x00" in a for a in args)

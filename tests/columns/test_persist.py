@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
@@ -211,6 +211,10 @@ ARGUMENTS = {
 
 def _saved_and_opened(directory: Path, values: list[Any]) -> Column:
     """A store of one row per value, its column "f" saved and then opened from disk."""
+    return _opened_store(directory, values).columns["f"]
+
+
+def _opened_store(directory: Path, values: list[Any]) -> Store:
     store = Store("b1", "person")
     store.n = len(values)
     store.uids = Uids.of([f"u{i}" for i in range(len(values))])
@@ -223,10 +227,14 @@ def _saved_and_opened(directory: Path, values: list[Any]) -> Column:
         column.codes[row] = column.encode_text(json_key(value))
     store.columns = {"f": column}
     store.loaded = True
+    return _reopened(directory, store)
+
+
+def _reopened(directory: Path, store: Store) -> Store:
     Snapshots(directory).save(store, "db")
     opened_store = Store("b1", "person")
     assert Snapshots(directory).open(opened_store, "db", store.seen)
-    return opened_store.columns["f"]
+    return opened_store
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -256,6 +264,8 @@ def test_saved_entries_answer_every_test_as_python_does(
     if name == "regex":
         pattern = data.draw(st.sampled_from(["^y", "rk$", "o", "^$", "\\x00"]))
         argument = {"pattern": pattern, "flags": data.draw(st.sampled_from(["", "i"]))}
+        # RE2 takes UTF-8: the Python meaning itself has no answer for lone surrogates.
+        assume(not any(isinstance(v, str) and "\ud800" in v for v in everything))
     if kind != "string" and name in ("eq_fold", "in_fold"):
         return
     expected = [
@@ -272,17 +282,32 @@ def test_saved_entries_answer_every_test_as_python_does(
 
 
 def test_a_column_that_only_counts_makes_no_values(tmp_path: Path) -> None:
-    """Opened from disk, a column's tests read its mapped arrays: no values are parsed."""
-    column = _saved_and_opened(tmp_path, ["York", " york", "Leeds", 3, True, ["a"], "York"])
+    """Opened from disk, a column's tests read its mapped arrays and writes find their
+    entries by its saved key index: neither its values nor a map of its keys are made."""
+    store = _opened_store(tmp_path, ["York", " york", "Leeds", 3, True, ["a"], "York"])
+    column = store.columns["f"]
     hits = entry_hits(column, TESTS["eq_fold"], "string", "york")
     assert hits.sum() == 2
     assert entry_hits(column, TESTS["gt"], "number", 2).sum() == 1
     assert isinstance(column.derived_parts()[0]["string"].folded, np.memmap)
     assert column._values is None and column._keys is None
-    # A write adds an entry: the saved ones stay mapped, the new one is tested apart.
+    # Writes: one to a value an entry holds, one adding an entry. The saved entries stay
+    # mapped; the new one is tested apart.
+    column.set_code(1, column.encode_text(json_key("Leeds")))
+    assert column.codes[1] == column.codes[2]
     column.set_code(0, column.encode_text(json_key("YORK")))
+    assert column.entry_count() == 9  # the list's element "a" is an entry too
     assert entry_hits(column, TESTS["eq_fold"], "string", "york").sum() == 3
     assert isinstance(column.derived_parts()[0]["string"].array, np.memmap)
+    assert column._values is None and column._keys is None
+    assert column.value_of(8) == "YORK" and column.value_of(6) == ["a"]
+    assert column.values_at([0, 3, 8, 3]) == [None, "Leeds", "YORK", "Leeds"]
+    # Saved again with the new entry and opened once more: the same entries.
+    again = _reopened(tmp_path, store).columns["f"]
+    assert again.entry_count() == 9
+    assert again.codes.tolist() == column.codes.tolist()
+    assert again.values == [None, "York", " york", "Leeds", 3, True, ["a"], "a", "YORK"]
+    assert again.keys == {json_key(v): c for c, v in enumerate(again.values) if c}
 
 
 def test_snapshots_of_an_older_format_are_built_again(tmp_path: Path) -> None:
