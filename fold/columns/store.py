@@ -392,7 +392,8 @@ class Column:
         """The per-kind arrays to save beside the column's keys: every entry's, as plain
         numpy arrays that can be memory-mapped; None when some cannot be (text numpy holds
         only in its variable-width strings), and a process opening it makes them again."""
-        derived = self.derived()
+        parts = self.derived_parts()
+        derived = (parts[0] if len(parts) == 1 else _merged(parts)) or self.derived()
         out: dict[str, Any] = {"as_number": derived["as_number"]}
         for kind in KINDS:
             typed = derived.get(kind)
@@ -444,6 +445,31 @@ class Column:
         array = np.array(keys, dtype=f"U{max(width, 1)}")
         codes = np.argsort(array[1:], kind="stable") + 1
         return array, array[codes], codes
+
+
+def _merged(parts: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The mapped entries' arrays and those of entries added since as one (for saving,
+    without making the values); None when some text is not fixed-width."""
+    out: dict[str, Any] = {"as_number": np.concatenate([p["as_number"] for p in parts])}
+    for kind in KINDS:
+        found = [p[kind] for p in parts if kind in p]
+        if not found:
+            continue
+        ids = np.concatenate([t.ids for t in found])
+        arrays = [t.array for t in found]
+        if kind == "string" and not all(_fixed(a) for a in arrays):
+            return None
+        if all(a is None for a in arrays):
+            out[kind] = Typed(ids, None, None)
+            continue
+        exact = all(t.exact for t in found)
+        if kind != "string":
+            out[kind] = Typed(ids, None, np.concatenate(arrays), exact=exact)
+            continue
+        folded = np.concatenate([t.folded for t in found])
+        lowered = np.concatenate([t.lowered for t in found])
+        out[kind] = Typed(ids, None, np.concatenate(arrays), folded=folded, lowered=lowered)
+    return out
 
 
 def _find(index: tuple[Any, Any, Any], key: str) -> int | None:

@@ -266,7 +266,7 @@ def _hits(entries: Any, test: Test, kind: str, arg: Any) -> Any:
     typed = isinstance(entries, Entries)
     # Few entries are quicker one by one, unless their values would have to be made.
     few = typed and entries.made and len(entries.ids) < VECTOR_MIN
-    if test.vector is not None and not few and not _nul_in(arg):
+    if test.vector is not None and not few and not _unfit(entries, arg):
         answer = test.vector(entries, arg, kind)
         if answer is not None:
             return answer
@@ -275,9 +275,21 @@ def _hits(entries: Any, test: Test, kind: str, arg: Any) -> Any:
     return np.array([test.python(v, arg, kind) for v in entries.values], dtype=bool)
 
 
-def _nul_in(arg: Any) -> bool:
-    """Whether the argument is text holding NUL, which numpy takes for padding when it
-    makes an array of it ("a\\x00" compares equal to "a", with fixed-width and
-    variable-width strings alike): such a test goes value by value."""
+def _unfit(entries: Any, arg: Any) -> bool:
+    """Whether numpy would misread the argument: text holding NUL, which it takes for
+    padding when it makes an array of it ("a\\x00" compares equal to "a", in fixed-width
+    and variable-width strings alike), or text with no UTF-8 (lone surrogates) against
+    variable-width strings. Such a test goes value by value."""
     args = arg if isinstance(arg, list) else [arg]
-    return any(isinstance(a, str) and "\x00" in a for a in args)
+    texts = [a for a in args if isinstance(a, str)]
+    if any("\x00" in a for a in texts):
+        return True
+    array = getattr(entries, "array", None)
+    if array is None or array.dtype.kind != "T" or not texts:
+        return False
+    try:
+        for a in texts:
+            a.encode()
+    except UnicodeEncodeError:
+        return True
+    return False

@@ -251,10 +251,14 @@ def test_saved_entries_answer_every_test_as_python_does(
 ) -> None:
     """A column opened from disk tests its mapped entries, and entries a write added after
     (apart), exactly as each test's Python meaning does, vectorised or value by value."""
-    column = _saved_and_opened(tmp_path_factory.mktemp("columns"), values)
+    directory = tmp_path_factory.mktemp("columns")
+    store = _opened_store(directory, values)
+    column = store.columns["f"]
     for value in later:  # written after the snapshot: entries of this process's own
         column.set_code(0, column.encode_text(json_key(value)))
-    everything = column.values
+    # ... and saved with them, opened again: the entries' arrays as one.
+    resaved = _reopened(directory, store).columns["f"]
+    everything = column.values_at(list(range(column.entry_count())))  # (not kept)
     name = data.draw(st.sampled_from(sorted(TESTS)))
     test = TESTS[name]
     kind = data.draw(st.sampled_from(sorted(test.kinds & set(ARGUMENTS))))
@@ -277,6 +281,7 @@ def test_saved_entries_answer_every_test_as_python_does(
         vector.VECTOR_MIN = smallest
         try:
             assert entry_hits(column, test, kind, argument).tolist() == expected
+            assert entry_hits(resaved, test, kind, argument).tolist() == expected
         finally:
             vector.VECTOR_MIN = saved
 
@@ -304,7 +309,10 @@ def test_a_column_that_only_counts_makes_no_values(tmp_path: Path) -> None:
     assert column.values_at([0, 3, 8, 3]) == [None, "Leeds", "YORK", "Leeds"]
     # Saved again with the new entry and opened once more: the same entries.
     again = _reopened(tmp_path, store).columns["f"]
+    assert column._values is None and column._keys is None  # saving made neither
     assert again.entry_count() == 9
+    assert entry_hits(again, TESTS["eq_fold"], "string", "york").sum() == 3
+    assert entry_hits(again, TESTS["lt"], "number", 4).sum() == 1
     assert again.codes.tolist() == column.codes.tolist()
     assert again.values == [None, "York", " york", "Leeds", 3, True, ["a"], "a", "YORK"]
     assert again.keys == {json_key(v): c for c, v in enumerate(again.values) if c}
