@@ -69,10 +69,11 @@ class Dormant:
     columns: dict[str, Column]  # made in memory, until saved
     objects: frozenset[str]
     files: dict[str, str] = field(default_factory=dict)  # on disk: path -> file stem
+    entries: dict[str, Any] = field(default_factory=dict)  # on disk: what persist saved
     source: Path | None = None  # the snapshot holding the files (None: made in memory)
     # Opens a column from its files when it is woken, not before: a sleeping column costs
     # a process nothing.
-    opener: Callable[[str, str], Column] | None = None
+    opener: Callable[[str, str, Any], Column] | None = None
 
     def paths(self) -> set[str]:
         return set(self.columns) | set(self.files)
@@ -81,7 +82,7 @@ class Dormant:
         """The sleeping column of `path` (None: no document held it)."""
         found = self.columns.get(path)
         if found is None and path in self.files and self.opener is not None:
-            found = self.opener(path, self.files[path])
+            found = self.opener(path, self.files[path], self.entries[path])
         return found
 
     def covers(self, path: str) -> bool:
@@ -288,14 +289,12 @@ def _woken(
     if asleep is None:
         column = Column(path, store.n)
     else:
-        column = Column(
-            path,
-            store.n,
-            saved=asleep.keys_source(),
-            owners=list(asleep.owners),
-            elements=list(asleep.elements),
-        )
-        column.codes[: dormant.n] = asleep.codes[: dormant.n]
+        # Opened afresh for this wake (its entries mapped, shared with other processes);
+        # its codes become this store's own, rows added since the catalogue included.
+        column = asleep
+        codes = np.zeros(store.n, dtype=np.int32)
+        codes[: dormant.n] = asleep.codes
+        column.codes = codes
     reading = JsonValue(Record.data, path)
     rows = connection.execute(
         select(Record.uid, reading).where(store.of_types(), since),
@@ -313,21 +312,26 @@ def _woken(
 # --- on disk, beside the store's snapshot (fold.columns.persist) ---------------------------
 
 
-def write(dormant: Dormant, save: Callable[[str], str]) -> dict[str, Any]:
-    """Save each sleeping column with `save` (which answers its file stem); answers what
-    the snapshot's meta keeps of the catalogue."""
+def write(dormant: Dormant, save: Callable[[str], tuple[str, Any]]) -> dict[str, Any]:
+    """Save each sleeping column with `save` (which answers its file stem and what is
+    said of its entries); answers what the snapshot's meta keeps of the catalogue."""
+    saved = {path: save(path) for path in sorted(dormant.paths())}
     return {
         **dormant.seen.as_json(),
         "n": dormant.n,
-        "files": {path: save(path) for path in sorted(dormant.paths())},
+        "files": {path: stem for path, (stem, _) in saved.items()},
+        "entries": {path: entries for path, (_, entries) in saved.items()},
         "objects": sorted(dormant.objects),
     }
 
 
-def read(meta: dict[str, Any], opener: Callable[[str, str], Column], source: Path) -> Dormant:
+def read(meta: dict[str, Any], opener: Callable[[str, str, Any], Column], source: Path) -> Dormant:
     """The catalogue a snapshot's meta describes, its columns to be opened with `opener`
     from the snapshot at `source` when woken."""
     files: dict[str, str] = dict(meta["files"])
+    entries: dict[str, Any] = dict(meta["entries"])
+    if set(entries) != set(files):
+        raise ValueError("catalogue entries differ from its files")
     seen = clock.Reading.from_json(meta)
     n = int(meta["n"])
-    return Dormant(seen, n, {}, frozenset(meta["objects"]), files, source, opener)
+    return Dormant(seen, n, {}, frozenset(meta["objects"]), files, entries, source, opener)

@@ -39,14 +39,16 @@ from sqlalchemy.exc import DBAPIError
 from fold.columns import catalogue
 from fold.columns.catalogue import Dormant
 from fold.columns.rowdata import SearchText, Uids
-from fold.columns.store import Column, Rank, Store
+from fold.columns.store import KINDS, Column, Rank, Store
 from fold.records.clock import Reading, behind, era
 
 log = logging.getLogger("fold.columns")
 
 # 4: uids, search text and entries mapped, the display value a column like others, and
-# the clock reading as `Reading.as_json` has it. 5: the catalogue (fold.columns.catalogue).
-FORMAT = 5
+# the clock reading as `Reading.as_json` has it. 5: each column's per-kind arrays of its
+# entries (`Column.saved_arrays`) and its key index (`Column.key_index`) mapped too.
+# 6: the catalogue (fold.columns.catalogue).
+FORMAT = 6
 KEEP = 2  # snapshots of a store kept on disk (others still open elsewhere stay readable)
 
 
@@ -81,42 +83,6 @@ def _keys(mapped: mmap.mmap) -> list[str]:
     return keys
 
 
-def _write_column(target: Path, stem: str, column: Column) -> str:
-    np.save(target / f"{stem}.npy", np.asarray(column.codes))
-    np.save(target / f"{stem}.owners.npy", np.array(column.owners, dtype=np.int64))
-    np.save(target / f"{stem}.elements.npy", np.array(column.elements, dtype=np.int64))
-    # ASCII (escapes for the rest): lone surrogates in JSON text round-trip too.
-    (target / f"{stem}.json").write_text(json.dumps(column.key_list()))
-    return stem
-
-
-COLUMN_FILES = (".npy", ".owners.npy", ".elements.npy", ".json")
-
-
-def _keep_asleep(target: Path, dormant: Dormant, path: str) -> str:
-    """A catalogue column in a new snapshot: linked to the one it was opened from (it never
-    changes), written when it was made by this process."""
-    stem = dormant.files.get(path)
-    if stem is not None and dormant.source is not None:
-        for suffix in COLUMN_FILES:
-            os.link(dormant.source / f"{stem}{suffix}", target / f"{stem}{suffix}")
-        return stem
-    return _write_column(target, f"d{_name(path)}", dormant.columns[path])
-
-
-def _open_column(source: Path, path: str, stem: str) -> Column:
-    column = Column(
-        path,
-        0,
-        saved=partial(_keys, _mapped_text(source / f"{stem}.json")),
-        owners=np.load(source / f"{stem}.owners.npy").tolist(),
-        elements=np.load(source / f"{stem}.elements.npy").tolist(),
-    )
-    # Copy-on-write: writes applied later stay in this process.
-    column.codes = np.load(source / f"{stem}.npy", mmap_mode="c")
-    return column
-
-
 class Snapshots:
     """Where one application keeps its stores' snapshots: `<data dir>/columns`."""
 
@@ -144,7 +110,7 @@ class Snapshots:
             shutil.rmtree(target, ignore_errors=True)
             raise
         if store.dormant is not None and store.dormant.source is None:
-            # Made by this read: from now on mapped from disk, not held in memory.
+            # Made by this process: from now on mapped from disk, not held in memory.
             meta = json.loads((target / "meta.json").read_text())
             store.dormant = catalogue.read(meta["catalogue"], partial(_open_column, target), target)
         self._prune(home, name)
@@ -161,8 +127,11 @@ class Snapshots:
         np.save(target / "created.npy", np.asarray(store.created))
         np.save(target / "last_updated.npy", np.asarray(store.last_updated))
         columns = {}
+        entries = {}
         for path, column in store.columns.items():
-            columns[path] = _write_column(target, f"c{_name(path)}", column)
+            stem = f"c{_name(path)}"
+            entries[path] = _write_column(target, stem, column)
+            columns[path] = stem
         ranks = []
         for sort, rank in store.ranks.items():
             stem = f"r{_name(json.dumps(sort))}"
@@ -172,6 +141,7 @@ class Snapshots:
         meta = {
             "format": FORMAT, "bucket": store.bucket, "resource_type": store.resource_type,
             **store.seen.as_json(), "n": store.n, "columns": columns, "ranks": ranks,
+            "entries": entries,
         }  # fmt: skip
         if store.dormant is not None:
             meta["catalogue"] = catalogue.write(
@@ -239,7 +209,7 @@ class Snapshots:
             return False
         try:
             self._read(store, source, meta)
-        except (OSError, ValueError) as exc:  # pruned meanwhile, or cut short: build instead
+        except (OSError, ValueError, KeyError) as exc:  # pruned meanwhile, cut short: build
             log.warning("column snapshot %s not opened: %s", source, exc)
             return False
         return True
@@ -252,7 +222,10 @@ class Snapshots:
         n = int(meta["n"])
         uids = Uids(mapped("uids.npy"), mapped("uids_order.npy"), mapped("uids_sorted.npy"))
         search = SearchText(mapped("search.npy"), mapped("search_offsets.npy"))
-        columns = {path: _open_column(source, path, stem) for path, stem in meta["columns"].items()}
+        columns = {
+            path: _open_column(source, path, stem, meta["entries"][path])
+            for path, stem in meta["columns"].items()
+        }
         ranks = {
             tuple(r["sort"]): Rank(
                 mapped(f"{r['stem']}.order.npy"),
@@ -275,3 +248,118 @@ class Snapshots:
         store.n = n
         store.seen = Reading.from_json(meta)
         store.loaded = True
+
+
+# --- a column's entries as arrays -----------------------------------------------------------
+
+
+# A column's keys as fixed-width arrays (`Column.key_index`): in code order, sorted, and
+# the code of each sorted key.
+KEY_INDEX = ("keys", "keys_sorted", "keys_codes")
+
+
+def _write_column(target: Path, stem: str, column: Column) -> dict[str, Any]:
+    """Save a column under `stem`: its codes, list pairs, keys and entries' arrays; answers
+    what the meta file says of its entries."""
+    np.save(target / f"{stem}.npy", np.asarray(column.codes))
+    np.save(target / f"{stem}.owners.npy", np.array(column.owners, dtype=np.int64))
+    np.save(target / f"{stem}.elements.npy", np.array(column.elements, dtype=np.int64))
+    # ASCII (escapes for the rest): lone surrogates in JSON text round-trip too.
+    (target / f"{stem}.json").write_text(json.dumps(column.key_list()))
+    return _write_entries(column, target, stem)
+
+
+def _open_column(source: Path, path: str, stem: str, entries: dict[str, Any]) -> Column:
+    column = Column(
+        path,
+        0,
+        saved=partial(_keys, _mapped_text(source / f"{stem}.json")),
+        owners=np.load(source / f"{stem}.owners.npy").tolist(),
+        elements=np.load(source / f"{stem}.elements.npy").tolist(),
+    )
+    # Copy-on-write: writes applied later stay in this process.
+    column.codes = np.load(source / f"{stem}.npy", mmap_mode="c")
+    _open_entries(column, source, stem, entries)
+    return column
+
+
+def _keep_asleep(target: Path, dormant: Dormant, path: str) -> tuple[str, dict[str, Any]]:
+    """A catalogue column in a new snapshot: its files linked to those it was opened from
+    (they never change), or written when it was made by this process; answers its stem
+    and what the meta file says of its entries."""
+    stem = dormant.files.get(path)
+    if stem is not None and dormant.source is not None:
+        for file in dormant.source.glob(f"{stem}.*"):
+            os.link(file, target / file.name)
+        return stem, dormant.entries[path]
+    stem = f"d{_name(path)}"
+    return stem, _write_column(target, stem, dormant.columns[path])
+
+
+def _write_entries(column: Column, target: Path, stem: str) -> dict[str, Any]:
+    """Save the per-kind arrays of a column's entries (`Column.saved_arrays`); what the
+    meta file says of them: how many entries, and per kind which arrays and whether its
+    numbers are exact (no kinds: not saved, made again from the keys when used)."""
+    index = column.key_index()
+    if index is not None:
+        for name, array in zip(KEY_INDEX, index, strict=True):
+            np.save(target / f"{stem}.{name}.npy", np.asarray(array))
+    arrays = column.saved_arrays()
+    info: dict[str, Any] = {
+        "count": column.entry_count(), "kinds": None, "key_index": index is not None,
+    }  # fmt: skip
+    if arrays is None:
+        return info
+    np.save(target / f"{stem}.as_number.npy", np.asarray(arrays["as_number"]))
+    kinds: dict[str, Any] = {}
+    for kind in KINDS:
+        typed = arrays.get(kind)
+        if typed is None:
+            continue
+        saved = {"ids": typed.ids}
+        if typed.array is not None:
+            saved["array"] = typed.array
+        if kind == "string":
+            saved["folded"] = typed.folded
+            saved["lowered"] = typed.lowered
+        for name, array in saved.items():
+            np.save(target / f"{stem}.{kind}.{name}.npy", np.asarray(array))
+        kinds[kind] = {"arrays": list(saved), "exact": bool(typed.exact)}
+    info["kinds"] = kinds
+    return info
+
+
+def _open_entries(column: Column, source: Path, stem: str, info: dict[str, Any]) -> None:
+    """Map a column's saved entry arrays now (a newer snapshot may prune the files before
+    they are first used; a mapping keeps them) and hand them to the column."""
+    count = int(info["count"])
+    if info["key_index"]:
+        keys, ordered, codes = (_map(source / f"{stem}.{name}.npy") for name in KEY_INDEX)
+        if len(keys) != count or len(ordered) != count - 1 or len(codes) != count - 1:
+            raise ValueError("sizes differ")
+        column.use_key_index(keys, ordered, codes)
+    kinds = info["kinds"]
+    if kinds is None:
+        column.use_saved(count, None, {})
+        return
+    arrays: dict[str, Any] = {"as_number": _map(source / f"{stem}.as_number.npy")}
+    held = 1  # entry 0, no value, is of no kind
+    for kind, about in kinds.items():
+        if kind not in KINDS:
+            raise ValueError(f"unknown kind {kind}")
+        for name in about["arrays"]:
+            found = _map(source / f"{stem}.{kind}.{name}.npy")
+            arrays[kind if name == "ids" else f"{kind}.{name}"] = found
+            if len(found) != len(arrays[kind]):
+                raise ValueError("sizes differ")
+        held += len(arrays[kind])
+    if held != count or len(arrays["as_number"]) != count:
+        raise ValueError("sizes differ")
+    exact = {kind: bool(about["exact"]) for kind, about in kinds.items()}
+    column.use_saved(count, arrays, exact)
+
+
+def _map(file: Path) -> Any:
+    """A saved array, memory-mapped copy-on-write (never written: shared with every other
+    process that maps it)."""
+    return np.load(file, mmap_mode="c")

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import json
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -69,41 +71,96 @@ def kind_of(value: Any) -> str:
     return "object"
 
 
-@dataclass
 class Typed:
-    """The entries of one kind, as numpy arrays for vectorised tests."""
+    """The entries of one kind, as numpy arrays for vectorised tests. `values` (the entries'
+    Python values, for tests numpy cannot answer exactly) are made when first asked for,
+    by `source`, when not given."""
 
-    ids: np.ndarray[Any, np.dtype[np.int64]]
-    values: list[Any]
-    array: Any  # StringDType, float64 or bool array of `values`; None: test one by one
-    exact: bool = True  # numbers: every value exactly representable as float64
-    _folded: Any = None
-    _lowered: Any = None
+    def __init__(
+        self,
+        ids: np.ndarray[Any, np.dtype[np.int64]],
+        values: list[Any] | None,
+        array: Any,  # text (see `_strings`), float64 or bool array of `values`; None: one by one
+        exact: bool = True,  # numbers: every value exactly representable as float64
+        *,
+        source: Callable[[], list[Any]] | None = None,
+        folded: Any = None,
+        lowered: Any = None,
+    ) -> None:
+        self.ids = ids
+        self._values = values
+        self._source = source
+        self.array = array
+        self.exact = exact
+        self._folded = folded
+        self._lowered = lowered
+
+    @property
+    def values(self) -> list[Any]:
+        if self._values is None:
+            assert self._source is not None
+            self._values = self._source()
+        return self._values
+
+    @property
+    def made(self) -> bool:
+        """Whether the values are at hand (not to be made from the saved keys)."""
+        return self._values is not None
 
     @property
     def folded(self) -> Any:
         """Strings as `equals` sees them (rules.ops.fold)."""
         if self._folded is None:
-            from fold.rules.ops import fold
+            if _fixed(self.array):
+                self._folded = _lower_ascii(np.strings.strip(self.array, " "))
+            else:
+                from fold.rules.ops import fold
 
-            self._folded = np.array([fold(v) for v in self.values], dtype=STRINGS)
+                self._folded = np.array([fold(v) for v in self.values], dtype=STRINGS)
         return self._folded
 
     @property
     def lowered(self) -> Any:
         """Strings as `starts_with_case_insensitive` sees them."""
         if self._lowered is None:
-            from fold.rules.ops import lower_ascii
+            if _fixed(self.array):
+                self._lowered = _lower_ascii(self.array)
+            else:
+                from fold.rules.ops import lower_ascii
 
-            self._lowered = np.array([lower_ascii(v) for v in self.values], dtype=STRINGS)
+                self._lowered = np.array([lower_ascii(v) for v in self.values], dtype=STRINGS)
         return self._lowered
 
 
+# Fixed-width text is used while its padding costs at most this many times its characters.
+MAX_PADDING = 4
+
+
+def _fixed(array: Any) -> bool:
+    """Whether a text array is fixed-width (numpy "U": one code point in 4 bytes)."""
+    return array is not None and array.dtype.kind == "U"
+
+
 def _strings(values: list[str]) -> Any:
+    """Text entries as numpy holds them for vectorised tests: fixed-width ("U", code points,
+    so it can be saved and memory-mapped) unless a value holds NUL (numpy takes trailing
+    NULs for padding) or one long value would pad every other; else numpy's variable-width
+    strings; None when numpy cannot hold them (lone surrogates have no UTF-8)."""
+    width = max(map(len, values), default=0)
+    chars = sum(map(len, values))
+    if width * len(values) <= MAX_PADDING * chars + 4096 and not any("\x00" in v for v in values):
+        return np.array(values, dtype=f"U{max(width, 1)}")
     try:
         return np.array(values, dtype=STRINGS)
     except (UnicodeEncodeError, ValueError):  # lone surrogates: no UTF-8 for numpy
         return None
+
+
+def _lower_ascii(array: Any) -> Any:
+    """`rules.ops.lower_ascii` of every string of a fixed-width array, at numpy's speed."""
+    points = np.ascontiguousarray(array).view(np.uint32)
+    upper = (points >= ord("A")) & (points <= ord("Z"))
+    return (points + upper.astype(np.uint32) * 32).view(array.dtype)
 
 
 def values_of(keys: Sequence[str]) -> list[Any]:
@@ -143,6 +200,18 @@ class Column:
         self._derived: dict[str, Any] = {}
         self._derived_at = -1
         self._numbers: Any = None
+        self._pairs: tuple[Any, Any] | None = None
+        # Opened from disk: how many entries were saved, and their arrays (`use_saved`).
+        self._mapped_count = 0
+        self._mapped: tuple[dict[str, Any], dict[str, bool]] | None = None
+        self._mapped_arrays: dict[str, Any] | None = None
+        self._tail: dict[str, Any] = {}
+        self._tail_at = -1
+        # Opened from disk with its key index (`use_key_index`): entries added since, and
+        # their keys, while the values and the key map have not been made.
+        self._index: tuple[Any, Any, Any] | None = None
+        self._added: list[Any] = []
+        self._added_keys: dict[str, int] = {}
 
     def _read_saved(self) -> list[str]:
         if self._saved_keys is None:
@@ -156,7 +225,8 @@ class Column:
     @property
     def values(self) -> list[Any]:
         if self._values is None:
-            self._values = values_of(self._read_saved())
+            self._values = [*values_of(self._read_saved()), *self._added]
+            self._added = []
             self._read_saved()
         return self._values
 
@@ -168,6 +238,8 @@ class Column:
     def keys(self) -> dict[str, int]:
         if self._keys is None:
             self._keys = {k: code for code, k in enumerate(self._read_saved()) if code}
+            self._keys.update(self._added_keys)
+            self._added_keys = {}
             self._read_saved()
         return self._keys
 
@@ -175,25 +247,70 @@ class Column:
     def keys(self, keys: dict[str, int]) -> None:
         self._keys = keys
 
-    def keys_source(self) -> Callable[[], list[str]]:
-        """Where another column can read this one's keys from (its saved file, not kept)."""
-        return self._saved if self._saved is not None else self.key_list
+    def value_of(self, code: int) -> Any:
+        """One entry's value (its key parsed alone when the values have not been made)."""
+        if self._values is not None:
+            return self._values[code]
+        return self.values_at([code])[0]
+
+    def values_at(self, codes: list[int]) -> list[Any]:
+        """The values of some entries, parsing only their keys when the values have not
+        been made (the keys are read again, not kept)."""
+        if self._values is not None or not self._mapped_count:
+            values = self.values
+            return [values[i] for i in codes]
+        keys = self._saved_key_list()
+        saved = [c for c in codes if 0 < c < self._mapped_count]
+        parsed = dict(zip(saved, values_of(["", *(str(keys[i]) for i in saved)])[1:], strict=True))
+        parsed[0] = None
+        first = self._mapped_count
+        return [parsed[c] if c < first else self._added[c - first] for c in codes]
+
+    def _saved_key_list(self) -> Any:
+        """The saved entries' keys in code order: the mapped key array, or the saved list
+        (read again unless kept)."""
+        if self._index is not None:
+            return self._index[0]
+        if self._saved_keys is not None:
+            return self._saved_keys
+        assert self._saved is not None
+        return self._saved()
 
     def key_list(self) -> list[str]:
         """Every entry's key in code order (entry 0: "")."""
         if self._keys is None:
-            return self._read_saved()
-        out = [""] * len(self.values)
-        for key, code in self._keys.items():
+            saved = self._saved_key_list()
+            listed: list[str] = saved.tolist() if isinstance(saved, np.ndarray) else saved
+            if not self._added_keys:
+                return listed
+            out = [*listed, *[""] * len(self._added_keys)]
+        else:
+            out = [""] * self.entry_count()
+        for key, code in (self._keys or self._added_keys).items():
             out[code] = key
         return out
 
+    def code_of(self, key: str) -> int | None:
+        """The entry of a key, if there is one: by the saved key index (a binary search)
+        while the key map has not been made, so that applying a write makes neither it
+        nor the values."""
+        if self._keys is not None or self._index is None:
+            return self.keys.get(key)
+        code = self._added_keys.get(key)
+        return _find(self._index, key) if code is None else code
+
     def entry(self, key: str, value: Any) -> int:
-        code = self.keys.get(key)
+        code = self.code_of(key)
         if code is None:
-            code = len(self.values)
-            self.values.append(value)
-            self.keys[key] = code
+            code = self.entry_count()
+            if self._values is not None:
+                self._values.append(value)
+            else:
+                self._added.append(value)
+            if self._keys is not None:
+                self._keys[key] = code
+            else:
+                self._added_keys[key] = code
             if isinstance(value, list):
                 for element in value:
                     if isinstance(element, str | int | float):
@@ -206,7 +323,7 @@ class Column:
         """The entry for a value as the database rendered it in JSON (None: missing)."""
         if text is None:
             return 0
-        code = self.keys.get(text)
+        code = self.code_of(text)
         if code is not None:
             return code
         value = json.loads(text)
@@ -218,14 +335,18 @@ class Column:
         """For columns the database holds as text (display value): keyed apart from the
         JSON renderings, which never start with NUL."""
         key = "\x00" + value
-        code = self.keys.get(key)
+        code = self.code_of(key)
         return self.entry(key, value) if code is None else code
 
     def numbers(self) -> np.ndarray[Any, np.dtype[np.float64]]:
         """Each row's value as a float where it is a number, NaN otherwise (for `near`);
         kept until a row's code changes."""
         if self._numbers is None or len(self._numbers) != len(self.codes):
-            self._numbers = self.derived()["as_number"][self.codes]
+            parts = self.derived_parts()
+            as_number = parts[0]["as_number"]
+            if len(parts) > 1:
+                as_number = np.concatenate([p["as_number"] for p in parts])
+            self._numbers = as_number[self.codes]
         numbers: np.ndarray[Any, np.dtype[np.float64]] = self._numbers
         return numbers
 
@@ -235,39 +356,203 @@ class Column:
             self._numbers = None
 
     def derived(self) -> dict[str, Any]:
-        """Per-kind arrays of the entries, rebuilt when entries have been added."""
-        if self._derived_at == len(self.values):
+        """Per-kind arrays of every entry, rebuilt when entries have been added."""
+        if self._derived_at == self.entry_count():
             return self._derived
-        by_kind: dict[str, tuple[list[int], list[Any]]] = {}
-        for code, value in enumerate(self.values):
-            if code == 0:
-                continue
-            ids, values = by_kind.setdefault(kind_of(value), ([], []))
-            ids.append(code)
-            values.append(value)
-        out: dict[str, Any] = {}
-        for kind, (ids, values) in by_kind.items():
-            id_array = np.array(ids, dtype=np.int64)
-            if kind == "string":
-                out[kind] = Typed(id_array, values, _strings(values))
-            elif kind == "number":
-                exact = all(isinstance(v, float) or abs(v) <= EXACT_INT for v in values)
-                out[kind] = Typed(
-                    id_array, values, np.array([float(v) for v in values]), exact=exact
-                )
-            elif kind == "boolean":
-                out[kind] = Typed(id_array, values, np.array(values, dtype=bool))
-            else:
-                out[kind] = Typed(id_array, values, None)
-        numbers = np.full(len(self.values), np.nan)
-        if "number" in out:
-            numbers[out["number"].ids] = out["number"].array
-        out["as_number"] = numbers
-        out["owners"] = np.array(self.owners, dtype=np.int64)
-        out["elements"] = np.array(self.elements, dtype=np.int64)
-        self._derived = out
+        if self._mapped is not None and self._mapped_count == self.entry_count():
+            return self._mapped_part()
+        self._derived = _derive(self, 0, self.values)
+        self._derived["owners"] = np.array(self.owners, dtype=np.int64)
+        self._derived["elements"] = np.array(self.elements, dtype=np.int64)
         self._derived_at = len(self.values)
+        return self._derived
+
+    def list_elements(self) -> tuple[Any, Any]:
+        """The (list entry, element entry) pairs as two arrays."""
+        if self._pairs is None or len(self._pairs[0]) != len(self.owners):
+            self._pairs = (
+                np.array(self.owners, dtype=np.int64),
+                np.array(self.elements, dtype=np.int64),
+            )
+        return self._pairs
+
+    # --- entries' arrays saved with the column (fold.columns.persist) ---------------------
+
+    def entry_count(self) -> int:
+        """How many entries (entry 0 included), without making their values."""
+        if self._values is None and self._mapped_count:
+            return self._mapped_count + len(self._added)
+        return len(self.values)
+
+    def use_saved(self, count: int, arrays: dict[str, Any] | None, exact: dict[str, bool]) -> None:
+        """A column opened from disk: `count` entries, and (unless None) the per-kind
+        arrays of all of them as saved (`mapped_entries` says how), so that a process that
+        only tests the column never makes its values."""
+        self._mapped_count = count
+        self._mapped = None if arrays is None else (arrays, exact)
+
+    def saved_arrays(self) -> dict[str, Any] | None:
+        """The per-kind arrays to save beside the column's keys: every entry's, as plain
+        numpy arrays that can be memory-mapped; None when some cannot be (text numpy holds
+        only in its variable-width strings), and a process opening it makes them again."""
+        parts = self.derived_parts()
+        derived = (parts[0] if len(parts) == 1 else _merged(parts)) or self.derived()
+        out: dict[str, Any] = {"as_number": derived["as_number"]}
+        for kind in KINDS:
+            typed = derived.get(kind)
+            if typed is None:
+                continue
+            if kind == "string" and not _fixed(typed.array):
+                return None
+            out[kind] = typed
         return out
+
+    def derived_parts(self) -> list[dict[str, Any]]:
+        """The per-kind arrays in parts, each for its own entries: those saved with the
+        column (memory-mapped, shared with every process that opened it) and those of
+        entries added since (this process's own)."""
+        if self._mapped is None:
+            return [self.derived()]
+        base = self._mapped_part()
+        size = self.entry_count()
+        if size == self._mapped_count:
+            return [base]
+        if self._tail_at != size:
+            added = self._added if self._values is None else self._values[self._mapped_count :]
+            self._tail = _derive(self, self._mapped_count, added)
+            self._tail_at = size
+        return [base, self._tail]
+
+    def _mapped_part(self) -> dict[str, Any]:
+        if self._mapped_arrays is None:
+            assert self._mapped is not None
+            self._mapped_arrays = mapped_entries(self, *self._mapped)
+        return self._mapped_arrays
+
+    def use_key_index(self, keys: Any, ordered: Any, codes: Any) -> None:
+        """A column opened from disk with its saved keys as fixed-width arrays: in code
+        order, sorted, and the code of each sorted key (`key_index`)."""
+        self._index = (keys, ordered, codes)
+
+    def key_index(self) -> tuple[Any, Any, Any] | None:
+        """The keys as `use_key_index` takes them, to save; None when numpy cannot hold
+        them exactly (a key ending in NUL, or one long key that would pad every other)."""
+        if self._index is not None and not self._added_keys and self._keys is None:
+            return self._index
+        keys = self.key_list()
+        width = max(map(len, keys), default=0)
+        if width * len(keys) > MAX_PADDING * sum(map(len, keys)) + 4096:
+            return None
+        if any(k.endswith("\x00") for k in keys):
+            return None
+        array = np.array(keys, dtype=f"U{max(width, 1)}")
+        codes = np.argsort(array[1:], kind="stable") + 1
+        return array, array[codes], codes
+
+
+def _merged(parts: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The mapped entries' arrays and those of entries added since as one (for saving,
+    without making the values); None when some text is not fixed-width."""
+    out: dict[str, Any] = {"as_number": np.concatenate([p["as_number"] for p in parts])}
+    for kind in KINDS:
+        found = [p[kind] for p in parts if kind in p]
+        if not found:
+            continue
+        ids = np.concatenate([t.ids for t in found])
+        arrays = [t.array for t in found]
+        if kind == "string" and not all(_fixed(a) for a in arrays):
+            return None
+        if all(a is None for a in arrays):
+            out[kind] = Typed(ids, None, None)
+            continue
+        exact = all(t.exact for t in found)
+        if kind != "string":
+            out[kind] = Typed(ids, None, np.concatenate(arrays), exact=exact)
+            continue
+        folded = np.concatenate([t.folded for t in found])
+        lowered = np.concatenate([t.lowered for t in found])
+        out[kind] = Typed(ids, None, np.concatenate(arrays), folded=folded, lowered=lowered)
+    return out
+
+
+def _find(index: tuple[Any, Any, Any], key: str) -> int | None:
+    """A key's code by binary search of the sorted saved keys; None when not saved."""
+    _, ordered, codes = index
+    # Numpy would take a trailing NUL for padding, and cut a key longer than its width.
+    if not len(ordered) or key.endswith("\x00") or len(key) > ordered.dtype.itemsize // 4:
+        return None
+    at = int(np.searchsorted(ordered, key))
+    if at < len(ordered) and str(ordered[at]) == key:
+        return int(codes[at])
+    return None
+
+
+# Every kind of entry, in the order `derived` keeps them.
+KINDS = ("string", "number", "boolean", "list", "object")
+
+
+def _derive(column: Column, first: int, values: list[Any]) -> dict[str, Any]:
+    """The per-kind arrays of the entries from code `first` on, whose values are `values`."""
+    by_kind: dict[str, tuple[list[int], list[Any]]] = {}
+    for code, value in enumerate(values, start=first):
+        if code == 0:
+            continue
+        ids, kind_values = by_kind.setdefault(kind_of(value), ([], []))
+        ids.append(code)
+        kind_values.append(value)
+    out: dict[str, Any] = {}
+    for kind, (ids, kind_values) in by_kind.items():
+        id_array = np.array(ids, dtype=np.int64)
+        if kind == "string":
+            out[kind] = Typed(id_array, kind_values, _strings(kind_values))
+        elif kind == "number":
+            exact = all(isinstance(v, float) or abs(v) <= EXACT_INT for v in kind_values)
+            floats = np.array([float(v) for v in kind_values])
+            out[kind] = Typed(id_array, kind_values, floats, exact=exact)
+        elif kind == "boolean":
+            out[kind] = Typed(id_array, kind_values, np.array(kind_values, dtype=bool))
+        else:
+            out[kind] = Typed(id_array, kind_values, None)
+    numbers = np.full(len(values), np.nan)
+    if "number" in out:
+        numbers[out["number"].ids - first] = out["number"].array
+    out["as_number"] = numbers
+    return out
+
+
+def mapped_entries(
+    column: Column, arrays: dict[str, Any], exact: dict[str, bool]
+) -> dict[str, Any]:
+    """`derived` of a column opened from disk, from its saved arrays (kind -> ids, and
+    "<kind>.array", "<kind>.folded", "<kind>.lowered" where saved; "as_number"). Values
+    are made only for a test numpy cannot answer: text from its own array (it holds no
+    NUL, so exactly the strings), the rest from the column's saved keys."""
+    out: dict[str, Any] = {"as_number": arrays["as_number"]}
+    for kind in KINDS:
+        ids = arrays.get(kind)
+        if ids is None:
+            continue
+        array = arrays.get(f"{kind}.array")
+        # (the column by weak reference: it holds these, and a cycle would outlive it)
+        source = partial(_values_at, weakref.ref(column), ids)
+        if kind == "string" and array is not None:
+            source = array.tolist
+        out[kind] = Typed(
+            ids,
+            None,
+            array,
+            exact=exact.get(kind, True),
+            source=source,
+            folded=arrays.get(f"{kind}.folded"),
+            lowered=arrays.get(f"{kind}.lowered"),
+        )
+    return out
+
+
+def _values_at(column: Callable[[], Column | None], ids: Any) -> list[Any]:
+    held = column()
+    assert held is not None
+    return held.values_at(ids.tolist())
 
 
 def micros(value: Any) -> int:
@@ -450,8 +735,8 @@ class Store:
                 old = column.codes[index]
                 column.set_code(index, code)
                 if column.path in sort_paths and old != code:
-                    resorted = resorted or json_key(column.values[old]) != json_key(
-                        column.values[code]
+                    resorted = resorted or json_key(column.value_of(old)) != json_key(
+                        column.value_of(code)
                     )
             if resorted or moves:
                 for rank in self.ranks.values():

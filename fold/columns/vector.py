@@ -18,6 +18,7 @@ from typing import Any, assert_never
 import numpy as np
 
 from fold.columns.store import Column, Mask, Store
+from fold.columns.store import Typed as Entries
 from fold.rules.filter import Node
 from fold.rules.nodes import (
     And,
@@ -154,16 +155,28 @@ def owner_rows(
     ref, done, seen, entry_rows = cached.get(id(store), (None, 0, -1, None))
     if ref is None or ref() is not store:
         done, seen, entry_rows = 0, -1, np.zeros(0, dtype=np.int64)
-    size = len(column.values)
+    size = column.entry_count()
     if done < size or seen != store.n:
         fresh = np.full(size, -1, dtype=np.int64)
         fresh[:done] = entry_rows[:done]
-        # Entries that named no row may name one added since.
-        retry = range(done) if seen != store.n else range(0)
-        todo = [i for i in retry if fresh[i] < 0]
-        todo.extend(range(done, size))
-        values = column.values
-        fresh[todo] = _named_rows(store, [values[i] for i in todo])
+        todo = np.zeros(size, dtype=bool)
+        todo[done:] = True
+        if seen != store.n:  # entries that named no row may name one added since
+            todo[:done] = fresh[:done] < 0
+        # Only text names a row: each part's text entries, from its array where it has one.
+        for part in column.derived_parts():
+            text = part.get("string")
+            if text is None or not len(text.ids):
+                continue
+            picked = todo[text.ids]
+            if not picked.any():
+                continue
+            if text.array is not None and text.array.dtype.kind == "U":
+                found = _named_rows_fixed(store, text.array[picked])
+            else:
+                values = text.values
+                found = _named_rows(store, [values[i] for i in np.flatnonzero(picked).tolist()])
+            fresh[text.ids[picked]] = found
         entry_rows = fresh
         cached[id(store)] = (weakref.ref(store), size, store.n, entry_rows)
     owners: np.ndarray[Any, np.dtype[np.int64]] = entry_rows[column.codes[rows]]
@@ -173,16 +186,36 @@ def owner_rows(
 def _named_rows(store: Store, values: list[Any]) -> np.ndarray[Any, np.dtype[np.int64]]:
     """For each value: the row of `store` whose URI it is — exactly the URI Fold writes
     (make_uri), as the SQL compares it — or -1."""
-    prefix = f"/{store.bucket}/{store.resource_type}/"
-    out = np.full(len(values), -1, dtype=np.int64)
     # Text holding NUL is never a URI (and numpy would take its NULs for padding).
     texts = [v if isinstance(v, str) and "\x00" not in v else "" for v in values]
     try:
         raw = np.array(texts, dtype="S")  # ASCII (every URI Fold makes): at once
     except UnicodeEncodeError:
-        picked = [i for i, v in enumerate(texts) if v.startswith(prefix) and v.endswith("/")]
-        out[picked] = store.uids.locate([texts[i][len(prefix) : -1] for i in picked])
-        return out
+        return _named_rows_one_by_one(store, texts)
+    return _named_rows_ascii(store, raw)
+
+
+def _named_rows_fixed(store: Store, texts: Any) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """As `_named_rows`, for text entries in a fixed-width array (which holds no NUL)."""
+    try:
+        raw = texts.astype("S")  # ASCII (every URI Fold makes): at once
+    except UnicodeEncodeError:
+        return _named_rows_one_by_one(store, texts.tolist())
+    return _named_rows_ascii(store, raw)
+
+
+def _named_rows_one_by_one(store: Store, texts: list[str]) -> np.ndarray[Any, np.dtype[np.int64]]:
+    prefix = f"/{store.bucket}/{store.resource_type}/"
+    out = np.full(len(texts), -1, dtype=np.int64)
+    picked = [i for i, v in enumerate(texts) if v.startswith(prefix) and v.endswith("/")]
+    out[picked] = store.uids.locate([texts[i][len(prefix) : -1] for i in picked])
+    return out
+
+
+def _named_rows_ascii(store: Store, raw: Any) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """As `_named_rows`, for texts as an ASCII bytes array holding no NUL."""
+    prefix = f"/{store.bucket}/{store.resource_type}/"
+    out = np.full(len(raw), -1, dtype=np.int64)
     start, width = len(prefix), raw.dtype.itemsize
     if width <= start + 1:
         return out
@@ -205,10 +238,9 @@ def _named_rows(store: Store, values: list[Any]) -> np.ndarray[Any, np.dtype[np.
 def _leaf(column: Column, test: Test, kind: str, value: Any, many: bool) -> Mask:
     hits = entry_hits(column, test, kind, value)
     if many:
-        derived = column.derived()
-        owners, elements = derived["owners"], derived["elements"]
+        owners, elements = column.list_elements()
         if len(owners):
-            listed = np.zeros(len(column.values), dtype=bool)
+            listed = np.zeros(column.entry_count(), dtype=bool)
             listed[owners[hits[elements]]] = True
             # A list matches through its elements; a list entry itself never matches.
             hits = hits | listed
@@ -218,20 +250,46 @@ def _leaf(column: Column, test: Test, kind: str, value: Any, many: bool) -> Mask
 
 def entry_hits(column: Column, test: Test, kind: str, arg: Any) -> Mask:
     """For each entry of `column`: is it a `kind` value that passes the test?"""
-    hits = np.zeros(len(column.values), dtype=bool)
-    entries = column.derived().get(kind)
-    if entries is None or not len(entries.ids):
-        return hits
-    hits[entries.ids[_hits(entries, test, kind, arg)]] = True
+    hits = np.zeros(column.entry_count(), dtype=bool)
+    # Entries saved with the column and those added since: tested apart, so that the
+    # saved arrays (shared with other processes) are never copied to add a few.
+    for part in column.derived_parts():
+        entries = part.get(kind)
+        if entries is None or not len(entries.ids):
+            continue
+        hits[entries.ids[_hits(entries, test, kind, arg)]] = True
     return hits
 
 
 def _hits(entries: Any, test: Test, kind: str, arg: Any) -> Any:
     """The test over entries: vectorised when the table says numpy is exact for it."""
-    if test.vector is not None and (entries.values is None or len(entries.values) >= VECTOR_MIN):
+    typed = isinstance(entries, Entries)
+    # Few entries are quicker one by one, unless their values would have to be made.
+    few = typed and entries.made and len(entries.ids) < VECTOR_MIN
+    if test.vector is not None and not few and not _unfit(entries, arg):
         answer = test.vector(entries, arg, kind)
         if answer is not None:
             return answer
-    if entries.values is None:
+    if not typed:
         raise Unsupported(f"{test.name} on a column of {kind}")
     return np.array([test.python(v, arg, kind) for v in entries.values], dtype=bool)
+
+
+def _unfit(entries: Any, arg: Any) -> bool:
+    """Whether numpy would misread the argument: text holding NUL, which it takes for
+    padding when it makes an array of it ("a\\x00" compares equal to "a", in fixed-width
+    and variable-width strings alike), or text with no UTF-8 (lone surrogates) against
+    variable-width strings. Such a test goes value by value."""
+    args = arg if isinstance(arg, list) else [arg]
+    texts = [a for a in args if isinstance(a, str)]
+    if any("\x00" in a for a in texts):
+        return True
+    array = getattr(entries, "array", None)
+    if array is None or array.dtype.kind != "T" or not texts:
+        return False
+    try:
+        for a in texts:
+            a.encode()
+    except UnicodeEncodeError:
+        return True
+    return False

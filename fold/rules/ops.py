@@ -149,7 +149,15 @@ def _vec_in(entries: Any, arg: Any, kind: str) -> Any:
         return None
     values = entries.array
     wanted = [_vec_number(a, kind) for a in arg]
-    return np.isin(values, np.array(wanted, dtype=values.dtype))
+    return np.isin(values, _like(values, wanted))
+
+
+def _like(values: Any, wanted: list[Any]) -> Any:
+    """`wanted` as an array of the entries' type; fixed-width text as wide as it needs
+    (in the entries' width it would be cut short)."""
+    if values.dtype.kind == "U":
+        return np.array(wanted, dtype=str)
+    return np.array(wanted, dtype=values.dtype)
 
 
 def _vec_eq_fold(entries: Any, arg: Any, kind: str) -> Any:
@@ -160,8 +168,7 @@ def _vec_eq_fold(entries: Any, arg: Any, kind: str) -> Any:
 
 def _vec_in_fold(entries: Any, arg: Any, kind: str) -> Any:
     if kind == "string" and entries.array is not None:
-        wanted = np.array([fold(a) for a in arg], dtype=entries.array.dtype)
-        return np.isin(entries.folded, wanted)
+        return np.isin(entries.folded, _like(entries.folded, [fold(a) for a in arg]))
     return _vec_in(entries, arg, kind)
 
 
