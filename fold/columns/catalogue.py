@@ -281,7 +281,12 @@ def wake(store: Store, connection: Connection, paths: Iterable[str]) -> list[str
 def _woken(
     store: Store, connection: Connection, dormant: Dormant, path: str, since: Any
 ) -> Column | None:
-    asleep = dormant.column(path)
+    try:
+        asleep = dormant.column(path)
+    except (OSError, ValueError, KeyError) as exc:  # its files gone or cut short
+        log.warning("column index: catalogue column %s of %s/%s not opened: %s", path,
+                    store.bucket, store.resource_type, exc)  # fmt: skip
+        return None  # read from the documents instead
     if asleep is not None and len(asleep.codes) != dormant.n:
         log.warning("column index: catalogue column %s of %s/%s cut short", path, store.bucket,
                     store.resource_type)  # fmt: skip

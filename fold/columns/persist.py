@@ -109,10 +109,13 @@ class Snapshots:
         except BaseException:
             shutil.rmtree(target, ignore_errors=True)
             raise
-        if store.dormant is not None and store.dormant.source is None:
-            # Made by this process: from now on mapped from disk, not held in memory.
+        if store.dormant is not None:
+            # From now on opened from this snapshot (the one it came from may be pruned
+            # below), and no longer held in memory if this process made it.
             meta = json.loads((target / "meta.json").read_text())
-            store.dormant = catalogue.read(meta["catalogue"], partial(_open_column, target), target)
+            store.dormant = catalogue.read(
+                meta["catalogue"], partial(_open_asleep, home, target), target
+            )
         self._prune(home, name)
 
     def _write(self, store: Store, target: Path) -> None:
@@ -244,7 +247,9 @@ class Snapshots:
         store.columns = columns
         store.ranks = ranks
         if "catalogue" in meta:
-            store.dormant = catalogue.read(meta["catalogue"], partial(_open_column, source), source)
+            store.dormant = catalogue.read(
+                meta["catalogue"], partial(_open_asleep, source.parent, source), source
+            )
         store.n = n
         store.seen = Reading.from_json(meta)
         store.loaded = True
@@ -281,6 +286,17 @@ def _open_column(source: Path, path: str, stem: str, entries: dict[str, Any]) ->
     column.codes = np.load(source / f"{stem}.npy", mmap_mode="c")
     _open_entries(column, source, stem, entries)
     return column
+
+
+def _open_asleep(home: Path, source: Path, path: str, stem: str, entries: Any) -> Column:
+    """A catalogue column opened when first woken: from the snapshot the store was opened
+    from or last saved to, or, when another process has pruned that one meanwhile, from
+    the store's current snapshot (every snapshot carrying the catalogue links its files)."""
+    try:
+        return _open_column(source, path, stem, entries)
+    except FileNotFoundError:
+        current = home / (home / "current").read_text().strip()
+        return _open_column(current, path, stem, entries)
 
 
 def _keep_asleep(target: Path, dormant: Dormant, path: str) -> tuple[str, dict[str, Any]]:

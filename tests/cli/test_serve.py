@@ -8,7 +8,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -54,25 +57,14 @@ def wait_until(predicate: object, seconds: float, what: str) -> None:
         time.sleep(0.1)
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="import workers need two cores")
-def test_sigterm_stops_the_import_workers(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'fold.db'}"
-    engine = make_engine(url)
-    migrate.upgrade(engine)
-    with unit_of_work(make_sessionmaker(engine)) as session:
-        key = create_key(session, bucket="serve", policy="admin", name="t").key
-    engine.dispose()
+@contextmanager
+def serving(tmp_path: Path, env: dict[str, str], *args: str) -> Iterator[tuple[Any, str]]:
+    """`fold serve` in a process of its own on a free port, once it answers; killed after
+    the block if it has not stopped. Its output goes to `serve.log`."""
     port = free_port()
-    env = {**os.environ, "FOLD_DATABASE_URL": url, "FOLD_DATA_DIR": str(tmp_path)}
-    env["FOLD_IMPORT_WORKERS"] = "1"
-    env.pop("FOLD_REDIS_URL", None)
     log = (tmp_path / "serve.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "fold.cli.main", "serve", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    command = [sys.executable, "-m", "fold.cli.main", "serve", "--port", str(port), *args]
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
 
@@ -82,8 +74,27 @@ def test_sigterm_stops_the_import_workers(tmp_path: Path) -> None:
             except httpx.HTTPError:
                 return server.poll() is not None
 
-        wait_until(healthy, 60, "the server to answer")
+        wait_until(healthy, 90, "the server to answer")
         assert server.poll() is None, (tmp_path / "serve.log").read_text()
+        yield server, base
+    finally:
+        if server.poll() is None:
+            server.kill()
+        log.close()
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="import workers need two cores")
+def test_sigterm_stops_the_import_workers(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fold.db'}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    with unit_of_work(make_sessionmaker(engine)) as session:
+        key = create_key(session, bucket="serve", policy="admin", name="t").key
+    engine.dispose()
+    env = {**os.environ, "FOLD_DATABASE_URL": url, "FOLD_DATA_DIR": str(tmp_path)}
+    env["FOLD_IMPORT_WORKERS"] = "1"
+    env.pop("FOLD_REDIS_URL", None)
+    with serving(tmp_path, env) as (server, base):
         answer = httpx.post(
             f"{base}/api/v2/serve/person/import",
             content=b'{"first_name": "Ann"}\n',
@@ -96,10 +107,6 @@ def test_sigterm_stops_the_import_workers(tmp_path: Path) -> None:
         server.send_signal(signal.SIGTERM)
         server.wait(60)
         wait_until(lambda: not any(alive(p) for p in workers), 30, "the workers to stop")
-    finally:
-        if server.poll() is None:
-            server.kill()
-        log.close()
 
 
 def test_several_processes_serve_one_port_and_count_exactly(tmp_path: Path) -> None:
@@ -120,28 +127,10 @@ def test_several_processes_serve_one_port_and_count_exactly(tmp_path: Path) -> N
         params = {"name": "the many", "resource_type": "person", "rules": [rule]}
         segment = segments.create(session, caller=caller, params=params)[0]["uid"]
     engine.dispose()
-    port = free_port()
     env = {**os.environ, "FOLD_DATABASE_URL": url, "FOLD_DATA_DIR": str(tmp_path)}
     env.pop("FOLD_REDIS_URL", None)
-    log = (tmp_path / "serve.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "fold.cli.main", "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {key}"}
-    try:
-
-        def healthy() -> bool:
-            try:
-                return httpx.get(f"{base}/health").status_code == 200
-            except httpx.HTTPError:
-                return server.poll() is not None
-
-        wait_until(healthy, 90, "the server to answer")
-        assert server.poll() is None, (tmp_path / "serve.log").read_text()
+    with serving(tmp_path, env, "--workers", "2") as (server, base):
         wait_until(lambda: len(children_of(server.pid)) >= 2, 60, "two serving processes")
         count_url = f"{base}/segments/v2/many/segment/{segment}/count"
         for n in range(1, 13):
@@ -167,7 +156,3 @@ def test_several_processes_serve_one_port_and_count_exactly(tmp_path: Path) -> N
         assert httpx.get(job_url, headers=headers).json()["status"] == "completed"
         server.send_signal(signal.SIGTERM)
         server.wait(60)
-    finally:
-        if server.poll() is None:
-            server.kill()
-        log.close()

@@ -171,3 +171,24 @@ def test_one_process_makes_a_catalogue_at_a_time(
         assert mine and not other
     with columns.snapshots.claim("db", store) as again:
         assert again
+
+
+def test_a_catalogue_whose_snapshot_was_pruned_elsewhere_still_wakes(
+    crowd: Tenant, database: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another process saved the store twice since this one opened it: the snapshot it
+    opened is gone, and its catalogue is found in the current one."""
+    caplog.set_level("INFO", logger="fold.columns")
+    bucket, on_disk = crowd.bucket, tmp_path / "columns"
+    write_elsewhere(database, bucket, person(96, a={"x": 1}, b={"y": 2}))
+    exact(database, bucket, [rule("tags", "equals", "donor")], server(on_disk))
+    reader = server(on_disk)
+    exact(database, bucket, [rule("tags", "equals", "donor")], reader)
+    opened_from = store_of(reader, database, bucket).dormant
+    assert opened_from is not None and opened_from.source is not None
+    for path in ("a", "b"):
+        exact(database, bucket, [rule(path, "not_equal_to", "zz")], server(on_disk))
+    assert not opened_from.source.exists()
+    caplog.clear()
+    exact(database, bucket, [rule("email", "starts_with", "p1")], reader)
+    assert woken(caplog) and read_from_documents(caplog) == []

@@ -25,6 +25,7 @@ from fold.records.bulk import insert_clean
 from fold.segments import service as segments
 from fold.segments.index_or_sql import selected_keys
 from tests.conftest import Database, settings_for
+from tests.jobs.test_setwise import undo
 
 PEOPLE = 60
 BATCH = 2  # a chunk of 2 * CHUNK_FACTOR = 50 records: two chunks, the second of 10
@@ -67,13 +68,6 @@ def start(db: Database, bucket: str, segment: str, **params: Any) -> str:
             queue=NoQueue(), settings=settings_for(db),  # type: ignore[arg-type]
         )  # fmt: skip
     return str(receipt["sheep_event"].split("/")[-2])
-
-
-def undo(db: Database, bucket: str, job_uid: str) -> str:
-    caller = Caller(bucket=bucket, policy="admin", user_uri="/test/user/")
-    with unit_of_work(db.sessions) as session:
-        receipt = jobs.undo(session, caller=caller, uid=job_uid, queue=NoQueue())  # type: ignore[arg-type]
-    return str(receipt["uid"])
 
 
 def job_row(db: Database, bucket: str, uid: str) -> Job:
