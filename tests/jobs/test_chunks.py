@@ -5,27 +5,21 @@ record by record, and undo reverts exactly what was done."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
 
 from fold.auth.policies import Caller
-from fold.buckets.service import ensure_bucket
 from fold.db.engine import unit_of_work
 from fold.db.models import AuditEntry, Job, JobItem, Record
-from fold.fields.builtin import BUILTIN
 from fold.ids import new_uid
 from fold.jobs import runner, setwise
 from fold.jobs import service as jobs
-from fold.records.bulk import insert_clean
-from fold.segments import service as segments
 from fold.segments.index_or_sql import selected_keys
 from tests.conftest import Database, settings_for
-from tests.jobs.test_setwise import undo
+from tests.jobs.test_setwise import seeded, undo
 
 PEOPLE = 60
 BATCH = 2  # a chunk of 2 * CHUNK_FACTOR = 50 records: two chunks, the second of 10
@@ -41,22 +35,20 @@ class Killed(BaseException):
 
 
 def make_people(db: Database) -> tuple[str, list[str], str]:
-    bucket = f"chunks-{secrets.token_hex(4)}"
-    with unit_of_work(db.sessions) as session:
-        ensure_bucket(session, bucket)
     uids = sorted(new_uid() for _ in range(PEOPLE))
-    rows = [
-        ("person", uid, {"first_name": f"P{n}", "tags": ["seed"]}, datetime(2026, 1, 1))
-        for n, uid in enumerate(uids)
-    ]
-    caller = Caller(bucket=bucket, policy="admin", user_uri="/test/user/")
-    with unit_of_work(db.sessions) as session:
-        insert_clean(session, bucket=bucket, user_uri="/test/", message="seed", rows=rows,
-                     schemas={"person": BUILTIN["person"]})  # fmt: skip
-        segment, _ = segments.create(
-            session, caller=caller, params={"name": "All", "resource_type": "person"}
-        )
-    return bucket, uids, segment["uid"]
+    return seeded(db, "chunks", uids, [{"tags": ["seed"]}] * PEOPLE)
+
+
+def tagged_once_then_undone(db: Database, bucket: str, uids: list[str], uid: str) -> None:
+    """The job did every record once (one done item, one tag, one audit entry each), and
+    its undo takes the tag off again."""
+    done = job_row(db, bucket, uid)
+    assert (done.total, done.processed, done.succeeded) == (PEOPLE,) * 3
+    assert items(db, bucket, uid) == [(n, "done", u) for n, u in enumerate(uids)]
+    assert tags(db, bucket, uids) == [["seed", "t"]] * PEOPLE
+    assert audited(db, bucket) == dict.fromkeys(uids, 1)
+    assert run(db, bucket, undo(db, bucket, uid)) == "completed"
+    assert tags(db, bucket, uids) == [["seed"]] * PEOPLE
 
 
 def start(db: Database, bucket: str, segment: str, **params: Any) -> str:
@@ -161,14 +153,7 @@ def test_a_batch_cut_short_leaves_its_chunk_whole(
     assert tags(database, bucket, uids) == [["seed", "t"]] * size + [["seed"]] * (PEOPLE - size)
 
     assert run(database, bucket, uid) == "completed"  # resumed at the chunk it lost
-    done = job_row(database, bucket, uid)
-    assert (done.total, done.processed, done.succeeded) == (PEOPLE,) * 3
-    assert items(database, bucket, uid) == [(n, "done", u) for n, u in enumerate(uids)]
-    assert tags(database, bucket, uids) == [["seed", "t"]] * PEOPLE
-    assert audited(database, bucket) == dict.fromkeys(uids, 1)
-
-    assert run(database, bucket, undo(database, bucket, uid)) == "completed"
-    assert tags(database, bucket, uids) == [["seed"]] * PEOPLE
+    tagged_once_then_undone(database, bucket, uids, uid)
 
 
 def test_cancel_stops_between_chunks_and_undo_reverts_what_was_done(
@@ -217,10 +202,4 @@ def test_chunks_the_set_based_path_cannot_do_go_record_by_record(
     freeze(database, bucket, uid)
     monkeypatch.setattr(runner.setwise, "plan_for", lambda *a, **kw: None)
     assert run(database, bucket, uid) == "completed"
-    done = job_row(database, bucket, uid)
-    assert (done.total, done.processed, done.succeeded) == (PEOPLE,) * 3
-    assert items(database, bucket, uid) == [(n, "done", u) for n, u in enumerate(uids)]
-    assert tags(database, bucket, uids) == [["seed", "t"]] * PEOPLE
-    assert audited(database, bucket) == dict.fromkeys(uids, 1)
-    assert run(database, bucket, undo(database, bucket, uid)) == "completed"
-    assert tags(database, bucket, uids) == [["seed"]] * PEOPLE
+    tagged_once_then_undone(database, bucket, uids, uid)

@@ -65,13 +65,21 @@ STEPS: list[dict[str, Any]] = [
 
 
 def make_bucket(db: Database) -> tuple[str, list[str], str]:
-    bucket = f"sw-{secrets.token_hex(4)}"
+    uids = [new_uid() for _ in DOCUMENTS]
+    return seeded(db, "sw", uids, DOCUMENTS)
+
+
+def seeded(
+    db: Database, prefix: str, uids: list[str], documents: list[dict[str, Any]]
+) -> tuple[str, list[str], str]:
+    """A new bucket holding one person per uid (first name P<n> and its document), and
+    a segment of all of them: (bucket, uids, segment uid)."""
+    bucket = f"{prefix}-{secrets.token_hex(4)}"
     with unit_of_work(db.sessions) as session:
         ensure_bucket(session, bucket)
-    uids = [new_uid() for _ in DOCUMENTS]
     rows = [
         ("person", uid, {"first_name": f"P{n}", **doc}, datetime(2026, 1, 1))
-        for n, (uid, doc) in enumerate(zip(uids, DOCUMENTS, strict=True))
+        for n, (uid, doc) in enumerate(zip(uids, documents, strict=True))
     ]
     caller = Caller(bucket=bucket, policy="admin", user_uri="/test/user/")
     with unit_of_work(db.sessions) as session:
