@@ -66,6 +66,16 @@ class Record(Base):
     __table_args__ = (
         Index("ix_records_version", "bucket", "resource_type", "version"),
         Index("ix_records_state", "bucket", "resource_type", "record_state", "last_updated"),
+        # Active records in uid order without their rows (migration 0014): queries spell
+        # the state as a literal (members.ACTIVE), which a partial index needs.
+        Index(
+            "ix_records_active",
+            "bucket",
+            "resource_type",
+            "uid",
+            sqlite_where=text("record_state = 'active'"),
+            postgresql_where=text("record_state = 'active'"),
+        ),
         Index(
             "uq_records_unique_key",
             "bucket",
