@@ -103,6 +103,21 @@ class ColumnIndex:
             store = None if stores is None else stores.get((bucket, resource_type))
             return store.seen if store is not None and store.loaded else None
 
+    def opened(self, session: Session, bucket: str, stored: Sequence[str]) -> clock.Reading | None:
+        """`seen` of the store of these types, opened from its snapshot on disk first when
+        this process keeps none yet (which maps its files, and reads no row); None when
+        there is no snapshot to open, or the index does not serve this session."""
+        engine = self._usable(session, bucket, stored)
+        if engine is None:
+            return None
+        store = self._store(engine, bucket, stored)
+        connection = session.connection()
+        saver = self._saver(engine, connection)
+        with store.lock:
+            if not store.loaded and saver is not None and saver.open(store, connection):
+                gc.freeze()  # as `_catch_up` does: long-lived, cycle-free
+            return store.seen if store.loaded else None
+
     def forget(self, engine: Engine) -> None:
         with self._lock:
             self._stores.pop(engine, None)
@@ -488,14 +503,20 @@ def _read_rank(connection: Connection, store: Store, order_by: list[Any]) -> Ran
     return Rank(order, dirty, int(np.count_nonzero(dirty)))
 
 
-def lag(session: Session, *, bucket: str, resource_type: str) -> int | None:
-    """How many records of the type were written since the store this session's index
-    keeps last looked (what its next use would read again); None when it keeps none."""
+def lag(
+    session: Session, *, bucket: str, resource_type: str, open_from_disk: bool = False
+) -> int | None:
+    """How many records of the type (a type records are stored as) were written since the
+    store this session's index keeps last looked (what its next use would read again);
+    None when it keeps none. `open_from_disk`: when it keeps none yet, open the store from
+    its snapshot first, if there is one."""
     index: ColumnIndex | None = session.info.get(_INDEX)
     engine = session.get_bind()
     if index is None or not isinstance(engine, Engine):
         return None
     seen = index.seen(engine, bucket, resource_type)
+    if seen is None and open_from_disk:
+        seen = index.opened(session, bucket, [resource_type])
     if seen is None:
         return None
     changed = select(func.count()).where(

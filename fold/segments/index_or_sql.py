@@ -129,7 +129,10 @@ def selected(
     """What `node` selects, for a job to freeze: (resource type, uid) in uid order from
     the column index when `selected_keys` would take them from it, else the SQL selection
     itself (for the caller to read with INSERT ... SELECT, without a row through Python)."""
-    behind = columns.lag(session, bucket=bucket, resource_type=resource_type)
+    # A worker that has not used the store yet opens it from disk (no row read): a
+    # snapshot close to now answers in far less time than SQL reading a million rows.
+    single = stored_types(resource_type) == (resource_type,)
+    behind = columns.lag(session, bucket=bucket, resource_type=resource_type, open_from_disk=single)
     if behind is not None and behind <= FRESH_ENOUGH:
         with _from_columns(session, bucket, resource_type, node, None) as found:
             if found is not None and not found.store.mixed:

@@ -189,6 +189,28 @@ def test_a_jobs_record_set_comes_from_the_kept_store(crowd: Tenant, database: Da
     assert behind == 1 and keys == by_query and len(keys) == 15
 
 
+def test_a_fresh_workers_freeze_opens_the_saved_store(
+    crowd: Tenant, database: Database, on_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker that has not used the store yet takes a job's record set from the snapshot
+    on disk (and the rows written since), not from SQL; contacts, kept as two types in one
+    store, still come from SQL."""
+    caplog.set_level("INFO", logger="fold.columns")
+    bucket = crowd.bucket
+    donors = node_for(database, bucket, [rule("tags", "equals", "donor")])
+    by_index(database, bucket, donors, columns=server(on_disk))  # saved
+    write_elsewhere(database, bucket, person(89, tags=["donor"]))
+    worker = server(on_disk)
+    factory = worker.attach(sessions_for(database.engine))
+    with unit_of_work(factory) as session:
+        behind = columns_lag(session, bucket=bucket, resource_type="person", open_from_disk=True)
+        keys = selected_keys(session, bucket=bucket, resource_type="person", node=donors)
+        by_query = list(stream_keys(session, selection(bucket, "person", donors)))
+        contacts = columns_lag(session, bucket=bucket, resource_type="contact")
+    assert behind == 1 and keys == by_query and len(keys) == 15
+    assert opened(caplog) == 1 and contacts is None
+
+
 # --- a column's entries, saved and mapped ---------------------------------------------------
 
 TEXTS = st.one_of(
