@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from typing import Any
 
 from fold.errors import Problem
@@ -29,13 +30,41 @@ class NotFinite:
         self.text = text
 
 
+class _Parse(threading.local):
+    """Whether the text this thread is parsing held a number or constant that
+    `problem_in` refuses (set by the decoder's hooks, read by `loads`)."""
+
+    odd = False
+
+
+_parse = _Parse()
+
+
 def _constant(text: str) -> NotFinite:
+    _parse.odd = True
     return NotFinite(text)
 
 
 def _float(text: str) -> float | NotFinite:
     value = float(text)
-    return value if value - value == 0 else NotFinite(text)
+    if value - value == 0:
+        return value
+    _parse.odd = True
+    return NotFinite(text)
+
+
+def _int(text: str) -> int:
+    value = int(text)
+    if abs(value) > MAX_INTEGER:
+        _parse.odd = True
+    return value
+
+
+# json.loads with hooks makes a decoder per call; this one is made once.
+_DECODER = json.JSONDecoder(parse_constant=_constant, parse_float=_float, parse_int=_int)
+# Escapes that decode to NUL or to a surrogate (looked for only in text holding "\u").
+_BAD_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class JsonRefused(json.JSONDecodeError):
@@ -99,13 +128,33 @@ def loads(text: str | bytes, *, param: str = "") -> Any:
     """The parsed value; JSONDecodeError when malformed, JsonRefused (a JSONDecodeError
     naming the field) when it holds NaN, Infinity, an overflowing number, NUL, a lone
     surrogate, or nests too deep."""
+    if isinstance(text, str):
+        if text.startswith("\ufeff"):  # as json.loads says it
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    else:
+        text = text.decode(json.detect_encoding(text), "surrogatepass")
+    _parse.odd = False
     try:
-        value = json.loads(text, parse_constant=_constant, parse_float=_float)
+        value = _DECODER.decode(text)
     except RecursionError:
         name = param or "body"
         raise JsonRefused(
             Problem(f"{name} is nested more than {MAX_DEPTH} levels deep", name)
         ) from None
+    if not _parse.odd and _plain(text):
+        return value  # nothing in it `problem_in` could refuse
     if problem := problem_in(value, param):
         raise JsonRefused(problem)
     return value
+
+
+def _plain(text: str) -> bool:
+    """Whether JSON text, whose numbers and constants are all ones Fold stores, holds
+    nothing `problem_in` refuses: no NUL or surrogate (as a character or an escape), and
+    fewer brackets than MAX_DEPTH. Cheap checks first; `problem_in` walks the rest."""
+    return (
+        "\x00" not in text
+        and ("\\u" not in text or _BAD_ESCAPE.search(text) is None)
+        and (text.isascii() or _SURROGATE.search(text) is None)
+        and text.count("[") + text.count("{") < MAX_DEPTH
+    )
