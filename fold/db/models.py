@@ -94,13 +94,15 @@ class Record(Base):
 
 
 # Related-record rules look up a type's records by the link field naming another record
-# (migration 0013); spelt as the rules compile the lookup, per dialect.
+# (migration 0013); spelt as the rules compile the lookup, per dialect. On PostgreSQL only
+# the records that have the link are in them (migration 0015).
 for _link in ("contact", "organisation"):
     Index(
         f"ix_records_link_{_link}",
         Record.bucket,
         Record.resource_type,
         JsonLink(Record.data, _link),
+        postgresql_where=JsonLink(Record.data, _link).is_not(None),
     )
 
 
