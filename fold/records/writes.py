@@ -17,6 +17,7 @@ from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from fold.audit.service import Change, entry_row
 from fold.db.bulk import dumps, insert_rows
@@ -221,6 +222,11 @@ def update_row(
     prev = {**row.data, "record_state": row.record_state}
     now = {**new.data, "record_state": new.record_state}
     change = Change(row.resource_type, row.uid, prev, now)
+    # The session may hold the record as an ORM object (read before, in the same session):
+    # it reads the row again when next used, not the copy from before this write.
+    known = session.identity_map.get(identity_key(Record, (row.bucket, row.resource_type, row.uid)))
+    if known is not None:
+        session.expire(known)
     try:
         if not _postgres(session):
             key = {"key_bucket": row.bucket, "key_type": row.resource_type, "key_uid": row.uid}
