@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from fold.auth.policies import Caller, Policy, check_policy_name
@@ -204,6 +204,18 @@ class KeyLike(Protocol):
     def username(self) -> str | None: ...
 
 
+# Built once: every request asks it, and building and keying the statement is CPU.
+_KEY_IN_BUCKET = (
+    select(ApiKey.id, ApiKey.username, ApiKey.revoked, KeyGrant.policy, UserGrant.policy)
+    .outerjoin(KeyGrant, (KeyGrant.bucket == bindparam("bucket")) & (KeyGrant.key_id == ApiKey.id))
+    .outerjoin(
+        UserGrant,
+        (UserGrant.bucket == bindparam("bucket")) & (UserGrant.username == ApiKey.username),
+    )
+    .where(ApiKey.key_hash == bindparam("hash"))
+)
+
+
 def authenticate_in(
     session: Session, authorization: str | None, bucket: str
 ) -> tuple[LiveKey, Policy | None]:
@@ -211,14 +223,7 @@ def authenticate_in(
     request that names a bucket asks both, and each round trip is part of its time. (Plain
     columns, not the key's ORM object: every request asks this.)"""
     token = _token(authorization)
-    found = session.execute(
-        select(ApiKey.id, ApiKey.username, ApiKey.revoked, KeyGrant.policy, UserGrant.policy)
-        .outerjoin(KeyGrant, (KeyGrant.bucket == bucket) & (KeyGrant.key_id == ApiKey.id))
-        .outerjoin(
-            UserGrant, (UserGrant.bucket == bucket) & (UserGrant.username == ApiKey.username)
-        )
-        .where(ApiKey.key_hash == hash_key(token))
-    ).first()
+    found = session.execute(_KEY_IN_BUCKET, {"bucket": bucket, "hash": hash_key(token)}).first()
     if found is None:
         raise AuthenticationFailed("This API key is not known.")
     key_id, username, revoked, key_policy, user_policy = found

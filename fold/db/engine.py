@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fold.config import Settings
@@ -202,13 +202,35 @@ def make_engine(
         options += f" -c statement_timeout={int(limits.statement * 1000)}"
     # As many connections kept as requests commonly in flight (16 writers): one opened and
     # closed again for each request beyond them costs the database a new backend each time.
-    return create_engine(
-        url,
-        pool_size=20,
-        max_overflow=20,
-        pool_pre_ping=True,
-        connect_args={"options": options},
-    )
+    engine = create_engine(url, pool_size=20, max_overflow=20, connect_args={"options": options})
+    _ping_when_idle(engine)
+    return engine
+
+
+PING_AFTER_IDLE = 1.0
+"""Seconds a pooled PostgreSQL connection sat unused before it is checked on checkout."""
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """`pool_pre_ping`'s check (a server restarted since: the connection is replaced, the
+    request never sees it), but only for a connection that sat in the pool a while. Under
+    load every connection was in use a moment ago, and a ping is a round trip per request.
+    (A server lost within the last second fails the requests that meet it, as it fails those
+    in flight; the pool then replaces every connection.)"""
+
+    @event.listens_for(engine, "checkin")
+    def checkin(_dbapi: Any, record: Any) -> None:
+        record.info["fold_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("fold_idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE:
+            return  # just opened, or in use a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error:
+            raise DisconnectionError("the pooled connection is gone") from None
 
 
 def busy_reason(exc: DBAPIError) -> str | None:

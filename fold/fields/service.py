@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from fold.db.models import CustomField
@@ -29,13 +29,18 @@ def check_resource_type(value: str, *, param: str = "resource_type", stored: boo
     )
 
 
+# Built once, plain columns: every record write reads it.
+_CUSTOM_FIELDS = select(
+    CustomField.field, CustomField.type, CustomField.label, CustomField.form_type
+).where(
+    CustomField.bucket == bindparam("bucket"),
+    CustomField.resource_type == bindparam("resource_type"),
+)
+
+
 def schema_for(session: Session, *, bucket: str, resource_type: str) -> TypeSchema:
-    rows = session.scalars(
-        select(CustomField).where(
-            CustomField.bucket == bucket, CustomField.resource_type == resource_type
-        )
-    ).all()
-    custom = [FieldDef(r.field, r.type, r.label, r.form_type, custom=True) for r in rows]
+    rows = session.execute(_CUSTOM_FIELDS, {"bucket": bucket, "resource_type": resource_type})
+    custom = [FieldDef(*row, custom=True) for row in rows]
     return BUILTIN[resource_type].with_custom(custom)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from fold.api.deps import CallerDep, DbSession, JsonBody
@@ -137,6 +138,12 @@ async def import_records(
     return result.as_dict()
 
 
+def written(record: dict[str, Any], status: int = 200) -> JSONResponse:
+    """A record answered as it is: plain JSON values already (`service.record_out`), so the
+    walk FastAPI makes of a returned dict to encode it is skipped (many writes a second)."""
+    return JSONResponse(record, status_code=status)
+
+
 @route(
     router,
     ["POST"],
@@ -148,9 +155,10 @@ async def import_records(
 )
 def create_record(
     caller: CallerDep, session: DbSession, resource_type: str, body: JsonBody
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Create a record; Fold adds uid, uri, dates, state and display value."""
-    return service.create(session, caller=caller, resource_type=resource_type, body=body)
+    out = service.create(session, caller=caller, resource_type=resource_type, body=body)
+    return written(out, 201)
 
 
 @route(router, ["GET"], "/{resource_type}/", answer=RecordPage, accepts=service.is_list_param)
@@ -202,9 +210,10 @@ def replace_record(
 )
 def patch_record(
     caller: CallerDep, session: DbSession, resource_type: str, uid: str, body: JsonBody
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Change the fields sent (a JSON merge patch: null removes a field)."""
-    return service.patch(session, caller=caller, resource_type=resource_type, uid=uid, body=body)
+    out = service.patch(session, caller=caller, resource_type=resource_type, uid=uid, body=body)
+    return written(out)
 
 
 @route(router, ["DELETE"], "/{resource_type}/{uid}/", answer=Record)

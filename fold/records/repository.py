@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 from fold.db.jsonsql import json_number, json_text, one_of
 from fold.db.models import Record
 from fold.fields.schema import TypeSchema
-from fold.records.clock import stamp_one
 
 SYSTEM_SORTS: dict[str, Any] = {
     "uid": Record.uid,
@@ -21,17 +20,13 @@ SYSTEM_SORTS: dict[str, Any] = {
 }
 
 
-def get(
-    session: Session, *, bucket: str, resource_type: str, uid: str, for_update: bool = False
-) -> Record | None:
-    stmt = select(Record).where(
-        Record.bucket == bucket, Record.resource_type == resource_type, Record.uid == uid
+def get(session: Session, *, bucket: str, resource_type: str, uid: str) -> Record | None:
+    """A record to read. (One to change is locked by `records.writes.lock`.)"""
+    return session.scalar(
+        select(Record).where(
+            Record.bucket == bucket, Record.resource_type == resource_type, Record.uid == uid
+        )
     )
-    if for_update:
-        # The bucket's change clock first, then the row: every writer locks in that order.
-        stamp_one(session, bucket, resource_type, uid)
-        stmt = stmt.with_for_update()
-    return session.scalar(stmt)
 
 
 def by_uids(

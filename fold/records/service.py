@@ -4,13 +4,12 @@ audit trail can never be skipped."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from dataclasses import replace as replace_fields
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from fold.audit.service import Change, record_writes
 from fold.auth.policies import Caller
 from fold.db.models import Record
 from fold.db.queries import count
@@ -23,13 +22,15 @@ from fold.fields.service import check_resource_type, schema_for
 from fold.ids import STORED_TYPES, is_uid, make_uri, new_uid
 from fold.paging import Paging
 from fold.params import read_flag
-from fold.records import repository
+from fold.records import repository, writes
 from fold.records.document import clean_document, expand_dotted, merge_patch
+from fold.records.writes import StoredRecord
 from fold.rules.compile import normalise, rules_filter
 from fold.rules.context import Context
 from fold.rules.sql import to_sql
 from fold.timefmt import format_datetime, utcnow
 
+_Row = TypeVar("_Row", Record, StoredRecord)
 RESERVED_PARAMS = frozenset({"page", "page_size", "mode", "sort", "include_deleted"})
 
 
@@ -38,7 +39,7 @@ def is_list_param(name: str) -> bool:
     return name in RESERVED_PARAMS or is_field_path(name)
 
 
-def record_out(row: Record) -> dict[str, Any]:
+def record_out(row: Record | StoredRecord) -> dict[str, Any]:
     """A record as the API returns it: its fields plus Fold's own."""
     return {
         **row.data,
@@ -87,34 +88,37 @@ def _check_unique(
         )
 
 
-def _flush_unique(session: Session, schema: TypeSchema) -> None:
-    try:
-        session.flush()
-    except IntegrityError:
-        raise Conflict(
-            f"Another {schema.resource_type} already has that {schema.unique_field}.",
-            param=schema.unique_field,
-        ) from None
+def _key_taken(schema: TypeSchema) -> Conflict:
+    return Conflict(
+        f"Another {schema.resource_type} already has that {schema.unique_field}.",
+        param=schema.unique_field,
+    )
 
 
 def _load(
-    session: Session,
-    caller: Caller,
-    resource_type: str,
-    uid: str,
-    *,
-    deleted_ok: bool = False,
-    for_update: bool = False,
+    session: Session, caller: Caller, resource_type: str, uid: str, *, deleted_ok: bool = False
 ) -> Record:
+    _check_uid(resource_type, uid)
+    row = repository.get(session, bucket=caller.bucket, resource_type=resource_type, uid=uid)
+    return _found(row, resource_type, uid, deleted_ok=deleted_ok)
+
+
+def _lock(
+    session: Session, caller: Caller, resource_type: str, uid: str, *, deleted_ok: bool = False
+) -> StoredRecord:
+    """The record to change, locked until the change commits (so a concurrent change, a
+    PATCH or a job's batch, is applied after this one instead of over it)."""
+    _check_uid(resource_type, uid)
+    row = writes.lock(session, bucket=caller.bucket, resource_type=resource_type, uid=uid)
+    return _found(row, resource_type, uid, deleted_ok=deleted_ok)
+
+
+def _check_uid(resource_type: str, uid: str) -> None:
     if not is_uid(uid):
         raise NotFound(f"No {resource_type} with uid {uid!r}: a uid is 24 hex characters.")
-    row = repository.get(
-        session,
-        bucket=caller.bucket,
-        resource_type=resource_type,
-        uid=uid,
-        for_update=for_update,
-    )
+
+
+def _found(row: _Row | None, resource_type: str, uid: str, *, deleted_ok: bool) -> _Row:
     if row is None or (row.record_state == "deleted" and not deleted_ok):
         raise NotFound(f"No {resource_type} with uid {uid} in this bucket.")
     return row
@@ -129,28 +133,36 @@ def create(
     data = _clean_or_refuse(body, schema, caller.bucket)
     uid = new_uid()
     extra = derived(schema, data, uid)
-    _check_unique(session, schema, uid, extra["unique_key"], caller.bucket)
     now = utcnow()
-    row = Record(
-        bucket=caller.bucket,
-        resource_type=resource_type,
-        uid=uid,
-        data=data,
-        created=now,
-        last_updated=now,
-        record_state="active",
-        **extra,
+    new = writes.NewRecord(data=data, record_state="active", at=now, **extra)
+    try:
+        version = writes.insert(
+            session,
+            bucket=caller.bucket,
+            resource_type=resource_type,
+            uid=uid,
+            new=new,
+            user_uri=caller.user_uri,
+            message=message,
+        )
+    except writes.KeyTaken:
+        # Refused by the unique index, nothing written: name the holder when it is found.
+        _check_unique(session, schema, uid, extra["unique_key"], caller.bucket)
+        raise _key_taken(schema) from None
+    return record_out(
+        StoredRecord(
+            bucket=caller.bucket,
+            resource_type=resource_type,
+            uid=uid,
+            data=data,
+            created=now,
+            last_updated=now,
+            record_state="active",
+            display_value=extra["display_value"],
+            unique_key=extra["unique_key"],
+            version=version,
+        )
     )
-    session.add(row)
-    _flush_unique(session, schema)
-    record_writes(
-        session,
-        bucket=caller.bucket,
-        user_uri=caller.user_uri,
-        message=message,
-        changes=[Change(resource_type, uid, None, data)],
-    )
-    return record_out(row)
 
 
 def get(session: Session, *, caller: Caller, resource_type: str, uid: str) -> dict[str, Any]:
@@ -162,13 +174,12 @@ def _save(
     session: Session,
     *,
     caller: Caller,
-    row: Record,
+    row: StoredRecord,
     schema: TypeSchema,
     data: dict[str, Any],
     message: str,
     state: str | None = None,
 ) -> dict[str, Any]:
-    prev = {**row.data, "record_state": row.record_state}
     extra = derived(schema, data, row.uid)
     new_state = state or row.record_state
     # An active row keeping its key needs no look: the unique index (over active rows)
@@ -176,21 +187,21 @@ def _save(
     keeps_key = row.record_state == "active" and extra["unique_key"] == row.unique_key
     if new_state == "active" and not keeps_key:
         _check_unique(session, schema, row.uid, extra["unique_key"], caller.bucket)
-    row.data = data
-    row.record_state = new_state
-    row.display_value = extra["display_value"]
-    row.search_text = extra["search_text"]
-    row.unique_key = extra["unique_key"]
-    row.last_updated = utcnow()
-    _flush_unique(session, schema)
-    record_writes(
-        session,
-        bucket=caller.bucket,
-        user_uri=caller.user_uri,
-        message=message,
-        changes=[Change(row.resource_type, row.uid, prev, {**data, "record_state": new_state})],
+    new = writes.NewRecord(data=data, record_state=new_state, at=utcnow(), **extra)
+    try:
+        writes.update_row(session, row=row, new=new, user_uri=caller.user_uri, message=message)
+    except writes.KeyTaken:
+        raise _key_taken(schema) from None
+    return record_out(
+        replace_fields(
+            row,
+            data=data,
+            record_state=new_state,
+            display_value=extra["display_value"],
+            unique_key=extra["unique_key"],
+            last_updated=new.at,
+        )
     )
-    return record_out(row)
 
 
 def replace(
@@ -198,7 +209,7 @@ def replace(
 ) -> dict[str, Any]:
     caller.require("write_records")
     check_resource_type(resource_type)
-    row = _load(session, caller, resource_type, uid, for_update=True)
+    row = _lock(session, caller, resource_type, uid)
     schema = schema_for(session, bucket=caller.bucket, resource_type=resource_type)
     data = _clean_or_refuse(body, schema, caller.bucket)
     return _save(session, caller=caller, row=row, schema=schema, data=data, message="Replaced")
@@ -209,9 +220,7 @@ def patch(
 ) -> dict[str, Any]:
     caller.require("write_records")
     check_resource_type(resource_type)
-    # Locked until the change commits, so a concurrent change (a PATCH, a job's batch) is
-    # applied after this one instead of over it.
-    row = _load(session, caller, resource_type, uid, for_update=True)
+    row = _lock(session, caller, resource_type, uid)
     if not isinstance(body, dict):
         raise ValidationFailed("A PATCH body must be a JSON object of the fields to change.")
     problems: list[Problem] = []
@@ -226,7 +235,7 @@ def patch(
 def delete(session: Session, *, caller: Caller, resource_type: str, uid: str) -> dict[str, Any]:
     caller.require("delete_records")
     check_resource_type(resource_type)
-    row = _load(session, caller, resource_type, uid, for_update=True)
+    row = _lock(session, caller, resource_type, uid)
     schema = schema_for(session, bucket=caller.bucket, resource_type=resource_type)
     return _save(
         session,
@@ -242,7 +251,7 @@ def delete(session: Session, *, caller: Caller, resource_type: str, uid: str) ->
 def restore(session: Session, *, caller: Caller, resource_type: str, uid: str) -> dict[str, Any]:
     caller.require("restore_records")
     check_resource_type(resource_type)
-    row = _load(session, caller, resource_type, uid, deleted_ok=True, for_update=True)
+    row = _lock(session, caller, resource_type, uid, deleted_ok=True)
     if row.record_state == "active":
         return record_out(row)
     schema = schema_for(session, bucket=caller.bucket, resource_type=resource_type)
