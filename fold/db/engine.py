@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fold.config import Settings
@@ -202,13 +202,39 @@ def make_engine(
         options += f" -c statement_timeout={int(limits.statement * 1000)}"
     # As many connections kept as requests commonly in flight (16 writers): one opened and
     # closed again for each request beyond them costs the database a new backend each time.
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=20,
         max_overflow=20,
-        pool_pre_ping=True,
         connect_args={"options": options},
     )
+    _ping_when_idle(engine)
+    return engine
+
+
+# A pooled connection idle longer than this is pinged before use (a server restarted or a
+# connection dropped meanwhile is then replaced, not handed to a request).
+PING_AFTER_IDLE = 1.0
+_IDLE_SINCE = "fold_idle_since"
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Pre-ping as `pool_pre_ping` does, but only connections that sat in the pool for
+    PING_AFTER_IDLE: one back from a request a moment ago is as alive as a ping would
+    show, and under load the ping was a round trip of every request."""
+
+    def checkin(_dbapi: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    def checkout(dbapi: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop(_IDLE_SINCE, None)
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE:
+            return  # just connected, or just used
+        if not engine.dialect._do_ping_w_event(dbapi):
+            raise DisconnectionError("the connection did not answer a ping")
+
+    event.listen(engine, "checkin", checkin)
+    event.listen(engine, "checkout", checkout)
 
 
 def busy_reason(exc: DBAPIError) -> str | None:
