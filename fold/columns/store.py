@@ -693,20 +693,20 @@ class Store:
 
     def refresh(self, connection: Connection) -> int:
         """Apply every row written since the clock value this store last saw; how many."""
-        now = clock.current(connection, self.bucket)
-        if not clock.may_have_changed(self.seen, now):
-            return 0
         applied = 0
         # Paths read as `ensure_columns` reads them: one value, one entry.
         paths = list(self.columns)
         selected = [*OWN_COLUMNS, *[_reading(p) for p in paths]]
-        # Commonly a few rows or none: read in one round trip (a streamed read costs
-        # three on PostgreSQL: declare, fetch, close).
-        few = connection.execute(
+        # Commonly a few rows or none: read with the clock, in one round trip (a streamed
+        # read costs three more on PostgreSQL: declare, fetch, close).
+        changed = (
             select(*selected)
             .where(self.of_types(), clock.changed_since(connection.dialect.name, self.seen))
             .limit(FEW_CHANGED + 1)
-        ).all()
+        )
+        now, few = clock.current_with(connection, self.bucket, self.seen, changed)
+        if not clock.may_have_changed(self.seen, now):
+            return 0
         if len(few) <= FEW_CHANGED:
             if few:
                 self.apply(few, paths)
