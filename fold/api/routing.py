@@ -8,6 +8,8 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 
 from fold.api.deps import READS_ONLY, bucket_caller, commit_on_return, request_params
 from fold.auth.policies import Caller
@@ -45,6 +47,16 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         }
         for s in statuses
     }
+
+
+def plain_json(body: Any) -> JSONResponse:
+    """`body` answered as FastAPI would answer it returned, without first walking it
+    through `jsonable_encoder` (a measurable part of a busy endpoint's time): an answer of
+    plain JSON values renders the same either way; anything else is encoded as before."""
+    try:
+        return JSONResponse(body)
+    except TypeError:
+        return JSONResponse(jsonable_encoder(body))
 
 
 def knows(accepts: Accepts) -> Callable[[str], bool]:

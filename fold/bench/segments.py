@@ -194,6 +194,14 @@ def peak_rss_mb(pid: int) -> int:
     return 0
 
 
+def children(pid: int) -> list[int]:
+    """The process's children (Linux), e.g. the workers of `fold serve --workers N`."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
 DUCK_COLUMNS = {
     "uid": "VARCHAR",
     "first_name": "VARCHAR",
@@ -540,6 +548,7 @@ def run(
     tenants: int = 0,
     tenant_people: int = 4_000,
     tenants_seconds: float = 60.0,
+    tenants_workers: int = 1,
     references: bool = True,
 ) -> dict[str, Any]:
     """`only`: time just the cases whose names contain one of these (no write costs; the
@@ -646,10 +655,13 @@ def run(
             )
         )
     if tenants:
-        say(f"tenants: {tenants} buckets of {tenant_people:,} people")
+        say(
+            f"tenants: {tenants} buckets of {tenant_people:,} people, "
+            f"{tenants_workers} server process(es)"
+        )
         found, details["tenants"] = t.tenants(
             factory, settings, server_process, count=tenants, people=tenant_people,
-            seconds=tenants_seconds, clients=20, say=say,
+            seconds=tenants_seconds, clients=20, say=say, workers=tenants_workers,
         )  # fmt: skip
         goals += found
         for text_line in t.table(found)[1:]:  # as soon as measured

@@ -523,6 +523,13 @@ def export(
 )
 @click.option("--tenants-seconds", default=60.0, show_default=True, type=click.FloatRange(1, 3600))
 @click.option(
+    "--tenants-workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 16),
+    help="Server processes for the tenants section (fold serve --workers).",
+)
+@click.option(
     "--references/--no-references",
     default=True,
     show_default=True,
@@ -551,6 +558,7 @@ def bench(
     tenants: int,
     tenant_people: int,
     tenants_seconds: float,
+    tenants_workers: int,
     references: bool,
 ) -> None:
     """Time the segment suite on a bucket of N people (made by `fold demo`, or reused),
@@ -595,6 +603,7 @@ def bench(
         tenants=tenants,
         tenant_people=tenant_people,
         tenants_seconds=tenants_seconds,
+        tenants_workers=tenants_workers,
         references=references,
     )
     summary = results["summary"]

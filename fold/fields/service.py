@@ -29,6 +29,32 @@ def check_resource_type(value: str, *, param: str = "resource_type", stored: boo
     )
 
 
+_SCHEMAS = "fold_schemas"  # (the transaction they were read in, {(bucket, type): schema})
+
+
+def schema_for(session: Session, *, bucket: str, resource_type: str) -> TypeSchema:
+    """The type's schema in `bucket`, read once per transaction (or savepoint) of the
+    session: a request asks for it several times (rules, sentence, page), each a round
+    trip."""
+    held = session.info.get(_SCHEMAS)
+    if held is not None and held[0] is _transaction(session):
+        known: dict[tuple[str, str], TypeSchema] = held[1]
+        if (bucket, resource_type) in known:
+            return known[(bucket, resource_type)]
+    schema = _read_schema(session, bucket, resource_type)
+    transaction = _transaction(session)  # begun by the read if it was not
+    held = session.info.get(_SCHEMAS)
+    if held is None or held[0] is not transaction:
+        fresh: dict[tuple[str, str], TypeSchema] = {}
+        held = session.info[_SCHEMAS] = (transaction, fresh)
+    held[1][(bucket, resource_type)] = schema
+    return schema
+
+
+def _transaction(session: Session) -> Any:
+    return session.get_nested_transaction() or session.get_transaction()
+
+
 # Built once, plain columns: every record write reads it.
 _CUSTOM_FIELDS = select(
     CustomField.field, CustomField.type, CustomField.label, CustomField.form_type
@@ -38,7 +64,7 @@ _CUSTOM_FIELDS = select(
 )
 
 
-def schema_for(session: Session, *, bucket: str, resource_type: str) -> TypeSchema:
+def _read_schema(session: Session, bucket: str, resource_type: str) -> TypeSchema:
     rows = session.execute(_CUSTOM_FIELDS, {"bucket": bucket, "resource_type": resource_type})
     custom = [FieldDef(*row, custom=True) for row in rows]
     return BUILTIN[resource_type].with_custom(custom)
@@ -67,6 +93,7 @@ def add_custom_field(
         raise Conflict(f"'{name}' is a built-in field of {resource_type}.", param="field")
     if session.get(CustomField, (bucket, resource_type, name)) is not None:
         raise Conflict(f"'{name}' is already a custom field of {resource_type}.", param="field")
+    session.info.pop(_SCHEMAS, None)  # this transaction's schemas gain the field
     row = CustomField(
         bucket=bucket,
         resource_type=resource_type,

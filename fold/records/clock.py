@@ -31,10 +31,21 @@ can form. (SQLite's own lock makes every writer run alone.)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, event, or_, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    event,
+    literal_column,
+    or_,
+    select,
+    text,
+    true,
+)
 from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction, sessionmaker
 
 from fold.db.models import Record, RecordClock
@@ -164,11 +175,33 @@ NEVER = Reading(-1)  # before any write: "changed since" is every row
 def current(connection: Connection, bucket: str) -> Reading:
     """The clock now: read it before reading the rows changed since the last reading."""
     if connection.dialect.name == "postgresql":
-        # "xmin:xmax:xip,...": ids below xmax have ended, except those listed.
-        _, upto, listed = str(connection.scalar(_SNAPSHOT)).split(":")
-        return Reading(int(upto), tuple(int(x) for x in listed.split(",") if x))
+        return _reading(str(connection.scalar(_SNAPSHOT)))
     value = connection.scalar(select(RecordClock.version).where(RecordClock.bucket == bucket))
     return Reading(int(value or 0))
+
+
+def _reading(snapshot: str) -> Reading:
+    # "xmin:xmax:xip,...": ids below xmax have ended, except those listed.
+    _, upto, listed = snapshot.split(":")
+    return Reading(int(upto), tuple(int(x) for x in listed.split(",") if x))
+
+
+def current_with(
+    connection: Connection, bucket: str, seen: Reading, rows: Select[Any]
+) -> tuple[Reading, Sequence[Sequence[Any]]]:
+    """The clock now and, when it has moved since `seen`, what `rows` selects (the rows
+    changed since `seen`), read at one moment. On PostgreSQL in one statement, whose
+    snapshot is both the reading and what the rows were read under: one round trip, and
+    exactly the rows that reading has seen."""
+    if connection.dialect.name != "postgresql":
+        now = current(connection, bucket)
+        return now, connection.execute(rows).all() if may_have_changed(seen, now) else []
+    changed = rows.lateral("changed")
+    clock = select(literal_column("pg_current_snapshot()::text").label("snapshot")).subquery()
+    stmt = select(clock.c.snapshot, *changed.c).select_from(clock.outerjoin(changed, true()))
+    found = connection.execute(stmt).all()
+    # No row changed: one row, the reading beside NULLs (a record's uid is never NULL).
+    return _reading(str(found[0][0])), [r[1:] for r in found if r[1] is not None]
 
 
 def era(connection: Connection) -> str:

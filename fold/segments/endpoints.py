@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 
 from fold.api.deps import CallerDep, DbSession, Params
-from fold.api.routing import OBJECT_BODY, error_responses, route
+from fold.api.routing import OBJECT_BODY, error_responses, plain_json, route
 from fold.params import read_flag
 from fold.rules.jsonschema import rules_schema
 from fold.segments import explain, fieldsets, reads, service, snapshots
@@ -244,15 +244,13 @@ def segment_config(caller: CallerDep, session: DbSession, uid: str) -> dict[str,
 
 
 @route(router, ["GET"], "/segment/{uid}/count", answer=Count, accepts=("as_of",))
-def segment_count(
-    caller: CallerDep, session: DbSession, uid: str, params: Params
-) -> dict[str, Any]:
+def segment_count(caller: CallerDep, session: DbSession, uid: str, params: Params) -> JSONResponse:
     """`{count, description, segment}`; the description is the rules' sentence if unset.
     `as_of` (a date-time or snapshot uid) answers from the snapshot then, and says which."""
     row = reads.load_for_read(session, caller, uid)
     if params.get("as_of") not in (None, ""):
-        return snapshots.count_as_of(session, row, params["as_of"])
-    return reads.segment_count(session, caller, row)
+        return plain_json(snapshots.count_as_of(session, row, params["as_of"]))
+    return plain_json(reads.segment_count(session, caller, row))
 
 
 @route(router, ["GET"], "/segment/{uid}/lookup", answer=list[LookupItem], accepts=("q",))
@@ -268,13 +266,13 @@ def segment_lookup(
 @route(router, ["GET"], "/segment/{uid}/all", answer=Members, accepts=(*RECORDS_PAGE, "as_of"))
 def segment_records(
     caller: CallerDep, session: DbSession, uid: str, params: Params
-) -> dict[str, Any]:
+) -> JSONResponse:
     """The records, paged; `q` searches, `verbose=true` gives whole records, `sort=[-]field`;
     `as_of` pages the members of the snapshot then (and says which)."""
     row = reads.load_for_read(session, caller, uid)
     if params.get("as_of") not in (None, ""):
-        return snapshots.records_as_of(session, row, params)
-    return reads.segment_records(session, caller, row, params)
+        return plain_json(snapshots.records_as_of(session, row, params))
+    return plain_json(reads.segment_records(session, caller, row, params))
 
 
 @route(router, ["GET"], "/segment/{uid}/explain", answer=Explanation, accepts=("uri",))

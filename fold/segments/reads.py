@@ -129,12 +129,13 @@ def sentence(session: Session, row: Segment, schema: TypeSchema) -> str:
     parent = (
         repository.get(session, bucket=row.bucket, uid=row.parent_uid) if row.parent_uid else None
     )
+    sizes = repository.list_sizes(session, bucket=row.bucket, uid=row.uid)
     return describe_segment(
         schema,
         segment_type=row.segment_type,
         rules=row.rules,
-        include=len(repository.list_uids(session, bucket=row.bucket, uid=row.uid, kind="include")),
-        exclude=len(repository.list_uids(session, bucket=row.bucket, uid=row.uid, kind="exclude")),
+        include=sizes.get("include", 0),
+        exclude=sizes.get("exclude", 0),
         parent=parent.name if parent else None,
         segment_names=_segment_names(session, row.bucket, row.rules),
     )

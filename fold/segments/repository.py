@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from fold.db.models import Fieldset, Postcode, Segment, SegmentUri
@@ -63,6 +63,17 @@ def list_uids(session: Session, *, bucket: str, uid: str, kind: str) -> list[str
             .order_by(SegmentUri.position)
         ).all()
     )
+
+
+def list_sizes(session: Session, *, bucket: str, uid: str) -> dict[str, int]:
+    """How many URIs each of the segment's lists holds, by kind, in one query (a kind
+    with none is absent)."""
+    rows = session.execute(
+        select(SegmentUri.kind, func.count())
+        .where(SegmentUri.bucket == bucket, SegmentUri.segment_uid == uid)
+        .group_by(SegmentUri.kind)
+    ).all()
+    return {kind: int(n) for kind, n in rows}
 
 
 def replace_lists(

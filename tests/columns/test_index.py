@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from fold.auth.policies import Caller
 from fold.columns import index
+from fold.columns import store as column_store
 from fold.columns.index import ColumnIndex, Options
 from fold.db.engine import make_engine, make_sessionmaker, unit_of_work
 from fold.db.models import Record
@@ -140,6 +141,22 @@ class TestWritesAreInTheNextCount:
         started = start(api, volunteers["uid"], action="add_tag", value="donor")
         assert job(api, started["sheep_event"])["status"] == "completed"
         assert donors_now() == 42  # everyone
+
+    def test_more_rows_than_one_query_reads(
+        self, crowd: Tenant, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A catch-up reads a few changed rows in one query and more than FEW_CHANGED in
+        batches: both are in the next count."""
+        monkeypatch.setattr(column_store, "FEW_CHANGED", 2)
+        api = crowd.admin
+        donors = make_segment(api, name="Donors", rules=[rule("tags", "equals", "donor")])
+        url = seg_url(api, donors["uid"], "/count")
+        assert api.get(url).json()["count"] == 14
+        assert api.post("/person/", json=person(99, tags=["donor"])).status_code == 201
+        assert api.get(url).json()["count"] == 15
+        body = "\n".join(json.dumps(person(100 + i, tags=["donor"])) for i in range(5))
+        assert api.post("/person/import", content=body, headers=NDJSON).json()["created"] == 5
+        assert api.get(url).json()["count"] == 20
 
     def test_another_process_writes(self, crowd: Tenant, database: Database) -> None:
         node = node_for(database, crowd.bucket, [rule("first_name", "starts_with", "Other")])
