@@ -101,8 +101,11 @@ class Snapshots:
         name = f"s{store.seen.upto}-{secrets.token_hex(4)}"
         target = home / name
         target.mkdir()
+        uids = store.uids.packed_all()
+        if store.dormant is None:
+            store.dormant = _adopted(home, store, uids)
         try:
-            self._write(store, target)
+            self._write(store, target, uids)
             pointer = home / f".current-{secrets.token_hex(4)}"
             pointer.write_text(name)
             os.replace(pointer, home / "current")
@@ -118,8 +121,7 @@ class Snapshots:
             )
         self._prune(home, name)
 
-    def _write(self, store: Store, target: Path) -> None:
-        uids = store.uids.packed_all()
+    def _write(self, store: Store, target: Path, uids: Uids) -> None:
         np.save(target / "uids.npy", uids.packed)
         np.save(target / "uids_order.npy", uids.order)
         np.save(target / "uids_sorted.npy", uids.sorted)
@@ -253,6 +255,27 @@ class Snapshots:
         store.n = n
         store.seen = Reading.from_json(meta)
         store.loaded = True
+
+
+def _adopted(home: Path, store: Store, uids: Uids) -> Dormant | None:
+    """The catalogue of the store's current snapshot on disk, for a store saved without
+    one (its process opened it before the catalogue was made) whose first rows are the
+    catalogue's: kept, not dropped by this save. It keeps its own clock reading, so waking
+    reads again the rows written since."""
+    try:
+        source = home / (home / "current").read_text().strip()
+        meta = json.loads((source / "meta.json").read_text())
+        about = meta.get("catalogue")
+        if about is None or meta.get("format") != FORMAT:
+            return None
+        n = int(about["n"])
+        theirs = np.load(source / "uids.npy", mmap_mode="r")
+        ours = uids.packed
+        if n > len(ours) or n > len(theirs) or not np.array_equal(ours[:n], theirs[:n]):
+            return None
+        return catalogue.read(about, partial(_open_asleep, home, source), source)
+    except (OSError, ValueError, KeyError):  # pruned meanwhile, cut short: none
+        return None
 
 
 # --- a column's entries as arrays -----------------------------------------------------------
