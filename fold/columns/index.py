@@ -40,6 +40,8 @@ FEW_ROWS = 20_000
 MAX_DIRTY = 5_000
 # Rows one catch-up applies, from which the store is saved again (fold.columns.persist).
 RESAVE_AFTER = 50_000
+# Seconds between a store's attempts to share the rows it holds of its own (Saver.share).
+SHARE_EVERY = 10.0
 
 
 @dataclass(frozen=True)
@@ -257,7 +259,8 @@ class Cataloguer:
                     builder.read(connection, idle=self.IDLE)
                 made = builder.finish()
                 with store.lock:
-                    if store.dormant is None:
+                    # Filled afresh meanwhile (Saver.share): its rows may not be the made ones.
+                    if store.dormant is None and store.generation == builder.generation:
                         store.dormant = made
                         saver.save(store)
             log.info(
@@ -307,6 +310,24 @@ class Saver:
                 f"{store.n:,}", store.bucket, store.resource_type, time.perf_counter() - started,
             )  # fmt: skip
         return opened
+
+    def share(self, store: Store, connection: Connection) -> None:
+        """A store holding rows of its own (past the room of the snapshot it maps, or never
+        saved) maps them again: from the store's current snapshot when another process saved
+        one since, else from one this process saves now; neither when another process is
+        saving it (the next use looks again)."""
+        with self.snapshots.saving(self.identity, store) as mine:
+            if not mine:
+                return
+            current = self.snapshots.current(self.identity, store)
+            if current is None or current == store.snapshot:
+                self.save(store)
+                return
+            fresh = Store(store.bucket, store.resource_type, store.types)
+            if self.open(fresh, connection):
+                store.take(fresh)  # its refresh applies the rows written since
+            else:
+                self.save(store)
 
     def save(self, store: Store) -> None:
         started = time.perf_counter()
@@ -366,6 +387,14 @@ def _catch_up(
     built = False
     if not store.loaded and saver is not None and saver.open(store, connection):
         gc.freeze()
+    elif (
+        store.loaded
+        and saver is not None
+        and store.n > store.room
+        and time.monotonic() >= store.share_after
+    ):
+        store.share_after = time.monotonic() + SHARE_EVERY
+        saver.share(store, connection)
     if not store.loaded:
         built = True
         started = time.perf_counter()
