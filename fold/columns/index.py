@@ -24,6 +24,7 @@ from fold.columns.store import DISPLAY, Mask, Rank, Store
 from fold.columns.vector import Lists, Unsupported, evaluate, paths
 from fold.config import Settings
 from fold.db.bulk import no_cycle_collection
+from fold.db.engine import small_cache
 from fold.db.models import Record
 from fold.records import clock
 from fold.rules.filter import SYSTEM_KINDS, Node
@@ -231,7 +232,8 @@ class Cataloguer:
             return
         if self.mode == "inline":
             builder = catalogue.Builder(store)
-            builder.read(connection)
+            with small_cache(connection):
+                builder.read(connection)
             store.dormant = builder.finish()
             saver.save(store)
             return
@@ -255,7 +257,7 @@ class Cataloguer:
                 started = time.perf_counter()
                 if not mine:
                     return  # another process is making it
-                with engine.connect() as connection:
+                with engine.connect() as connection, small_cache(connection):
                     builder.read(connection, idle=self.IDLE)
                 made = builder.finish()
                 with store.lock:
@@ -398,7 +400,7 @@ def _catch_up(
     if not store.loaded:
         built = True
         started = time.perf_counter()
-        with no_cycle_collection():
+        with no_cycle_collection(), small_cache(connection):
             store.load(connection)
         log.info(
             "column index: %s records of %s/%s read in %.1f s",
@@ -419,7 +421,7 @@ def _catch_up(
     if missing:
         built = True
         started = time.perf_counter()
-        with no_cycle_collection():
+        with no_cycle_collection(), small_cache(connection):
             store.ensure_columns(connection, missing)
         log.info(
             "column index: %s of %s/%s built in %.1f s",
@@ -470,7 +472,8 @@ def page_uids(
     rank = store.ranks.get(sort)
     if rank is None or rank.dirty_count > MAX_DIRTY:
         started = time.perf_counter()
-        rank = _read_rank(found.connection, store, order_by)
+        with small_cache(found.connection):
+            rank = _read_rank(found.connection, store, order_by)
         store.ranks[sort] = rank
         if found.saver is not None:
             found.saver.save(store)
