@@ -318,18 +318,22 @@ class Saver:
         saved) maps them again: from the store's current snapshot when another process saved
         one since, else from one this process saves now; neither when another process is
         saving it (the next use looks again)."""
-        with self.snapshots.saving(self.identity, store) as mine:
-            if not mine:
-                return
-            current = self.snapshots.current(self.identity, store)
-            if current is None or current == store.snapshot:
-                self.save(store)
-                return
-            fresh = Store(store.bucket, store.resource_type, store.types)
-            if self.open(fresh, connection):
-                store.take(fresh)  # its refresh applies the rows written since
-            else:
-                self.save(store)
+        try:
+            with self.snapshots.saving(self.identity, store) as mine:
+                if not mine:
+                    return
+                current = self.snapshots.current(self.identity, store)
+                if current is None or current == store.snapshot:
+                    self.save(store)
+                    return
+                fresh = Store(store.bucket, store.resource_type, store.types)
+                if self.open(fresh, connection):
+                    store.take(fresh)  # its refresh applies the rows written since
+                else:
+                    self.save(store)
+        except OSError as exc:  # no lock file (a read-only disk): it stays its own
+            log.warning("column index: %s/%s not shared: %s", store.bucket, store.resource_type,
+                        exc)  # fmt: skip
 
     def save(self, store: Store) -> None:
         started = time.perf_counter()

@@ -84,3 +84,26 @@ def test_a_process_that_outgrew_its_snapshot_maps_the_one_another_saved(
     exact(database, bucket, first, once=True)  # maps what the second saved, saves none
     assert mine.snapshot == saved == current(on_disk) and mine.generation == generation + 1
     assert mine.n <= mine.room
+
+
+def test_a_store_that_cannot_be_shared_stays_its_own_and_exact(
+    crowd: Tenant, database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(persist, "SPARE", 1)
+    monkeypatch.setattr(persist, "SPARE_SHARE", 10**9)
+    monkeypatch.setattr(index, "SHARE_EVERY", 0.0)
+    bucket, on_disk = crowd.bucket, tmp_path / "columns"
+    exact(database, bucket, server(on_disk))
+    opened = server(on_disk)
+    exact(database, bucket, opened)
+
+    def unwritable(*_: object) -> None:
+        raise PermissionError("read-only")
+
+    monkeypatch.setattr(persist.Snapshots, "saving", unwritable)
+    for k in range(3):
+        write_elsewhere(database, bucket, person(87 + k, tags=["donor"], last_name="Quux"))
+    exact(database, bucket, opened)
+    exact(database, bucket, opened)
+    store = store_of(opened, database, bucket)
+    assert store.n > store.room
