@@ -215,12 +215,16 @@ def pages_and_contacts(
 # --- servers ----------------------------------------------------------------------------
 
 
-def pss_mb(pid: int) -> float:
-    """Proportional set size: pages shared with other processes count by their share."""
+def rollup_mb(pid: int) -> dict[str, float]:
+    """A process's memory from /proc/<pid>/smaps_rollup, in MB: `Pss` (pages shared with
+    other processes count by their share), `Pss_Anon` (its heap: private unless forked),
+    `Pss_File` (mapped files: the snapshots, the libraries)."""
+    out: dict[str, float] = {}
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+        name, _, rest = line.partition(":")
+        if rest.strip().endswith("kB"):
+            out[name] = int(rest.split()[0]) / 1024
+    return out
 
 
 def rss_mb(pid: int) -> float:
@@ -262,13 +266,19 @@ def warm_start(
             firsts[name] = round(ms(partial(fetch, client, url, headers)), 1)
         url = f"{base}/segments/v2/{bucket}/segment/{fresh_uid}/count"
         fresh = ms(partial(fetch, client, url, headers))
-        one = pss_mb(server.pid)
+        alone = rollup_mb(server.pid)
+    one = alone.get("Pss", 0.0)
     slowest = max(firsts.values()) if firsts else 0.0
     targets = [
         at_most("warm start", "first count after restart, slowest segment", 1000, slowest, "ms"),
         at_most("warm start", "first count on a never-used field", 1000, fresh, "ms"),
     ]
-    return targets, {"first_count_ms": firsts, "fresh_field_ms": round(fresh, 1)}, one
+    details = {
+        "first_count_ms": firsts, "fresh_field_ms": round(fresh, 1),
+        "pss_anon_mb": round(alone.get("Pss_Anon", 0.0), 1),
+        "pss_file_mb": round(alone.get("Pss_File", 0.0), 1),
+    }  # fmt: skip
+    return targets, details, one
 
 
 def processes(
@@ -290,11 +300,16 @@ def processes(
                 for segment in suite.values():
                     url = f"{server.base}/segments/v2/{bucket}/segment/{segment.uid}/count"
                     client.get(url, headers=headers).raise_for_status()
-        each = [round(pss_mb(s.pid), 1) for s in servers]
+        rollups = [rollup_mb(s.pid) for s in servers]
         rss = [round(rss_mb(s.pid), 1) for s in servers]
+    each = [round(r.get("Pss", 0.0), 1) for r in rollups]
     ratio = sum(each) / max(one_pss, 1.0)
     targets = [at_most("processes", f"{count} servers' memory / one server's", 1.5, ratio, "x")]
-    return targets, {"one_server_pss_mb": round(one_pss, 1), "pss_mb": each, "rss_mb": rss}
+    return targets, {
+        "one_server_pss_mb": round(one_pss, 1), "pss_mb": each, "rss_mb": rss,
+        "pss_anon_mb": [round(r.get("Pss_Anon", 0.0), 1) for r in rollups],
+        "pss_file_mb": [round(r.get("Pss_File", 0.0), 1) for r in rollups],
+    }  # fmt: skip
 
 
 # --- writers ----------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, func, select
 
-from fold.columns.rowdata import Uids
+from fold.columns.rowdata import Uids, grown
 from fold.columns.store import DISPLAY, Column, Store
 from fold.db.jsonsql import JsonValue
 from fold.db.models import Record
@@ -193,6 +193,7 @@ class Builder:
         rows and clock reading as they are now."""
         self.seen = store.seen
         self.n = store.n
+        self.generation = store.generation
         whole = store.uids.packed_all()
         self.uids = Uids(whole.packed, whole.order, whole.sorted)  # rows added later: not ours
         self.of_types = store.of_types()
@@ -294,12 +295,11 @@ def _woken(
     if asleep is None:
         column = Column(path, store.n)
     else:
-        # Opened afresh for this wake (its entries mapped, shared with other processes);
-        # its codes become this store's own, rows added since the catalogue included.
+        # Opened afresh for this wake (its entries and codes mapped, shared with other
+        # processes; only the pages of rows written since become this process's own),
+        # rows added since the catalogue included.
         column = asleep
-        codes = np.zeros(store.n, dtype=np.int32)
-        codes[: dormant.n] = asleep.codes
-        column.codes = codes
+        column.codes = grown(asleep.codes, store.n - dormant.n)
     reading = JsonValue(Record.data, path)
     rows = connection.execute(
         select(Record.uid, reading).where(store.of_types(), since),

@@ -24,6 +24,7 @@ from fold.columns.store import DISPLAY, Mask, Rank, Store
 from fold.columns.vector import Lists, Unsupported, evaluate, paths
 from fold.config import Settings
 from fold.db.bulk import no_cycle_collection
+from fold.db.engine import small_cache
 from fold.db.models import Record
 from fold.records import clock
 from fold.rules.filter import SYSTEM_KINDS, Node
@@ -40,6 +41,8 @@ FEW_ROWS = 20_000
 MAX_DIRTY = 5_000
 # Rows one catch-up applies, from which the store is saved again (fold.columns.persist).
 RESAVE_AFTER = 50_000
+# Seconds between a store's attempts to share the rows it holds of its own (Saver.share).
+SHARE_EVERY = 10.0
 
 
 @dataclass(frozen=True)
@@ -244,7 +247,8 @@ class Cataloguer:
             return
         if self.mode == "inline":
             builder = catalogue.Builder(store)
-            builder.read(connection)
+            with small_cache(connection):
+                builder.read(connection)
             store.dormant = builder.finish()
             saver.save(store)
             return
@@ -268,11 +272,12 @@ class Cataloguer:
                 started = time.perf_counter()
                 if not mine:
                     return  # another process is making it
-                with engine.connect() as connection:
+                with engine.connect() as connection, small_cache(connection):
                     builder.read(connection, idle=self.IDLE)
                 made = builder.finish()
                 with store.lock:
-                    if store.dormant is None:
+                    # Filled afresh meanwhile (Saver.share): its rows may not be the made ones.
+                    if store.dormant is None and store.generation == builder.generation:
                         store.dormant = made
                         saver.save(store)
             log.info(
@@ -322,6 +327,28 @@ class Saver:
                 f"{store.n:,}", store.bucket, store.resource_type, time.perf_counter() - started,
             )  # fmt: skip
         return opened
+
+    def share(self, store: Store, connection: Connection) -> None:
+        """A store holding rows of its own (past the room of the snapshot it maps, or never
+        saved) maps them again: from the store's current snapshot when another process saved
+        one since, else from one this process saves now; neither when another process is
+        saving it (the next use looks again)."""
+        try:
+            with self.snapshots.saving(self.identity, store) as mine:
+                if not mine:
+                    return
+                current = self.snapshots.current(self.identity, store)
+                if current is None or current == store.snapshot:
+                    self.save(store)
+                    return
+                fresh = Store(store.bucket, store.resource_type, store.types)
+                if self.open(fresh, connection):
+                    store.take(fresh)  # its refresh applies the rows written since
+                else:
+                    self.save(store)
+        except OSError as exc:  # no lock file (a read-only disk): it stays its own
+            log.warning("column index: %s/%s not shared: %s", store.bucket, store.resource_type,
+                        exc)  # fmt: skip
 
     def save(self, store: Store) -> None:
         started = time.perf_counter()
@@ -381,10 +408,18 @@ def _catch_up(
     built = False
     if not store.loaded and saver is not None and saver.open(store, connection):
         gc.freeze()
+    elif (
+        store.loaded
+        and saver is not None
+        and store.n > store.room
+        and time.monotonic() >= store.share_after
+    ):
+        store.share_after = time.monotonic() + SHARE_EVERY
+        saver.share(store, connection)
     if not store.loaded:
         built = True
         started = time.perf_counter()
-        with no_cycle_collection():
+        with no_cycle_collection(), small_cache(connection):
             store.load(connection)
         log.info(
             "column index: %s records of %s/%s read in %.1f s",
@@ -405,7 +440,7 @@ def _catch_up(
     if missing:
         built = True
         started = time.perf_counter()
-        with no_cycle_collection():
+        with no_cycle_collection(), small_cache(connection):
             store.ensure_columns(connection, missing)
         log.info(
             "column index: %s of %s/%s built in %.1f s",
@@ -456,7 +491,8 @@ def page_uids(
     rank = store.ranks.get(sort)
     if rank is None or rank.dirty_count > MAX_DIRTY:
         started = time.perf_counter()
-        rank = _read_rank(found.connection, store, order_by)
+        with small_cache(found.connection):
+            rank = _read_rank(found.connection, store, order_by)
         store.ranks[sort] = rank
         if found.saver is not None:
             found.saver.save(store)

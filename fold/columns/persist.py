@@ -18,6 +18,7 @@ published by renaming a small `current` file, so readers never see half of one.
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import json
 import logging
@@ -26,7 +27,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import partial
 from hashlib import sha256
 from pathlib import Path
@@ -47,8 +48,8 @@ log = logging.getLogger("fold.columns")
 # 4: uids, search text and entries mapped, the display value a column like others, and
 # the clock reading as `Reading.as_json` has it. 5: each column's per-kind arrays of its
 # entries (`Column.saved_arrays`) and its key index (`Column.key_index`) mapped too.
-# 6: the catalogue (fold.columns.catalogue).
-FORMAT = 6
+# 6: the catalogue (fold.columns.catalogue). 7: per-row arrays with spare rows (`_rows`).
+FORMAT = 7
 KEEP = 2  # snapshots of a store kept on disk (others still open elsewhere stay readable)
 
 
@@ -101,34 +102,34 @@ class Snapshots:
         name = f"s{store.seen.upto}-{secrets.token_hex(4)}"
         target = home / name
         target.mkdir()
+        uids = store.uids.packed_all()
+        if store.dormant is None:
+            store.dormant = _adopted(home, store, uids)
         try:
-            self._write(store, target)
+            self._write(store, target, uids)
             pointer = home / f".current-{secrets.token_hex(4)}"
             pointer.write_text(name)
             os.replace(pointer, home / "current")
         except BaseException:
             shutil.rmtree(target, ignore_errors=True)
             raise
-        if store.dormant is not None:
-            # From now on opened from this snapshot (the one it came from may be pruned
-            # below), and no longer held in memory if this process made it.
-            meta = json.loads((target / "meta.json").read_text())
-            store.dormant = catalogue.read(
-                meta["catalogue"], partial(_open_asleep, home, target), target
-            )
+        # From now on mapped from this snapshot, as another process opening it maps it: what
+        # this process read or made is no longer its own (the same rows, the same values),
+        # and the catalogue is opened from here (the one it came from may be pruned below).
+        self._read(store, target, json.loads((target / "meta.json").read_text()))
+        _trim()
         self._prune(home, name)
 
-    def _write(self, store: Store, target: Path) -> None:
-        uids = store.uids.packed_all()
+    def _write(self, store: Store, target: Path, uids: Uids) -> None:
         np.save(target / "uids.npy", uids.packed)
         np.save(target / "uids_order.npy", uids.order)
         np.save(target / "uids_sorted.npy", uids.sorted)
         blob, offsets = store.search.packed()
         np.save(target / "search.npy", blob)
         np.save(target / "search_offsets.npy", offsets)
-        np.save(target / "active.npy", np.asarray(store.active))
-        np.save(target / "created.npy", np.asarray(store.created))
-        np.save(target / "last_updated.npy", np.asarray(store.last_updated))
+        _rows(target / "active.npy", store.active)
+        _rows(target / "created.npy", store.created)
+        _rows(target / "last_updated.npy", store.last_updated)
         columns = {}
         entries = {}
         for path, column in store.columns.items():
@@ -139,7 +140,7 @@ class Snapshots:
         for sort, rank in store.ranks.items():
             stem = f"r{_name(json.dumps(sort))}"
             np.save(target / f"{stem}.order.npy", np.asarray(rank.order))
-            np.save(target / f"{stem}.dirty.npy", np.asarray(rank.dirty))
+            _rows(target / f"{stem}.dirty.npy", rank.dirty)
             ranks.append({"sort": list(sort), "stem": stem, "dirty_count": rank.dirty_count})
         meta = {
             "format": FORMAT, "bucket": store.bucket, "resource_type": store.resource_type,
@@ -166,9 +167,23 @@ class Snapshots:
     def claim(self, identity: str, store: Store) -> Iterator[bool]:
         """Whether this process is the one making the store's catalogue now (a lock on a
         file beside its snapshots, let go when the block ends or the process does)."""
+        with self._held(identity, store, "catalogue.lock") as mine:
+            yield mine
+
+    @contextmanager
+    def saving(self, identity: str, store: Store) -> Iterator[bool]:
+        """Whether this process is the one saving the store for the rows it holds of its own
+        now (`index.Saver.share`): one at a time, the others map what it saves."""
+        with self._held(identity, store, "save.lock") as mine:
+            yield mine
+
+    @contextmanager
+    def _held(self, identity: str, store: Store, name: str) -> Iterator[bool]:
+        """Whether this process holds the lock file `name` beside the store's snapshots now
+        (let go when the block ends or the process does)."""
         home = self._home(identity, store.bucket, store.resource_type)
         home.mkdir(parents=True, exist_ok=True)
-        with (home / "catalogue.lock").open("a") as handle:
+        with (home / name).open("a") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -178,6 +193,14 @@ class Snapshots:
                 yield True
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def current(self, identity: str, store: Store) -> str | None:
+        """The name of the store's current snapshot (None: none yet)."""
+        home = self._home(identity, store.bucket, store.resource_type)
+        try:
+            return (home / "current").read_text().strip()
+        except OSError:
+            return None
 
     def uncatalogued(self) -> int:
         """How many stores' current snapshots (of any database here) have no catalogue yet."""
@@ -218,21 +241,25 @@ class Snapshots:
         return True
 
     def _read(self, store: Store, source: Path, meta: dict[str, Any]) -> None:
+        n = int(meta["n"])
+
         def mapped(file: str) -> Any:
             # Copy-on-write: writes applied later stay in this process.
             return np.load(source / file, mmap_mode="c")
 
-        n = int(meta["n"])
+        def rows(file: str) -> Any:
+            return _rows_of(source / file, n)
+
         uids = Uids(mapped("uids.npy"), mapped("uids_order.npy"), mapped("uids_sorted.npy"))
         search = SearchText(mapped("search.npy"), mapped("search_offsets.npy"))
         columns = {
-            path: _open_column(source, path, stem, meta["entries"][path])
+            path: _open_column(source, path, stem, meta["entries"][path], n)
             for path, stem in meta["columns"].items()
         }
         ranks = {
             tuple(r["sort"]): Rank(
                 mapped(f"{r['stem']}.order.npy"),
-                mapped(f"{r['stem']}.dirty.npy"),
+                rows(f"{r['stem']}.dirty.npy"),
                 int(r["dirty_count"]),
             )
             for r in meta["ranks"]
@@ -241,18 +268,43 @@ class Snapshots:
             raise ValueError("sizes differ")
         store.uids = uids
         store.search = search
-        store.active = mapped("active.npy")
-        store.created = mapped("created.npy")
-        store.last_updated = mapped("last_updated.npy")
+        active = rows("active.npy")
+        store.active = active
+        store.created = rows("created.npy")
+        store.last_updated = rows("last_updated.npy")
         store.columns = columns
         store.ranks = ranks
-        if "catalogue" in meta:
-            store.dormant = catalogue.read(
-                meta["catalogue"], partial(_open_asleep, source.parent, source), source
-            )
+        about = meta.get("catalogue")
+        store.dormant = None
+        if about is not None:
+            opener = partial(_open_asleep, source.parent, source, int(about["n"]))
+            store.dormant = catalogue.read(about, opener, source)
+        store.snapshot = source.name
+        store.room = len(active.base)
         store.n = n
         store.seen = Reading.from_json(meta)
         store.loaded = True
+
+
+def _adopted(home: Path, store: Store, uids: Uids) -> Dormant | None:
+    """The catalogue of the store's current snapshot on disk, for a store saved without
+    one (its process opened it before the catalogue was made) whose first rows are the
+    catalogue's: kept, not dropped by this save. It keeps its own clock reading, so waking
+    reads again the rows written since."""
+    try:
+        source = home / (home / "current").read_text().strip()
+        meta = json.loads((source / "meta.json").read_text())
+        about = meta.get("catalogue")
+        if about is None or meta.get("format") != FORMAT:
+            return None
+        n = int(about["n"])
+        theirs = np.load(source / "uids.npy", mmap_mode="r")
+        ours = uids.packed
+        if n > len(ours) or n > len(theirs) or not np.array_equal(ours[:n], theirs[:n]):
+            return None
+        return catalogue.read(about, partial(_open_asleep, home, source, n), source)
+    except (OSError, ValueError, KeyError):  # pruned meanwhile, cut short: none
+        return None
 
 
 # --- a column's entries as arrays -----------------------------------------------------------
@@ -263,10 +315,42 @@ class Snapshots:
 KEY_INDEX = ("keys", "keys_sorted", "keys_codes")
 
 
+SPARE_SHARE = 32  # a snapshot's per-row arrays have room for 1/32 more rows (at least SPARE)
+SPARE = 4_096
+
+
+def _rows(file: Path, array: Any) -> None:
+    """Save a per-row array with spare zero rows after it, into which the rows a process
+    adds later go without copying the array (`rowdata.grown`)."""
+    size = len(array)
+    saved = np.lib.format.open_memmap(
+        file, mode="w+", dtype=array.dtype, shape=(size + max(SPARE, size // SPARE_SHARE),)
+    )
+    saved[:size] = array
+    saved.flush()
+    del saved
+
+
+def _rows_of(file: Path, n: int) -> Any:
+    """A per-row array saved by `_rows`: its first `n` rows, a view of the whole mapping
+    (its `base`, the room it may grow into)."""
+    whole = np.load(file, mmap_mode="c")  # copy-on-write: writes stay in this process
+    if whole.ndim != 1 or len(whole) < n:
+        raise ValueError("sizes differ")
+    return whole[:n]
+
+
+def _trim() -> None:
+    """Give the heap's free pages back to the system (glibc keeps them otherwise): the
+    arrays a save has just swapped for mapped ones."""
+    with suppress(OSError, AttributeError):  # not glibc
+        ctypes.CDLL(None).malloc_trim(0)
+
+
 def _write_column(target: Path, stem: str, column: Column) -> dict[str, Any]:
     """Save a column under `stem`: its codes, list pairs, keys and entries' arrays; answers
     what the meta file says of its entries."""
-    np.save(target / f"{stem}.npy", np.asarray(column.codes))
+    _rows(target / f"{stem}.npy", column.codes)
     np.save(target / f"{stem}.owners.npy", np.array(column.owners, dtype=np.int64))
     np.save(target / f"{stem}.elements.npy", np.array(column.elements, dtype=np.int64))
     # ASCII (escapes for the rest): lone surrogates in JSON text round-trip too.
@@ -274,7 +358,7 @@ def _write_column(target: Path, stem: str, column: Column) -> dict[str, Any]:
     return _write_entries(column, target, stem)
 
 
-def _open_column(source: Path, path: str, stem: str, entries: dict[str, Any]) -> Column:
+def _open_column(source: Path, path: str, stem: str, entries: dict[str, Any], n: int) -> Column:
     column = Column(
         path,
         0,
@@ -282,21 +366,20 @@ def _open_column(source: Path, path: str, stem: str, entries: dict[str, Any]) ->
         owners=np.load(source / f"{stem}.owners.npy").tolist(),
         elements=np.load(source / f"{stem}.elements.npy").tolist(),
     )
-    # Copy-on-write: writes applied later stay in this process.
-    column.codes = np.load(source / f"{stem}.npy", mmap_mode="c")
+    column.codes = _rows_of(source / f"{stem}.npy", n)
     _open_entries(column, source, stem, entries)
     return column
 
 
-def _open_asleep(home: Path, source: Path, path: str, stem: str, entries: Any) -> Column:
+def _open_asleep(home: Path, source: Path, n: int, path: str, stem: str, entries: Any) -> Column:
     """A catalogue column opened when first woken: from the snapshot the store was opened
     from or last saved to, or, when another process has pruned that one meanwhile, from
     the store's current snapshot (every snapshot carrying the catalogue links its files)."""
     try:
-        return _open_column(source, path, stem, entries)
+        return _open_column(source, path, stem, entries, n)
     except FileNotFoundError:
         current = home / (home / "current").read_text().strip()
-        return _open_column(current, path, stem, entries)
+        return _open_column(current, path, stem, entries, n)
 
 
 def _keep_asleep(target: Path, dormant: Dormant, path: str) -> tuple[str, dict[str, Any]]:

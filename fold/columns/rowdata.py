@@ -18,6 +18,28 @@ Rows = np.ndarray[Any, np.dtype[np.int64]]
 Mask = np.ndarray[Any, np.dtype[np.bool_]]
 
 
+def grown(array: Any, count: int, fill: Any = 0) -> Any:
+    """`array` with `count` more rows of `fill`. A snapshot's per-row arrays are mapped with
+    spare zero rows after them (fold.columns.persist): while they last, this is a longer
+    view of the same mapping, nothing copied, and only the pages written (the new rows')
+    become this process's own; past them, a copy of the whole."""
+    size = len(array)
+    room = array.base
+    if (
+        isinstance(room, np.ndarray)
+        and room.ndim == 1
+        and room.dtype == array.dtype
+        and len(room) >= size + count
+        and array.strides == room.strides
+        and array.ctypes.data == room.ctypes.data
+    ):
+        out = room[: size + count]
+        if fill:  # the spare rows are zeros already: not written, so not made private
+            out[size:] = fill
+        return out
+    return np.concatenate([array, np.full(count, fill, dtype=array.dtype)])
+
+
 def _utf8(text: str) -> bytes:
     # Lone surrogates (possible in JSON text) round-trip instead of failing.
     return text.encode("utf-8", "surrogatepass")

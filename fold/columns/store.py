@@ -19,7 +19,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy import Connection, and_, or_, select
 
-from fold.columns.rowdata import SearchText, Uids
+from fold.columns.rowdata import SearchText, Uids, grown
 from fold.db.jsonsql import JsonValue
 from fold.db.models import Record
 from fold.records import clock
@@ -613,11 +613,27 @@ class Store:
     words: OrderedDict[str, Mask] = field(default_factory=OrderedDict)
     loaded: bool = False
     dormant: Dormant | None = None  # columns of every path, asleep (fold.columns.catalogue)
+    # The snapshot its rows are mapped from (fold.columns.persist), and the rows that
+    # snapshot has room for: past them, the store's per-row arrays are this process's own.
+    snapshot: str | None = None
+    room: int = 0
+    share_after: float = 0.0  # (time.monotonic) when rows of its own may be shared next
+    # Counts the times the store was filled afresh (its rows may be in another order).
+    generation: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     _uid_column: Column | None = None
 
     def __post_init__(self) -> None:
         self.types = self.types or (self.resource_type,)
+
+    def take(self, other: Store) -> None:
+        """Hold what `other` (of the same bucket and types) holds instead of what this holds:
+        its rows may be in another order, so nothing row-numbered of this one is kept."""
+        kept = ("bucket", "resource_type", "types", "lock", "generation", "share_after")
+        for each in fields(self):
+            if each.name not in kept:
+                setattr(self, each.name, getattr(other, each.name))
+        self.generation += 1
 
     @property
     def mixed(self) -> bool:
@@ -758,17 +774,18 @@ class Store:
                         rank.dirty_count += 1
 
     def _append(self, count: int) -> None:
+        # In the spare rows of the mapped snapshot while they last (`rowdata.grown`).
         size = self.n + count
-        self.active = np.concatenate([self.active, np.zeros(count, dtype=bool)])
-        self.created = np.concatenate([self.created, np.zeros(count, dtype=np.int64)])
-        self.last_updated = np.concatenate([self.last_updated, np.zeros(count, dtype=np.int64)])
+        self.active = grown(self.active, count)
+        self.created = grown(self.created, count)
+        self.last_updated = grown(self.last_updated, count)
         self.search.grow(count)
         for column in self.columns.values():
-            column.codes = np.concatenate([column.codes, np.zeros(count, dtype=np.int32)])
+            column.codes = grown(column.codes, count)
         for word in self.words:
-            self.words[word] = np.concatenate([self.words[word], np.zeros(count, dtype=bool)])
+            self.words[word] = grown(self.words[word], count)
         for rank in self.ranks.values():
-            rank.dirty = np.concatenate([rank.dirty, np.ones(count, dtype=bool)])
+            rank.dirty = grown(rank.dirty, count, True)
             rank.dirty_count += count
         self.n = size
 

@@ -271,17 +271,19 @@ def _run_after_commit(session: Session) -> None:
 
 
 @contextmanager
-def small_cache(session: Session) -> Iterator[None]:
-    """A long read of a whole table (an export) through a small SQLite page cache, so the
-    reading process does not grow by the 200 MB cache the connection keeps for queries."""
-    if session.get_bind().dialect.name != "sqlite":
+def small_cache(reader: Session | Connection) -> Iterator[None]:
+    """A long read of a whole table (an export, a column index's store or catalogue)
+    through a small SQLite page cache, so the reading process does not grow by the 200 MB
+    cache the connection keeps for queries (its own memory, never shared with another)."""
+    dialect = reader.get_bind().dialect if isinstance(reader, Session) else reader.dialect
+    if dialect.name != "sqlite":
         yield
         return
-    session.execute(text(f"PRAGMA cache_size=-{SCAN_CACHE_KIB}"))
+    reader.execute(text(f"PRAGMA cache_size=-{SCAN_CACHE_KIB}"))
     try:
         yield
     finally:
-        session.execute(text(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}"))
+        reader.execute(text(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}"))
 
 
 @contextmanager

@@ -192,3 +192,29 @@ def test_a_catalogue_whose_snapshot_was_pruned_elsewhere_still_wakes(
     caplog.clear()
     exact(database, bucket, [rule("email", "starts_with", "p1")], reader)
     assert woken(caplog) and read_from_documents(caplog) == []
+
+
+def test_a_save_from_a_process_opened_before_the_catalogue_keeps_it(
+    crowd: Tenant, database: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A process that opened the store before its catalogue was made saves it again: the
+    catalogue made elsewhere stays with the store (and its rows written since are read
+    again when woken)."""
+    caplog.set_level("INFO", logger="fold.columns")
+    bucket, on_disk = crowd.bucket, tmp_path / "columns"
+    write_elsewhere(database, bucket, person(97, a={"x": 1}))
+    early = ColumnIndex(Options(directory=on_disk, catalogue="off"))
+    exact(database, bucket, [rule("tags", "equals", "donor")], early)
+    assert store_of(early, database, bucket).dormant is None
+    exact(database, bucket, [rule("tags", "equals", "donor")], server(on_disk))
+    # Written after the catalogue: only waking reads it.
+    write_elsewhere(database, bucket, person(98, email="after@example.org"))
+    # An object's path: read from every document, and the store saved again.
+    exact(database, bucket, [rule("a", "not_equal_to", "zz")], early)
+    assert store_of(early, database, bucket).dormant is not None
+    pointer = next(on_disk.rglob("current"))
+    assert '"catalogue"' in (pointer.parent / pointer.read_text() / "meta.json").read_text()
+    caplog.clear()
+    restarted = server(on_disk)
+    exact(database, bucket, [rule("email", "starts_with", "after")], restarted)
+    assert woken(caplog) and read_from_documents(caplog) == []

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fold.columns.rowdata import SearchText, Uids
+from fold.columns.rowdata import SearchText, Uids, grown
 
 # Awkward text: non-ASCII, surrogates, NUL, empty.
 TEXT = st.text(
@@ -68,3 +68,15 @@ def test_search_text_finds_words_as_in_would(
     assert [again[i] for i in range(len(plain))] == plain
     for word in words:
         assert again.holders(word).tolist() == [word in t for t in plain]
+
+
+def test_an_array_grows_in_the_room_after_it_then_by_copy() -> None:
+    room = np.zeros(6, dtype=np.int32)
+    rows = room[:3]
+    rows[:] = [1, 2, 3]
+    longer = grown(rows, 2)
+    assert longer.base is room and longer.tolist() == [1, 2, 3, 0, 0]
+    flags = grown(np.zeros(6, dtype=bool)[:3], 2, True)
+    assert flags.tolist() == [False, False, False, True, True]
+    copied = grown(longer, 2)
+    assert not np.shares_memory(copied, room) and copied.tolist() == [1, 2, 3, 0, 0, 0, 0]
