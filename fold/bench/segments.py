@@ -671,16 +671,17 @@ def run(
                                "ms", "run with --tenants 500"))  # fmt: skip
     for text_line in t.table(goals):
         say(text_line)
+    compared = bool(results) and references  # --no-references: nothing to compare with
     summary = {
         "count_p50_geomean_ms": geo("count_p50_ms"),
-        "duckdb_p50_geomean_ms": geo("duckdb_p50_ms"),
-        "json_scan_p50_geomean_ms": geo("json_scan_p50_ms"),
+        "duckdb_p50_geomean_ms": geo("duckdb_p50_ms") if compared else None,
+        "json_scan_p50_geomean_ms": geo("json_scan_p50_ms") if compared else None,
         "ratio_to_duckdb": (
-            round((geo("count_p50_ms") or 0) / (geo("duckdb_p50_ms") or 1), 2) if results else None
+            round((geo("count_p50_ms") or 0) / (geo("duckdb_p50_ms") or 1), 2) if compared else None
         ),
         "speedup_over_json_scan_min": (
             round(min(r["json_scan_p50_ms"] / max(r["count_p50_ms"], 0.01) for r in results), 2)
-            if results
+            if compared
             else None
         ),
         "server_peak_rss_mb": server_rss,

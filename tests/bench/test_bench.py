@@ -86,6 +86,9 @@ def test_bench_heavy_sections(tmp_path: Path) -> None:
     assert tenants["buckets"] == 2 and tenants["requests"] > 0 and tenants["errors"] == []
     measured = {t["section"] for t in report["targets"] if t["holds"] is not None}
     assert {"bulk jobs", "tenants", "import"} <= measured
+    # Nothing timed beside the index (--no-references): no ratio to a reference either.
+    assert report["summary"]["count_p50_geomean_ms"] > 0
+    assert report["summary"]["ratio_to_duckdb"] is None
     bad = CliRunner().invoke(cli, ["bench", "--sections", "pages,nope"], env=env)
     assert bad.exit_code == 2 and "nope" in bad.output
 
