@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -516,16 +516,19 @@ def clock_index_bytes(engine: Engine) -> int | None:
         return None
 
 
-def catalogues_made(settings: Settings, timeout: float) -> tuple[float, int]:
-    """Seconds until the running server has saved the catalogue of every store it read (at
-    most `timeout`), and how many stores still have none then. A store saved meanwhile by
-    a process without its catalogue goes without one until it is next read (docs/columns.md)."""
+def catalogues_made(
+    settings: Settings, buckets: Collection[str], timeout: float
+) -> tuple[float, int]:
+    """Seconds until the running server has saved the catalogue of every store of `buckets`
+    (the ones it read) on disk (at most `timeout`), and how many still have none then. A
+    store saved meanwhile by a process without its catalogue goes without one until it is
+    next read (docs/columns.md); stores of other buckets (the tenants') are not waited for."""
     directory = settings.columns_directory()
     if directory is None:
         return 0.0, 0
     snapshots = Snapshots(directory)
     started = time.monotonic()
-    while (missing := snapshots.uncatalogued()) and time.monotonic() - started < timeout:
+    while (missing := snapshots.uncatalogued(buckets)) and time.monotonic() - started < timeout:
         time.sleep(0.5)
     return time.monotonic() - started, missing
 
@@ -593,7 +596,7 @@ def run(
         if "warm" in sections and results and not only:
             # A server that has been up a while: its store's catalogue made and saved
             # (fold.columns.catalogue), which a restart then opens.
-            waited, missing = catalogues_made(settings, timeout=60 + people / 1000)
+            waited, missing = catalogues_made(settings, [bucket], timeout=60 + people / 1000)
             say(f"the server made its stores' catalogues within {waited:.0f} s of the suite's end"
                 + (f" ({missing} store(s) still without one)" if missing else ""))  # fmt: skip
 

@@ -26,7 +26,7 @@ import mmap
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager, suppress
 from functools import partial
 from hashlib import sha256
@@ -202,8 +202,9 @@ class Snapshots:
         except OSError:
             return None
 
-    def uncatalogued(self) -> int:
-        """How many stores' current snapshots (of any database here) have no catalogue yet."""
+    def uncatalogued(self, buckets: Collection[str] | None = None) -> int:
+        """How many stores' current snapshots (of any database here; of `buckets` only,
+        when given) have no catalogue yet."""
         missing = 0
         for home in self.root.glob("*/*"):
             try:
@@ -211,7 +212,8 @@ class Snapshots:
                 meta = json.loads((current / "meta.json").read_text())
             except (OSError, ValueError):
                 continue
-            missing += "catalogue" not in meta
+            if buckets is None or meta.get("bucket") in buckets:
+                missing += "catalogue" not in meta
         return missing
 
     # --- reading ----------------------------------------------------------------------------
