@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from fold.db.jsonsql import json_number, json_text, one_of
@@ -18,6 +18,13 @@ SYSTEM_SORTS: dict[str, Any] = {
     "last_updated": Record.last_updated,
     "display_value": Record.display_value,
 }
+
+
+# The state as a literal, not a parameter: only then may a planner use the partial
+# indexes on active records (the unique key's; on SQLite migration 0014's) in a plan
+# made before the values are known (PostgreSQL's generic plan for a statement psycopg
+# has prepared; SQLite's when it prepares).
+ACTIVE = Record.record_state == literal_column("'active'")
 
 
 def get(session: Session, *, bucket: str, resource_type: str, uid: str) -> Record | None:
@@ -56,7 +63,7 @@ def active_by_unique_keys(
         select(Record).where(
             Record.bucket == bucket,
             Record.resource_type == resource_type,
-            Record.record_state == "active",
+            ACTIVE,
             one_of(Record.unique_key, wanted, session.get_bind().dialect.name),
         )
     ).all()
@@ -81,7 +88,7 @@ def listing(
 ) -> Select[Record]:
     base = [Record.bucket == bucket, Record.resource_type == resource_type]
     if not include_deleted:
-        base.append(Record.record_state == "active")
+        base.append(ACTIVE)
     stmt = select(Record).where(*base)
     if conditions:
         stmt = stmt.where(or_(*conditions) if match_any else and_(*conditions))

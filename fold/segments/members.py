@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, literal_column, select
+from sqlalchemy import ColumnElement, Select, and_, select
 from sqlalchemy.orm import Session
 
 from fold.db.jsonsql import JsonLink
@@ -99,14 +99,11 @@ def make_context(
     )
 
 
-# The state as a literal, not a parameter: only then may the planners (SQLite's when it
-# prepares, PostgreSQL's for a generic plan) use the partial index of active records.
-ACTIVE = Record.record_state == literal_column("'active'")
-
-
 def base_query(bucket: str, resource_type: str) -> Select[Record]:
     return select(Record).where(
-        Record.bucket == bucket, Record.resource_type.in_(stored_types(resource_type)), ACTIVE
+        Record.bucket == bucket,
+        Record.resource_type.in_(stored_types(resource_type)),
+        records.ACTIVE,
     )
 
 
