@@ -247,7 +247,7 @@ class Snapshots:
 
         def mapped(file: str) -> Any:
             # Copy-on-write: writes applied later stay in this process.
-            return np.load(source / file, mmap_mode="c")
+            return _map(source / file)
 
         def rows(file: str) -> Any:
             return _rows_of(source / file, n)
@@ -336,7 +336,7 @@ def _rows(file: Path, array: Any) -> None:
 def _rows_of(file: Path, n: int) -> Any:
     """A per-row array saved by `_rows`: its first `n` rows, a view of the whole mapping
     (its `base`, the room it may grow into)."""
-    whole = np.load(file, mmap_mode="c")  # copy-on-write: writes stay in this process
+    whole = _map(file)  # copy-on-write: writes stay in this process
     if whole.ndim != 1 or len(whole) < n:
         raise ValueError("sizes differ")
     return whole[:n]
@@ -460,7 +460,16 @@ def _open_entries(column: Column, source: Path, stem: str, info: dict[str, Any])
     column.use_saved(count, arrays, exact)
 
 
+MAP_AT_LEAST = 1 << 20
+"""Bytes from which a saved array is mapped rather than read. Each mapping holds a file
+descriptor open for as long as it lives: a server holding hundreds of small stores (many
+tenants) mapped every one of their arrays and ran out of descriptors. A small array read
+costs its own few pages; a large one is mapped and shared with the other processes."""
+
+
 def _map(file: Path) -> Any:
     """A saved array, memory-mapped copy-on-write (never written: shared with every other
-    process that maps it)."""
+    process that maps it); read into memory when smaller than MAP_AT_LEAST."""
+    if file.stat().st_size < MAP_AT_LEAST:
+        return np.load(file)
     return np.load(file, mmap_mode="c")

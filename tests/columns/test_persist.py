@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from fold.auth.policies import Caller
-from fold.columns import vector
+from fold.columns import persist, vector
 from fold.columns.index import ColumnIndex, Options
 from fold.columns.index import lag as columns_lag
 from fold.columns.persist import Snapshots
@@ -187,6 +187,29 @@ def test_a_jobs_record_set_comes_from_the_kept_store(crowd: Tenant, database: Da
     write_elsewhere(database, bucket, person(88, tags=["donor"]))
     behind, keys, by_query = frozen()
     assert behind == 1 and keys == by_query and len(keys) == 15
+
+
+def mapped_arrays(store: Store) -> int:
+    """How many of a store's row arrays are mappings of its files (each holds a descriptor)."""
+    arrays = [store.active, *(c.codes for c in store.columns.values())]
+    return sum(isinstance(a, np.memmap) or isinstance(a.base, np.memmap) for a in arrays)
+
+
+def test_small_arrays_are_read_not_mapped(
+    crowd: Tenant, database: Database, on_disk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store's arrays below MAP_AT_LEAST are read when opened, so hundreds of small
+    stores (many tenants) hold no file descriptors; the answers are the same."""
+    bucket = crowd.bucket
+    donors = node_for(database, bucket, [rule("tags", "equals", "donor")])
+    by_index(database, bucket, donors, columns=server(on_disk))  # saved
+    mapping = server(on_disk)
+    assert by_index(database, bucket, donors, columns=mapping) == by_sql(database, bucket, donors)
+    assert mapped_arrays(store_of(mapping, database, bucket)) > 0  # the tests' setting
+    monkeypatch.setattr(persist, "MAP_AT_LEAST", 1 << 20)
+    reading = server(on_disk)
+    assert by_index(database, bucket, donors, columns=reading) == by_sql(database, bucket, donors)
+    assert mapped_arrays(store_of(reading, database, bucket)) == 0
 
 
 def test_a_fresh_workers_freeze_opens_the_saved_store(
