@@ -471,6 +471,17 @@ def export(
     )
 
 
+def _server_processes(section: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`fold bench`'s --writers-workers and --tenants-workers."""
+    return click.option(
+        f"--{section}-workers",
+        default=1,
+        show_default=True,
+        type=click.IntRange(1, 16),
+        help=f"Server processes for the {section} section (fold serve --workers).",
+    )
+
+
 @cli.group(invoke_without_command=True)
 @click.option("--people", default=1_000_000, show_default=True, type=click.IntRange(100, 5_000_000))
 @click.option(
@@ -504,13 +515,7 @@ def export(
 )
 @click.option("--jobs", is_flag=True, help="Also run bulk jobs on every person (and undo them).")
 @click.option("--writers-seconds", default=5.0, show_default=True, type=click.FloatRange(0.5, 600))
-@click.option(
-    "--writers-workers",
-    default=1,
-    show_default=True,
-    type=click.IntRange(1, 16),
-    help="Server processes for the writers section (fold serve --workers).",
-)
+@_server_processes("writers")
 @click.option(
     "--tenants",
     default=0,
@@ -522,13 +527,7 @@ def export(
     "--tenant-people", default=4_000, show_default=True, type=click.IntRange(100, 1_000_000)
 )
 @click.option("--tenants-seconds", default=60.0, show_default=True, type=click.FloatRange(1, 3600))
-@click.option(
-    "--tenants-workers",
-    default=1,
-    show_default=True,
-    type=click.IntRange(1, 16),
-    help="Server processes for the tenants section (fold serve --workers).",
-)
+@_server_processes("tenants")
 @click.option(
     "--references/--no-references",
     default=True,

@@ -51,12 +51,18 @@ def test_rows_written_after_the_snapshot_go_into_its_spare_rows(
     assert isinstance(store.active.base, np.memmap) and store.n <= store.room
 
 
-def test_a_process_that_outgrew_its_snapshot_maps_the_one_another_saved(
-    crowd: Tenant, database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def no_room(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Snapshots with a single spare row, and stores that look to share again at every use."""
     monkeypatch.setattr(persist, "SPARE", 1)
     monkeypatch.setattr(persist, "SPARE_SHARE", 10**9)
     monkeypatch.setattr(index, "SHARE_EVERY", 0.0)
+
+
+@pytest.mark.usefixtures("no_room")
+def test_a_process_that_outgrew_its_snapshot_maps_the_one_another_saved(
+    crowd: Tenant, database: Database, tmp_path: Path
+) -> None:
     bucket, on_disk = crowd.bucket, tmp_path / "columns"
     exact(database, bucket, server(on_disk))
     first, second = server(on_disk), server(on_disk)
@@ -86,12 +92,10 @@ def test_a_process_that_outgrew_its_snapshot_maps_the_one_another_saved(
     assert mine.n <= mine.room
 
 
+@pytest.mark.usefixtures("no_room")
 def test_a_store_that_cannot_be_shared_stays_its_own_and_exact(
     crowd: Tenant, database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(persist, "SPARE", 1)
-    monkeypatch.setattr(persist, "SPARE_SHARE", 10**9)
-    monkeypatch.setattr(index, "SHARE_EVERY", 0.0)
     bucket, on_disk = crowd.bucket, tmp_path / "columns"
     exact(database, bucket, server(on_disk))
     opened = server(on_disk)
