@@ -49,14 +49,14 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def plain_json(body: Any) -> JSONResponse:
+def plain_json(body: Any, status: int = 200) -> JSONResponse:
     """`body` answered as FastAPI would answer it returned, without first walking it
     through `jsonable_encoder` (a measurable part of a busy endpoint's time): an answer of
     plain JSON values renders the same either way; anything else is encoded as before."""
     try:
-        return JSONResponse(body)
+        return JSONResponse(body, status_code=status)
     except TypeError:
-        return JSONResponse(jsonable_encoder(body))
+        return JSONResponse(jsonable_encoder(body), status_code=status)
 
 
 def knows(accepts: Accepts) -> Callable[[str], bool]:

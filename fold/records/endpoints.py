@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from fold.api.deps import CallerDep, DbSession, JsonBody
-from fold.api.routing import OBJECT_BODY, error_responses, route
+from fold.api.routing import OBJECT_BODY, error_responses, plain_json, route
 from fold.db.bulk import analyze
 from fold.errors import UnsupportedMediaType
 from fold.fields import service as fields
@@ -138,12 +138,6 @@ async def import_records(
     return result.as_dict()
 
 
-def written(record: dict[str, Any], status: int = 200) -> JSONResponse:
-    """A record answered as it is: plain JSON values already (`service.record_out`), so the
-    walk FastAPI makes of a returned dict to encode it is skipped (many writes a second)."""
-    return JSONResponse(record, status_code=status)
-
-
 @route(
     router,
     ["POST"],
@@ -158,7 +152,7 @@ def create_record(
 ) -> JSONResponse:
     """Create a record; Fold adds uid, uri, dates, state and display value."""
     out = service.create(session, caller=caller, resource_type=resource_type, body=body)
-    return written(out, 201)
+    return plain_json(out, 201)
 
 
 @route(router, ["GET"], "/{resource_type}/", answer=RecordPage, accepts=service.is_list_param)
@@ -213,7 +207,7 @@ def patch_record(
 ) -> JSONResponse:
     """Change the fields sent (a JSON merge patch: null removes a field)."""
     out = service.patch(session, caller=caller, resource_type=resource_type, uid=uid, body=body)
-    return written(out)
+    return plain_json(out)
 
 
 @route(router, ["DELETE"], "/{resource_type}/{uid}/", answer=Record)
