@@ -7,6 +7,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from fold.errors import ValidationFailed
@@ -40,9 +41,22 @@ _BUCKET_RE = re.compile(r"^[a-z0-9-]{2,63}$")
 _UID_RE = re.compile(r"^[0-9a-f]{24}$")
 _URI_RE = re.compile(r"^/([a-z0-9-]{2,63})/([a-z_]+)/([0-9a-f]{24})/?$")
 
-_counter = itertools.count(int.from_bytes(os.urandom(3), "big"))
-_counter_lock = threading.Lock()
-_PROCESS_RANDOM = os.urandom(5)
+_counter: Iterator[int]
+_counter_lock: threading.Lock
+_PROCESS_RANDOM: bytes
+
+
+def _new_process() -> None:
+    """Each process its own random bytes and counter start, a forked one too (`fold serve
+    --workers N`): otherwise two processes would make the same uids."""
+    global _counter, _PROCESS_RANDOM, _counter_lock
+    _counter = itertools.count(int.from_bytes(os.urandom(3), "big"))
+    _PROCESS_RANDOM = os.urandom(5)
+    _counter_lock = threading.Lock()
+
+
+_new_process()
+os.register_at_fork(after_in_child=_new_process)
 
 
 def new_uid(at: float | None = None) -> str:

@@ -60,6 +60,11 @@ class Context:
             )
         return self._engine
 
+    def dispose(self) -> None:
+        """Close the connections this context opened (before forking)."""
+        if self._engine is not None:
+            self._engine.dispose()
+
     def migrated(self) -> sessionmaker[Session]:
         migrations.upgrade(self.engine)
         return self.columns.attach(clock.install(make_sessionmaker(self.engine)))
@@ -89,9 +94,10 @@ def cli() -> None:
     default=1,
     show_default=True,
     type=click.IntRange(1, 64),
-    help="Processes answering HTTP on the port. Each keeps its own column index and counts "
-    "stay exact across them; without FOLD_REDIS_URL each keeps its own rate-limit and "
-    "login-failure counts. Jobs (unless --no-worker) run in the process that starts them.",
+    help="Processes answering HTTP on the port, forked from one that has made the "
+    "application, so they share its memory. Each keeps its own column index over the shared "
+    "snapshots and counts stay exact across them; without FOLD_REDIS_URL each keeps its own "
+    "rate-limit and login-failure counts. Jobs (unless --no-worker) run in one more process.",
 )
 @pass_context
 def serve(ctx: Context, host: str, port: int, worker: bool | None, processes: int) -> None:
@@ -123,32 +129,48 @@ def serve(ctx: Context, host: str, port: int, worker: bool | None, processes: in
 def serve_processes(
     ctx: Context, engine: Engine, *, host: str, port: int, processes: int, jobs: bool
 ) -> None:
-    """`processes` uvicorn workers on one port, each making the application from the
-    environment (`fold.web.app.app_from_env`); jobs, when embedded, run here, in the
-    process that supervises them, as `fold worker` would."""
-    import uvicorn
+    """`processes` forked processes answering on one port, sharing the application this
+    process makes (`fold.web.prefork`); jobs, when embedded, run in one more forked
+    process, as `fold worker` would."""
+    from fold.web.app import create_app
+    from fold.web.prefork import Role, listening_socket, supervise, uvicorn_role
 
-    from fold.jobs.queue import Queue
-
-    consumer = None
-    if jobs:
-        queue = Queue(ctx.settings, engine, columns=ctx.columns)
-        consumer = queue.consumer(workers=2, embedded=True)
-        consumer.start()
-        queue.recover()
+    settings = ctx.settings
+    ctx.dispose()  # no connection crosses a fork
+    app = create_app(settings, engine)
     try:
-        uvicorn.run(
-            "fold.web.app:app_from_env",
-            factory=True,
-            workers=processes,
-            host=host,
-            port=port,
-            log_level="info",
-        )
+        sock = listening_socket(host, port)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    roles = [uvicorn_role(app, sock, count=processes)]
+    if jobs:
+        roles.append(Role("jobs", functools.partial(run_jobs, settings)))
+    status = supervise(roles)
+    sock.close()
+    if status:
+        sys.exit(status)
+
+
+def run_jobs(settings: Settings) -> None:
+    """A forked process of `fold serve --workers N` running the embedded jobs until told to
+    stop."""
+    from fold.jobs.queue import Queue
+    from fold.web.prefork import block_stops, wait_for_stop
+
+    block_stops()  # before the consumer's threads start, so that they inherit it
+    engine = make_engine(
+        settings.database_url, server_limits(settings), sqlite_functions=SQLITE_FUNCTIONS
+    )
+    queue = Queue(settings, engine, columns=ColumnIndex(Options.from_settings(settings)))
+    consumer = queue.consumer(workers=2, embedded=True)
+    consumer.start()
+    try:
+        queue.recover()
+        wait_for_stop()
     finally:
-        if consumer is not None:
-            consumer.stop(graceful=True)
+        consumer.stop(graceful=True)
         prepare.shutdown()
+        engine.dispose()
 
 
 @cli.command()

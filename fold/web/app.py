@@ -173,14 +173,3 @@ def create_app(
         )
 
     return app
-
-
-def app_from_env() -> FastAPI:
-    """The application as each process of `fold serve --workers N` makes it: settings from
-    the environment, the server's time bounds, and no job worker of its own (the process
-    that supervises them runs jobs)."""
-    settings = Settings.from_env()
-    engine = make_engine(
-        settings.database_url, server_limits(settings), sqlite_functions=SQLITE_FUNCTIONS
-    )
-    return create_app(settings, engine)

@@ -111,8 +111,8 @@ def test_sigterm_stops_the_import_workers(tmp_path: Path) -> None:
 
 def test_several_processes_serve_one_port_and_count_exactly(tmp_path: Path) -> None:
     """`fold serve --workers 2`: two processes answer on the port; a write answered by
-    one is in the very next count, whichever answers it; jobs run in the process that
-    supervises them."""
+    one is in the very next count, whichever answers it; jobs run in a process of their
+    own beside them."""
     from fold.auth.policies import Caller
     from fold.records.clock import install
     from fold.segments import service as segments
@@ -131,7 +131,8 @@ def test_several_processes_serve_one_port_and_count_exactly(tmp_path: Path) -> N
     env.pop("FOLD_REDIS_URL", None)
     headers = {"Authorization": f"Bearer {key}"}
     with serving(tmp_path, env, "--workers", "2") as (server, base):
-        wait_until(lambda: len(children_of(server.pid)) >= 2, 60, "two serving processes")
+        # Two serving processes and one running jobs.
+        wait_until(lambda: len(children_of(server.pid)) == 3, 60, "three processes")
         count_url = f"{base}/segments/v2/many/segment/{segment}/count"
         for n in range(1, 13):
             # A new connection each time, so either process may answer either request.
@@ -156,3 +157,40 @@ def test_several_processes_serve_one_port_and_count_exactly(tmp_path: Path) -> N
         assert httpx.get(job_url, headers=headers).json()["status"] == "completed"
         server.send_signal(signal.SIGTERM)
         server.wait(60)
+
+
+def test_a_dead_serving_process_is_replaced_and_a_killed_parent_leaves_none(
+    tmp_path: Path,
+) -> None:
+    """The processes of `fold serve --workers 2` are forked from one parent: one killed is
+    started again and the port keeps answering; the parent killed (no chance to stop
+    them), they stop themselves."""
+    url = f"sqlite:///{tmp_path / 'fold.db'}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    with unit_of_work(make_sessionmaker(engine)) as session:
+        key = create_key(session, bucket="forked", policy="admin", name="t").key
+    engine.dispose()
+    env = {**os.environ, "FOLD_DATABASE_URL": url, "FOLD_DATA_DIR": str(tmp_path)}
+    env.pop("FOLD_REDIS_URL", None)
+    headers = {"Authorization": f"Bearer {key}"}
+    with serving(tmp_path, env, "--workers", "2", "--no-worker") as (server, base):
+        wait_until(lambda: len(children_of(server.pid)) == 2, 60, "two serving processes")
+        first = children_of(server.pid)
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        wait_until(
+            lambda: len(children_of(server.pid)) == 2 and victim not in children_of(server.pid),
+            60,
+            "a process in place of the killed one",
+        )
+        for _ in range(6):  # a new connection each time: either process may answer
+            answer = httpx.get(f"{base}/api/v2/forked/person/", headers=headers)
+            assert answer.status_code == 200, answer.text
+        assert "exited (SIGKILL)" in (tmp_path / "serve.log").read_text()
+        serving_now = children_of(server.pid)
+        server.kill()
+        server.wait(30)
+        wait_until(
+            lambda: not any(alive(p) for p in serving_now), 30, "the orphans to stop themselves"
+        )
