@@ -622,6 +622,7 @@ class Store:
     generation: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     _uid_column: Column | None = None
+    _changes_memo: tuple[tuple[tuple[str, ...], str], clock.Changes] | None = None
 
     def __post_init__(self) -> None:
         self.types = self.types or (self.resource_type,)
@@ -711,16 +712,11 @@ class Store:
         """Apply every row written since the clock value this store last saw; how many."""
         applied = 0
         # Paths read as `ensure_columns` reads them: one value, one entry.
-        paths = list(self.columns)
-        selected = [*OWN_COLUMNS, *[_reading(p) for p in paths]]
+        paths = tuple(self.columns)
         # Commonly a few rows or none: read with the clock, in one round trip (a streamed
         # read costs three more on PostgreSQL: declare, fetch, close).
-        changed = (
-            select(*selected)
-            .where(self.of_types(), clock.changed_since(connection.dialect.name, self.seen))
-            .limit(FEW_CHANGED + 1)
-        )
-        now, few = clock.current_with(connection, self.bucket, self.seen, changed)
+        changes = self._changes(paths, connection.dialect.name)
+        now, few = changes.read(connection, self.bucket, self.seen)
         if not clock.may_have_changed(self.seen, now):
             return 0
         if len(few) <= FEW_CHANGED:
@@ -730,11 +726,25 @@ class Store:
             return len(few)
         # Else a batch at a time: after a job that rewrote every record, the change is all
         # of them, documents included.
+        selected = [*OWN_COLUMNS, *[_reading(p) for p in paths]]
         for batch in self._rows(connection, selected, batch=10_000, since=self.seen):
             self.apply(batch, paths)
             applied += len(batch)
         self.seen = now
         return applied
+
+    def _changes(self, paths: tuple[str, ...], dialect: str) -> clock.Changes:
+        """The catch-up's statement for these paths, built once while they stay the same."""
+        memo = self._changes_memo
+        if memo is None or memo[0] != (paths, dialect):
+            selected = [*OWN_COLUMNS, *[_reading(p) for p in paths]]
+            rows = (
+                select(*selected)
+                .where(self.of_types(), clock.changed_since_bound(dialect))
+                .limit(FEW_CHANGED + 1)
+            )
+            memo = self._changes_memo = ((paths, dialect), clock.Changes.of(dialect, rows))
+        return memo[1]
 
     def apply(self, rows: Sequence[Sequence[Any]], paths: Sequence[str]) -> None:
         """Rows of OWN_COLUMNS followed by what `_reading` reads for each of `paths`."""

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.visitors import InternalTraversal
 
 Kind = str  # "string", "number" or "boolean": the JSON kind a value must have
 Predicate = Callable[[ColumnElement[Any], str], ColumnElement[bool]]
@@ -142,7 +143,12 @@ class JsonShape(ColumnElement[bool]):
     """`exists` (present and not null) or `size` (an array of n elements) at a path."""
 
     type = Boolean()
-    inherit_cache = False
+    _traverse_internals = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("path", InternalTraversal.dp_string),
+        ("test", InternalTraversal.dp_string),
+        ("size", InternalTraversal.dp_plain_obj),
+    ]
 
     def __init__(self, column: Any, path: str, test: str, size: int = 0) -> None:
         self.column = column
@@ -196,7 +202,10 @@ class JsonNumber(ColumnElement[float]):
     """The number at a path, or NULL when the value there is not a number."""
 
     type = Float()
-    inherit_cache = False
+    _traverse_internals = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("path", InternalTraversal.dp_string),
+    ]
 
     def __init__(self, column: Any, path: str) -> None:
         self.column = column
@@ -224,7 +233,10 @@ class JsonLink(ColumnElement[str]):
     expression indexes are, so a correlated lookup of related records uses them."""
 
     type = String()
-    inherit_cache = False
+    _traverse_internals = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("path", InternalTraversal.dp_string),
+    ]
 
     def __init__(self, column: Any, path: str) -> None:
         self.column = column
@@ -249,7 +261,10 @@ class Rounded(ColumnElement[float]):
     """A number rounded to `places` decimal places, as a float on both databases."""
 
     type = Float()
-    inherit_cache = False
+    _traverse_internals = [
+        ("expr", InternalTraversal.dp_clauseelement),
+        ("places", InternalTraversal.dp_plain_obj),
+    ]
 
     def __init__(self, expr: Any, places: int) -> None:
         self.expr = expr
@@ -291,7 +306,10 @@ class JsonValue(ColumnElement[str]):
     missing): what the column index decodes, the same reading for every row it takes."""
 
     type = Text()
-    inherit_cache = False
+    _traverse_internals = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("path", InternalTraversal.dp_string),
+    ]
 
     def __init__(self, column: Any, path: str) -> None:
         self.column = column

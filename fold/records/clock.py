@@ -39,6 +39,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Select,
+    bindparam,
     event,
     literal_column,
     or_,
@@ -186,22 +187,55 @@ def _reading(snapshot: str) -> Reading:
     return Reading(int(upto), tuple(int(x) for x in listed.split(",") if x))
 
 
-def current_with(
-    connection: Connection, bucket: str, seen: Reading, rows: Select[Any]
-) -> tuple[Reading, Sequence[Sequence[Any]]]:
-    """The clock now and, when it has moved since `seen`, what `rows` selects (the rows
-    changed since `seen`), read at one moment. On PostgreSQL in one statement, whose
-    snapshot is both the reading and what the rows were read under: one round trip, and
-    exactly the rows that reading has seen."""
-    if connection.dialect.name != "postgresql":
-        now = current(connection, bucket)
-        return now, connection.execute(rows).all() if may_have_changed(seen, now) else []
-    changed = rows.lateral("changed")
-    clock = select(literal_column("pg_current_snapshot()::text").label("snapshot")).subquery()
-    stmt = select(clock.c.snapshot, *changed.c).select_from(clock.outerjoin(changed, true()))
-    found = connection.execute(stmt).all()
-    # No row changed: one row, the reading beside NULLs (a record's uid is never NULL).
-    return _reading(str(found[0][0])), [r[1:] for r in found if r[1] is not None]
+@dataclass(frozen=True)
+class Changes:
+    """A select of the rows changed since a reading (`changed_since_bound`), and beside it
+    the clock: built once, read at every catch-up with the reading as parameters. (Built
+    anew each time, the statement cost more CPU than the round trip it saves.)"""
+
+    rows: Select[Any]
+    statement: Select[Any]
+
+    @classmethod
+    def of(cls, dialect: str, rows: Select[Any]) -> Changes:
+        if dialect != "postgresql":
+            return cls(rows, rows)
+        changed = rows.lateral("changed")
+        clock = select(literal_column("pg_current_snapshot()::text").label("snapshot")).subquery()
+        both = select(clock.c.snapshot, *changed.c).select_from(clock.outerjoin(changed, true()))
+        return cls(rows, both)
+
+    def read(
+        self, connection: Connection, bucket: str, seen: Reading
+    ) -> tuple[Reading, Sequence[Sequence[Any]]]:
+        """The clock now and, when it has moved since `seen`, the rows changed since, read
+        at one moment. On PostgreSQL in one statement, whose snapshot is both the reading
+        and what the rows were read under: one round trip, and exactly the rows that
+        reading has seen."""
+        params = {_SEEN_UPTO: seen.upto, _SEEN_OPEN: list(seen.open)}
+        if connection.dialect.name != "postgresql":
+            now = current(connection, bucket)
+            if not may_have_changed(seen, now):
+                return now, []
+            return now, connection.execute(self.statement, params).all()
+        found = connection.execute(self.statement, params).all()
+        # No row changed: one row, the reading beside NULLs (a record's uid is never NULL).
+        return _reading(str(found[0][0])), [r[1:] for r in found if r[1] is not None]
+
+
+_SEEN_UPTO = "clock_seen_upto"
+_SEEN_OPEN = "clock_seen_open"
+
+
+def changed_since_bound(dialect: str) -> ColumnElement[bool]:
+    """`changed_since` for a statement built once (`Changes`): the reading is its
+    parameters."""
+    if dialect != "postgresql":
+        return Record.version > bindparam(_SEEN_UPTO)
+    return or_(
+        Record.version >= bindparam(_SEEN_UPTO),
+        Record.version.in_(bindparam(_SEEN_OPEN, expanding=True)),
+    )
 
 
 def era(connection: Connection) -> str:
