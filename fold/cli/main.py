@@ -105,7 +105,9 @@ def serve(ctx: Context, host: str, port: int, worker: bool | None, processes: in
     import uvicorn
 
     from fold.web.app import create_app
+    from fold.web.prefork import tune_malloc
 
+    tune_malloc()
     ctx.migrated()
     embedded = worker if worker is not None else not ctx.settings.redis_url
     # The server's queries are bounded in time (FOLD_STATEMENT_TIMEOUT, FOLD_LOCK_TIMEOUT).

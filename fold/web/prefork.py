@@ -15,6 +15,7 @@ be shared between processes. Each process opens its own on first use.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import logging
 import os
@@ -51,6 +52,30 @@ class Role:
 class _Child:
     role: Role
     started: float = field(default_factory=time.monotonic)
+
+
+# glibc's mallopt parameters (malloc.h).
+_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
+ARENAS = 2
+MMAP_AT_LEAST = 1 << 20
+
+
+def tune_malloc() -> bool:
+    """Keep a server's heap near what it holds (glibc only; MALLOC_* variables set by hand
+    win). Two arenas, not eight per core: each thread that answered a request would keep
+    its own arena's freed memory. Blocks of 1 MiB or more (a count's row masks and index
+    arrays) mapped and unmapped: glibc's default threshold climbs to 32 MiB once such a
+    block is freed, and every array under it then stays in the heap after use. Measured
+    at a million records (docs/columns.md): a serving process kept about 125 MB less."""
+    if any(name in os.environ for name in ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_")):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False  # not glibc
+    return bool(mallopt(_M_ARENA_MAX, ARENAS)) and bool(mallopt(_M_MMAP_THRESHOLD, MMAP_AT_LEAST))
 
 
 def listening_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
