@@ -54,28 +54,24 @@ class _Child:
     started: float = field(default_factory=time.monotonic)
 
 
-# glibc's mallopt parameters (malloc.h).
-_M_MMAP_THRESHOLD = -3
+# glibc's mallopt parameter (malloc.h).
 _M_ARENA_MAX = -8
-ARENAS = 2
-MMAP_AT_LEAST = 1 << 20
+ARENAS = 1
 
 
 def tune_malloc() -> bool:
-    """Keep a server's heap near what it holds (glibc only; MALLOC_* variables set by hand
-    win). Two arenas, not eight per core: each thread that answered a request would keep
-    its own arena's freed memory. Blocks of 1 MiB or more (a count's row masks and index
-    arrays) mapped and unmapped: glibc's default threshold climbs to 32 MiB once such a
-    block is freed, and every array under it then stays in the heap after use. Measured
-    at a million records (docs/columns.md): a serving process kept about 125 MB less."""
-    if any(name in os.environ for name in ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_")):
+    """Keep a server's heap near what it holds (glibc only; MALLOC_ARENA_MAX set by hand
+    wins): one arena, not eight per core. Each thread that answered a request would
+    otherwise keep an arena of its own, holding the arrays of the counts it answered after
+    they were freed; under the GIL threads seldom allocate at once, and Python's own small
+    objects do not come from malloc. Measured at a million records (docs/columns.md)."""
+    if "MALLOC_ARENA_MAX" in os.environ:
         return False
     try:
-        libc = ctypes.CDLL("libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):
         return False  # not glibc
-    return bool(mallopt(_M_ARENA_MAX, ARENAS)) and bool(mallopt(_M_MMAP_THRESHOLD, MMAP_AT_LEAST))
+    return bool(mallopt(_M_ARENA_MAX, ARENAS))
 
 
 def listening_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:

@@ -82,7 +82,6 @@ def test_malloc_settings_yield_to_the_operators(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert prefork.tune_malloc() is False
     monkeypatch.delenv("MALLOC_ARENA_MAX")
-    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
     try:
         glibc = bool(os.confstr("CS_GNU_LIBC_VERSION"))
     except (ValueError, OSError):
