@@ -4,12 +4,16 @@ refuse every input parameter they do not know (SPEC 9): nothing sent is silently
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Collection
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from starlette._utils import get_route_path
+from starlette.routing import Match
+from starlette.types import Scope
 
 from fold.api.deps import READS_ONLY, bucket_caller, commit_on_return, request_params
 from fold.auth.policies import Caller
@@ -167,3 +171,36 @@ def route(
         return func
 
     return register
+
+
+_UNNAMED = re.compile(r"\(\?P<\w+>")
+
+
+class Router(APIRouter):
+    """An APIRouter that answers "no match" at once for a path none of its routes can take.
+
+    The application tries its routers in turn for every request, and FastAPI tries each
+    route of each router in turn, with its own bookkeeping per route: a segment count,
+    whose router comes eleventh, spent about 15% of its CPU in that. One regular
+    expression, the union of this router's routes' own, decides first; a path it matches
+    goes through FastAPI's matching unchanged, so precedence and 405s are as before."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http":
+            union = self._union()
+            if union is not None and union.match(get_route_path(scope)) is None:
+                return Match.NONE, {}
+        return super().matches(scope)
+
+    def _union(self) -> re.Pattern[str] | None:
+        version = self._get_routes_version()
+        memo: tuple[int, re.Pattern[str] | None] | None = self.__dict__.get("_fold_union")
+        if memo is None or memo[0] != version:
+            patterns = [getattr(route, "path_regex", None) for route in self.routes]
+            union = None
+            if patterns and all(isinstance(p, re.Pattern) for p in patterns):
+                # Each route names its parameters; in one expression the names would clash.
+                parts = (_UNNAMED.sub("(?:", p.pattern) for p in patterns)  # type: ignore[union-attr]
+                union = re.compile("|".join(f"(?:{part})" for part in parts))
+            memo = self.__dict__["_fold_union"] = (version, union)
+        return memo[1]

@@ -6,10 +6,10 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from fold.api.deps import CallerDep, DbSession
-from fold.api.routing import route
+from fold.api.routing import Router, route
 from fold.audit.schemas import AuditAnswer
 from fold.audit.service import AuditQuery, list_entries
 from fold.errors import ValidationFailed
@@ -21,7 +21,7 @@ from fold.timefmt import parse_datetime
 MAX_SKIP = 2**31 - 1
 """Far beyond any trail; bounded so the database never sees an integer it cannot hold."""
 
-router = APIRouter(prefix="/audit/v2/{bucket}", tags=["audit"])
+router = Router(prefix="/audit/v2/{bucket}", tags=["audit"])
 # Besides records, segments and fieldsets leave audit entries.
 AUDITED_KINDS = ("segment", "fieldset")
 QUERY_PARAMS = ("limit", "skip", "from", "to", "format")

@@ -7,12 +7,12 @@ import io
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 
 from fold.api.deps import CallerDep, DbSession, Params
-from fold.api.routing import Endpoint, error_responses, route
+from fold.api.routing import Endpoint, Router, error_responses, route
 from fold.db.engine import unit_of_work
 from fold.exports import service, storage
 from fold.exports.columns import Column, Reader, export_columns, row_values
@@ -23,8 +23,8 @@ from fold.segments import repository
 from fold.segments.reads import load_for_read
 from fold.timefmt import utcnow
 
-segments = APIRouter(prefix="/segments/v2/{bucket}/segment/{uid}", tags=["exports"])
-journals = APIRouter(prefix="/api/v2/{bucket}/journal/{uid}", tags=["exports"])
+segments = Router(prefix="/segments/v2/{bucket}/segment/{uid}", tags=["exports"])
+journals = Router(prefix="/api/v2/{bucket}/journal/{uid}", tags=["exports"])
 ERRORS = error_responses(400, 401, 403, 404, 409, 429)
 
 

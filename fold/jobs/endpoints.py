@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from fold.api.deps import CallerDep, DbSession, Params
-from fold.api.routing import OBJECT_BODY, error_responses, route
+from fold.api.routing import OBJECT_BODY, Router, error_responses, route
 from fold.jobs import service
 from fold.jobs.schemas import BulkReceipt, Job, JobPage, JobReceipt
 
-actions = APIRouter(prefix="/segments/v2/{bucket}/segment/{uid}", tags=["jobs"])
-jobs = APIRouter(prefix="/api/v2/{bucket}/sheep_event", tags=["jobs"])
-action_records = APIRouter(prefix="/api/v2/{bucket}/action", tags=["jobs"])
+actions = Router(prefix="/segments/v2/{bucket}/segment/{uid}", tags=["jobs"])
+jobs = Router(prefix="/api/v2/{bucket}/sheep_event", tags=["jobs"])
+action_records = Router(prefix="/api/v2/{bucket}/action", tags=["jobs"])
 ERRORS = error_responses(400, 401, 403, 404, 409, 415, 429)
 
 

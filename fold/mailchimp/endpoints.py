@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from fold.api.deps import CallerDep, DbSession, Params
-from fold.api.routing import error_responses, route
+from fold.api.routing import Router, error_responses, route
 from fold.mailchimp import service
 
-router = APIRouter(prefix="/segments/v2/{bucket}/segment/{uid}", tags=["mailchimp"])
+router = Router(prefix="/segments/v2/{bucket}/segment/{uid}", tags=["mailchimp"])
 ERRORS = error_responses(400, 401, 403, 404, 415, 429)
 # The parameters the sync reads (the reference's three, and safe_mode).
 SYNC_PARAMS = ("segment_name", "mailchimp_batch_size", "verbose", "safe_mode")

@@ -6,15 +6,15 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from fold.api.deps import CallerDep, DbSession, Params
-from fold.api.routing import OBJECT_BODY, error_responses, route
+from fold.api.routing import OBJECT_BODY, Router, error_responses, route
 from fold.messages import links, templates
 
-router = APIRouter(prefix="/messages/v1/{bucket}", tags=["messages"])
-public = APIRouter(prefix="/messages/v1/{bucket}", tags=["messages"])
+router = Router(prefix="/messages/v1/{bucket}", tags=["messages"])
+public = Router(prefix="/messages/v1/{bucket}", tags=["messages"])
 ERRORS = error_responses(400, 401, 403, 404, 415, 429)
 LINK_ERRORS = error_responses(403, 404)
 # The links in an email open pages for a person, not JSON for a client.

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from fold.api.deps import CallerDep, DbSession, JsonBody
-from fold.api.routing import OBJECT_BODY, error_responses, plain_json, route
+from fold.api.routing import OBJECT_BODY, Router, error_responses, plain_json, route
 from fold.db.bulk import analyze
 from fold.errors import UnsupportedMediaType
 from fold.fields import service as fields
@@ -25,7 +25,7 @@ from fold.records.schemas import (
     TypeFields,
 )
 
-router = APIRouter(prefix="/api/v2/{bucket}", tags=["records"])
+router = Router(prefix="/api/v2/{bucket}", tags=["records"])
 
 IMPORT_TYPES = {
     "application/x-ndjson": "ndjson",

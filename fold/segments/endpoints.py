@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header
+from fastapi import Header
 from fastapi.responses import JSONResponse
 
 from fold.api.deps import CallerDep, DbSession, Params
-from fold.api.routing import OBJECT_BODY, error_responses, plain_json, route
+from fold.api.routing import OBJECT_BODY, Router, error_responses, plain_json, route
 from fold.params import read_flag
 from fold.rules.jsonschema import rules_schema
 from fold.segments import explain, fieldsets, reads, service, snapshots
@@ -28,8 +28,8 @@ from fold.segments.schemas import (
     Validation,
 )
 
-schema_router = APIRouter(tags=["segments"])
-router = APIRouter(prefix="/segments/v2/{bucket}", tags=["segments"])
+schema_router = Router(tags=["segments"])
+router = Router(prefix="/segments/v2/{bucket}", tags=["segments"])
 WRITE_ERRORS = error_responses(400, 401, 403, 404, 409, 412, 413, 415, 429)
 PAGING = ("page", "page_size")
 # A definition's fields, and those of the segment Fold answers, so one posted back round-trips.

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header
+from fastapi import Header
 from fastapi.responses import JSONResponse
 
 from fold.api.deps import CallerDep, DbSession, Params
-from fold.api.routing import OBJECT_BODY, error_responses, route
+from fold.api.routing import OBJECT_BODY, Router, error_responses, route
 from fold.segments import reads, schedules, service, snapshots, versions
 from fold.segments.schemas import Segment
 
-router = APIRouter(prefix="/segments/v2/{bucket}", tags=["segment history"])
+router = Router(prefix="/segments/v2/{bucket}", tags=["segment history"])
 WRITE_ERRORS = error_responses(400, 401, 403, 404, 409, 412, 429)
 PAGING = ("page", "page_size")
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from fold.api.deps import CallerDep, DbSession, Params
-from fold.api.routing import OBJECT_BODY, error_responses, route
+from fold.api.routing import OBJECT_BODY, Router, error_responses, route
 from fold.settings import service
 
-router = APIRouter(prefix="/settings/v1/{bucket}", tags=["settings"])
+router = Router(prefix="/settings/v1/{bucket}", tags=["settings"])
 
 
 def any_option(name: str) -> bool:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.responses import FileResponse, Response
 
+from fold.api.routing import Router
 from fold.ui import history, jobs, pages, signin, writes
 from fold.ui.render import SECURITY_HEADERS, STATIC
 
@@ -15,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 NODE_MODULES = Path(REPO / "node_modules")
 VENDOR = {"htmx.min.js": NODE_MODULES / "htmx.org" / "dist" / "htmx.min.js"}
 
-vendor = APIRouter(include_in_schema=False)
+vendor = Router(include_in_schema=False)
 
 
 @vendor.get("/ui/vendor/{name}")

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from datetime import date
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fold.api.deps import DbSession
+from fold.api.routing import Router
 from fold.db.models import Segment, SegmentVersion
 from fold.errors import ValidationFailed
 from fold.segments import reads, service, snapshots, versions
@@ -21,7 +22,7 @@ from fold.ui.pages import page
 from fold.ui.render import UiRoute
 from fold.ui.session import UiDep, checked_form, redirect
 
-router = APIRouter(prefix="/ui/{bucket}", route_class=UiRoute, include_in_schema=False)
+router = Router(prefix="/ui/{bucket}", route_class=UiRoute, include_in_schema=False)
 CHANGES_PAGE_SIZE = 50
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 
 from fold.api.deps import DbSession
+from fold.api.routing import Router
 from fold.ids import uid_of
 from fold.jobs import service as jobs
 from fold.jobs.actions import ACTIONS, action_for
@@ -18,7 +19,7 @@ from fold.ui.pages import page
 from fold.ui.render import UiRoute, render
 from fold.ui.session import UiDep, checked_form, redirect
 
-router = APIRouter(prefix="/ui/{bucket}", route_class=UiRoute, include_in_schema=False)
+router = Router(prefix="/ui/{bucket}", route_class=UiRoute, include_in_schema=False)
 FINISHED = ("completed", "failed", "cancelled")
 # htmx stops polling when a poll answers 286.
 STOP_POLLING = 286

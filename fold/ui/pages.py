@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from fold.api.deps import DbSession
+from fold.api.routing import Router
 from fold.audit.service import AuditQuery, list_entries
 from fold.db.models import Segment
 from fold.errors import FoldError, ValidationFailed
@@ -24,7 +25,7 @@ from fold.timefmt import utcnow
 from fold.ui.render import UiRoute, render
 from fold.ui.session import UiDep, UiSession
 
-router = APIRouter(prefix="/ui/{bucket}", route_class=UiRoute, include_in_schema=False)
+router = Router(prefix="/ui/{bucket}", route_class=UiRoute, include_in_schema=False)
 PAGE_SIZE = 25
 HISTORY_SIZE = 50
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 
 from fold.api.deps import DbSession, client_address
+from fold.api.routing import Router
 from fold.auth import service as auth
 from fold.auth import sessions
 from fold.auth.throttle import LoginThrottle
@@ -13,7 +14,7 @@ from fold.errors import AuthenticationFailed, FoldError, PermissionDenied, RateL
 from fold.ui import session as ui
 from fold.ui.render import UiRoute, render
 
-router = APIRouter(prefix="/ui", route_class=UiRoute, include_in_schema=False)
+router = Router(prefix="/ui", route_class=UiRoute, include_in_schema=False)
 
 
 def _form(request: Request, status: int = 200, **context: object) -> Response:

@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from fold.api.deps import DbSession
+from fold.api.routing import Router
 from fold.auth.sessions import CSRF_FIELD
 from fold.db.models import Segment
 from fold.errors import FoldError, Problem, ValidationFailed
@@ -22,7 +23,7 @@ from fold.ui.pages import page
 from fold.ui.render import UiRoute
 from fold.ui.session import UiDep, UiSession, checked_form, redirect
 
-router = APIRouter(prefix="/ui/{bucket}", route_class=UiRoute, include_in_schema=False)
+router = Router(prefix="/ui/{bucket}", route_class=UiRoute, include_in_schema=False)
 SEGMENT_TYPES = ("dynamic", "static", "hybrid", "auxiliary")
 
 

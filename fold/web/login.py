@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from fold.api.deps import DbSession, Params, client_address
-from fold.api.routing import error_responses, route
+from fold.api.routing import Router, error_responses, route
 from fold.auth import service
 from fold.auth.schemas import LoginAnswer
 from fold.auth.throttle import LoginThrottle
 from fold.errors import ValidationFailed
 
-router = APIRouter(prefix="/api/v1", tags=["auth"])
+router = Router(prefix="/api/v1", tags=["auth"])
 
 
 @route(

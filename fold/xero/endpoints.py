@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
-
 from fold.api.deps import CallerDep, DbSession, Params
-from fold.api.routing import OBJECT_BODY, error_responses, route
+from fold.api.routing import OBJECT_BODY, Router, error_responses, route
 from fold.xero import templates
 
-router = APIRouter(prefix="/xero/v1/{bucket}", tags=["xero"])
+router = Router(prefix="/xero/v1/{bucket}", tags=["xero"])
 ERRORS = error_responses(400, 401, 403, 404, 415, 429)
 
 
