@@ -29,6 +29,7 @@ from fold.auth.policies import Caller
 from fold.auth.service import create_key
 from fold.bench.suite import CASES, HELPERS, Case
 from fold.bench.tools import dev_tool
+from fold.columns.index import CATALOGUE_AT_LEAST
 from fold.columns.persist import Snapshots
 from fold.config import Settings
 from fold.db.engine import unit_of_work
@@ -520,15 +521,18 @@ def catalogues_made(
     settings: Settings, buckets: Collection[str], timeout: float
 ) -> tuple[float, int]:
     """Seconds until the running server has saved the catalogue of every store of `buckets`
-    (the ones it read) on disk (at most `timeout`), and how many still have none then. A
-    store saved meanwhile by a process without its catalogue goes without one until it is
-    next read (docs/columns.md); stores of other buckets (the tenants') are not waited for."""
+    (the ones it read; of `CATALOGUE_AT_LEAST` rows or more, as the others get none) on
+    disk (at most `timeout`), and how many still have none then. A store saved meanwhile
+    by a process without its catalogue goes without one until it is next read
+    (docs/columns.md); stores of other buckets (the tenants') are not waited for."""
     directory = settings.columns_directory()
     if directory is None:
         return 0.0, 0
     snapshots = Snapshots(directory)
     started = time.monotonic()
-    while (missing := snapshots.uncatalogued(buckets)) and time.monotonic() - started < timeout:
+    while (
+        missing := snapshots.uncatalogued(buckets, at_least=CATALOGUE_AT_LEAST)
+    ) and time.monotonic() - started < timeout:
         time.sleep(0.5)
     return time.monotonic() - started, missing
 

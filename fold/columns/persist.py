@@ -202,9 +202,9 @@ class Snapshots:
         except OSError:
             return None
 
-    def uncatalogued(self, buckets: Collection[str] | None = None) -> int:
+    def uncatalogued(self, buckets: Collection[str] | None = None, at_least: int = 0) -> int:
         """How many stores' current snapshots (of any database here; of `buckets` only,
-        when given) have no catalogue yet."""
+        when given; of `at_least` rows) have no catalogue yet."""
         missing = 0
         for home in self.root.glob("*/*"):
             try:
@@ -212,7 +212,8 @@ class Snapshots:
                 meta = json.loads((current / "meta.json").read_text())
             except (OSError, ValueError):
                 continue
-            if buckets is None or meta.get("bucket") in buckets:
+            wanted = buckets is None or meta.get("bucket") in buckets
+            if wanted and meta.get("n", at_least) >= at_least:
                 missing += "catalogue" not in meta
         return missing
 

@@ -11,6 +11,7 @@ import pytest
 
 from fold.columns import catalogue
 from fold.columns.index import ColumnIndex, Options
+from fold.columns.persist import Snapshots
 from tests.columns.test_index import by_index, by_sql, crowd, node_for, person, rule
 from tests.columns.test_persist import store_of, write_elsewhere
 from tests.conftest import Database, Tenant
@@ -144,17 +145,34 @@ def test_a_server_makes_the_catalogue_beside_its_requests(
     of its own and is saved with the store; the next start wakes from it."""
     caplog.set_level("INFO", logger="fold.columns")
     bucket, on_disk = crowd.bucket, tmp_path / "columns"
-    first = ColumnIndex(Options(directory=on_disk))
+    first = ColumnIndex(Options(directory=on_disk, catalogue_at_least=0))
     assert first.cataloguer.mode == "background"
     exact(database, bucket, [rule("tags", "equals", "donor")], first)
     assert first.cataloguer.wait(timeout=60)
     assert store_of(first, database, bucket).dormant is not None
     write_elsewhere(database, bucket, person(95, email="late@example.org"))
     caplog.clear()
-    restarted = ColumnIndex(Options(directory=on_disk))
+    restarted = ColumnIndex(Options(directory=on_disk, catalogue_at_least=0))
     exact(database, bucket, [rule("email", "starts_with", "late")], restarted)
     assert woken(caplog) and read_from_documents(caplog) == []
     assert restarted.cataloguer.wait(timeout=60)
+
+
+def test_a_server_makes_no_catalogue_for_a_small_store(
+    crowd: Tenant, database: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Below `catalogue_at_least` rows a server makes no catalogue (a path no rule has used
+    is read from SQL, quickly at that size): many small tenants' stores would otherwise
+    each cost a read of every document beside the requests. Counts stay exact."""
+    caplog.set_level("INFO", logger="fold.columns")
+    bucket, on_disk = crowd.bucket, tmp_path / "columns"
+    small = ColumnIndex(Options(directory=on_disk, catalogue_at_least=10**9))
+    exact(database, bucket, [rule("tags", "equals", "donor")], small)
+    assert small.cataloguer.wait(timeout=60)
+    assert store_of(small, database, bucket).dormant is None
+    assert Snapshots(on_disk).uncatalogued([bucket]) >= 1
+    assert Snapshots(on_disk).uncatalogued([bucket], at_least=10**9) == 0
+    exact(database, bucket, [rule("email", "starts_with", "p1")], small)
 
 
 def test_one_process_makes_a_catalogue_at_a_time(
