@@ -17,7 +17,7 @@ from fold.auth.policies import Caller
 from fold.columns import persist, vector
 from fold.columns.index import ColumnIndex, Options
 from fold.columns.index import lag as columns_lag
-from fold.columns.persist import Snapshots
+from fold.columns.persist import Snapshots, read_small
 from fold.columns.rowdata import SearchText, Uids
 from fold.columns.store import Column, Store, json_key, kind_of
 from fold.columns.vector import entry_hits
@@ -371,3 +371,21 @@ def test_snapshots_of_an_older_format_are_built_again(tmp_path: Path) -> None:
         saved["format"] = 4  # before the entries' arrays were saved
         meta.write_text(json.dumps(saved))
     assert not Snapshots(tmp_path).open(Store("b1", "person"), "db", NEVER)
+
+
+def test_a_small_saved_array_reads_back_as_numpy_reads_it(tmp_path: Path) -> None:
+    """`persist.read_small`, which opens small stores' arrays without numpy's general
+    header parser, answers what `np.load` answers, writable, for every array a store saves,
+    and hands anything else to np.load."""
+    arrays = [
+        np.arange(10, dtype=np.int32), np.zeros(5, dtype=bool), np.array([1.5, np.nan]),
+        np.array(["a", "bcd", "\u00e9"]), np.array([b"x", b"yz"]), np.arange(12).reshape(3, 4),
+        np.zeros(0, dtype=np.int64), np.array(3.0), np.array([1, 2], dtype=">i8"),
+        np.array([(1, 2.0)], dtype=[("a", "i4"), ("b", "f8")]),  # structured: np.load's
+    ]  # fmt: skip
+    for array in arrays:
+        np.save(tmp_path / "a.npy", array)
+        read, loaded = read_small(tmp_path / "a.npy"), np.load(tmp_path / "a.npy")
+        assert read.dtype == loaded.dtype and read.shape == loaded.shape
+        assert read.tobytes() == loaded.tobytes()
+        assert read.flags.writeable
