@@ -29,6 +29,13 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.visitors import InternalTraversal
 
+# What a path expression is made of, so that SQLAlchemy caches the statements holding it
+# (the path is written into the SQL, so it is part of the cache key).
+_AT_PATH = [
+    ("column", InternalTraversal.dp_clauseelement),
+    ("path", InternalTraversal.dp_string),
+]
+
 Kind = str  # "string", "number" or "boolean": the JSON kind a value must have
 Predicate = Callable[[ColumnElement[Any], str], ColumnElement[bool]]
 
@@ -202,10 +209,7 @@ class JsonNumber(ColumnElement[float]):
     """The number at a path, or NULL when the value there is not a number."""
 
     type = Float()
-    _traverse_internals = [
-        ("column", InternalTraversal.dp_clauseelement),
-        ("path", InternalTraversal.dp_string),
-    ]
+    _traverse_internals = _AT_PATH
 
     def __init__(self, column: Any, path: str) -> None:
         self.column = column
@@ -233,10 +237,7 @@ class JsonLink(ColumnElement[str]):
     expression indexes are, so a correlated lookup of related records uses them."""
 
     type = String()
-    _traverse_internals = [
-        ("column", InternalTraversal.dp_clauseelement),
-        ("path", InternalTraversal.dp_string),
-    ]
+    _traverse_internals = _AT_PATH
 
     def __init__(self, column: Any, path: str) -> None:
         self.column = column
@@ -306,10 +307,7 @@ class JsonValue(ColumnElement[str]):
     missing): what the column index decodes, the same reading for every row it takes."""
 
     type = Text()
-    _traverse_internals = [
-        ("column", InternalTraversal.dp_clauseelement),
-        ("path", InternalTraversal.dp_string),
-    ]
+    _traverse_internals = _AT_PATH
 
     def __init__(self, column: Any, path: str) -> None:
         self.column = column
