@@ -139,6 +139,8 @@ def serve_processes(
 
     settings = ctx.settings
     ctx.dispose()  # no connection crosses a fork
+    # Should one have been opened all the same, a forked process leaves it to the parent.
+    os.register_at_fork(after_in_child=functools.partial(engine.dispose, close=False))
     app = create_app(settings, engine)
     try:
         sock = listening_socket(host, port)
