@@ -83,17 +83,24 @@ def serving(tmp_path: Path, env: dict[str, str], *args: str) -> Iterator[tuple[A
         log.close()
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="import workers need two cores")
-def test_sigterm_stops_the_import_workers(tmp_path: Path) -> None:
+def database_with_key(tmp_path: Path, bucket: str) -> tuple[str, dict[str, str]]:
+    """A migrated SQLite database under `tmp_path` holding an admin key of `bucket`: the
+    key, and the environment of a `fold serve` on it (embedded queue, no Redis)."""
     url = f"sqlite:///{tmp_path / 'fold.db'}"
     engine = make_engine(url)
     migrate.upgrade(engine)
     with unit_of_work(make_sessionmaker(engine)) as session:
-        key = create_key(session, bucket="serve", policy="admin", name="t").key
+        key = create_key(session, bucket=bucket, policy="admin", name="t").key
     engine.dispose()
     env = {**os.environ, "FOLD_DATABASE_URL": url, "FOLD_DATA_DIR": str(tmp_path)}
-    env["FOLD_IMPORT_WORKERS"] = "1"
     env.pop("FOLD_REDIS_URL", None)
+    return key, env
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="import workers need two cores")
+def test_sigterm_stops_the_import_workers(tmp_path: Path) -> None:
+    key, env = database_with_key(tmp_path, "serve")
+    env["FOLD_IMPORT_WORKERS"] = "1"
     with serving(tmp_path, env) as (server, base):
         answer = httpx.post(
             f"{base}/api/v2/serve/person/import",
@@ -165,14 +172,7 @@ def test_a_dead_serving_process_is_replaced_and_a_killed_parent_leaves_none(
     """The processes of `fold serve --workers 2` are forked from one parent: one killed is
     started again and the port keeps answering; the parent killed (no chance to stop
     them), they stop themselves."""
-    url = f"sqlite:///{tmp_path / 'fold.db'}"
-    engine = make_engine(url)
-    migrate.upgrade(engine)
-    with unit_of_work(make_sessionmaker(engine)) as session:
-        key = create_key(session, bucket="forked", policy="admin", name="t").key
-    engine.dispose()
-    env = {**os.environ, "FOLD_DATABASE_URL": url, "FOLD_DATA_DIR": str(tmp_path)}
-    env.pop("FOLD_REDIS_URL", None)
+    key, env = database_with_key(tmp_path, "forked")
     headers = {"Authorization": f"Bearer {key}"}
     with serving(tmp_path, env, "--workers", "2", "--no-worker") as (server, base):
         wait_until(lambda: len(children_of(server.pid)) == 2, 60, "two serving processes")
