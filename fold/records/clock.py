@@ -223,21 +223,6 @@ class Changes:
         return _reading(str(found[0][0])), [r[1:] for r in found if r[1] is not None]
 
 
-_SEEN_UPTO = "clock_seen_upto"
-_SEEN_OPEN = "clock_seen_open"
-
-
-def changed_since_bound(dialect: str) -> ColumnElement[bool]:
-    """`changed_since` for a statement built once (`Changes`): the reading is its
-    parameters."""
-    if dialect != "postgresql":
-        return Record.version > bindparam(_SEEN_UPTO)
-    return or_(
-        Record.version >= bindparam(_SEEN_UPTO),
-        Record.version.in_(bindparam(_SEEN_OPEN, expanding=True)),
-    )
-
-
 def era(connection: Connection) -> str:
     """What the clock's values are counted within, beyond the database: on PostgreSQL
     transaction ids are the cluster's (a dump restored elsewhere counts them anew)."""
@@ -254,6 +239,21 @@ def changed_since(dialect: str, seen: Reading) -> ColumnElement[bool]:
     if not seen.open:
         return Record.version >= seen.upto
     return or_(Record.version >= seen.upto, Record.version.in_(seen.open))
+
+
+_SEEN_UPTO = "clock_seen_upto"
+_SEEN_OPEN = "clock_seen_open"
+
+
+def changed_since_bound(dialect: str) -> ColumnElement[bool]:
+    """`changed_since` for a statement built once (`Changes`): the reading is its
+    parameters."""
+    if dialect != "postgresql":
+        return Record.version > bindparam(_SEEN_UPTO)
+    return or_(
+        Record.version >= bindparam(_SEEN_UPTO),
+        Record.version.in_(bindparam(_SEEN_OPEN, expanding=True)),
+    )
 
 
 def may_have_changed(seen: Reading, now: Reading) -> bool:
