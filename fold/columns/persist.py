@@ -2,12 +2,13 @@
 process) opens a store instead of reading a million records again.
 
 A snapshot is one directory holding a store exactly as it stood at a clock value `seen`:
-Fold's own columns, every document column built so far, every sort order read, as numpy
-files opened memory-mapped (copy-on-write, so a process that applies later writes keeps
-its changes to itself and shares every page it has not written with the others through
-the page cache). Opening one is the same as having built the store at `seen`: the
-store's refresh then applies every row written since, from the change clock, as it always
-does. So a snapshot can be old, never wrong.
+Fold's own columns, every document column built so far, every sort order read: the large
+arrays as numpy files opened memory-mapped (copy-on-write, so a process that applies later
+writes keeps its changes to itself and shares every page it has not written with the
+others through the page cache), the small ones in one pack file read whole (`Pack`).
+Opening one is the same as having built the store at `seen`: the store's refresh then
+applies every row written since, from the change clock, as it always does. So a snapshot
+can be old, never wrong.
 
 Snapshots are keyed by the database's own identity (`database_identity`, a random value
 made once per database), so a database dropped and made again under the same name never
@@ -27,7 +28,7 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager, suppress
 from functools import partial
 from hashlib import sha256
@@ -50,7 +51,8 @@ log = logging.getLogger("fold.columns")
 # the clock reading as `Reading.as_json` has it. 5: each column's per-kind arrays of its
 # entries (`Column.saved_arrays`) and its key index (`Column.key_index`) mapped too.
 # 6: the catalogue (fold.columns.catalogue). 7: per-row arrays with spare rows (`_rows`).
-FORMAT = 7
+# 8: arrays under MAP_AT_LEAST in one pack file (`Pack`).
+FORMAT = 8
 KEEP = 2  # snapshots of a store kept on disk (others still open elsewhere stay readable)
 
 
@@ -77,12 +79,6 @@ def _mapped_text(file: Path) -> mmap.mmap:
     """A file mapped now and read later: still there when a newer snapshot has pruned it."""
     with file.open("rb") as handle:
         return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-
-
-def _keys(mapped: mmap.mmap) -> list[str]:
-    """A column's saved keys, parsed when the column is first used."""
-    keys: list[str] = json.loads(mapped[:])
-    return keys
 
 
 class Snapshots:
@@ -122,26 +118,27 @@ class Snapshots:
         self._prune(home, name)
 
     def _write(self, store: Store, target: Path, uids: Uids) -> None:
-        np.save(target / "uids.npy", uids.packed)
-        np.save(target / "uids_order.npy", uids.order)
-        np.save(target / "uids_sorted.npy", uids.sorted)
+        out = Pack(target)
+        out.array("uids.npy", uids.packed)
+        out.array("uids_order.npy", uids.order)
+        out.array("uids_sorted.npy", uids.sorted)
         blob, offsets = store.search.packed()
-        np.save(target / "search.npy", blob)
-        np.save(target / "search_offsets.npy", offsets)
-        _rows(target / "active.npy", store.active)
-        _rows(target / "created.npy", store.created)
-        _rows(target / "last_updated.npy", store.last_updated)
+        out.array("search.npy", blob)
+        out.array("search_offsets.npy", offsets)
+        out.rows("active.npy", store.active)
+        out.rows("created.npy", store.created)
+        out.rows("last_updated.npy", store.last_updated)
         columns = {}
         entries = {}
         for path, column in store.columns.items():
             stem = f"c{_name(path)}"
-            entries[path] = _write_column(target, stem, column)
+            entries[path] = _write_column(out, stem, column)
             columns[path] = stem
         ranks = []
         for sort, rank in store.ranks.items():
             stem = f"r{_name(json.dumps(sort))}"
-            np.save(target / f"{stem}.order.npy", np.asarray(rank.order))
-            _rows(target / f"{stem}.dirty.npy", rank.dirty)
+            out.array(f"{stem}.order.npy", np.asarray(rank.order))
+            out.rows(f"{stem}.dirty.npy", rank.dirty)
             ranks.append({"sort": list(sort), "stem": stem, "dirty_count": rank.dirty_count})
         meta = {
             "format": FORMAT, "bucket": store.bucket, "resource_type": store.resource_type,
@@ -152,6 +149,7 @@ class Snapshots:
             meta["catalogue"] = catalogue.write(
                 store.dormant, partial(_keep_asleep, target, store.dormant)
             )
+        meta["pack"] = out.close()
         (target / "meta.json").write_text(json.dumps(meta))
 
     def _prune(self, home: Path, keep: str) -> None:
@@ -246,24 +244,19 @@ class Snapshots:
 
     def _read(self, store: Store, source: Path, meta: dict[str, Any]) -> None:
         n = int(meta["n"])
-
-        def mapped(file: str) -> Any:
-            # Copy-on-write: writes applied later stay in this process.
-            return _map(source / file)
-
-        def rows(file: str) -> Any:
-            return _rows_of(source / file, n)
-
-        uids = Uids(mapped("uids.npy"), mapped("uids_order.npy"), mapped("uids_sorted.npy"))
-        search = SearchText(mapped("search.npy"), mapped("search_offsets.npy"))
+        saved = Unpacked(source, meta["pack"])
+        uids = Uids(
+            saved.array("uids.npy"), saved.array("uids_order.npy"), saved.array("uids_sorted.npy")
+        )
+        search = SearchText(saved.array("search.npy"), saved.array("search_offsets.npy"))
         columns = {
-            path: _open_column(source, path, stem, meta["entries"][path], n)
+            path: _open_column(saved, path, stem, meta["entries"][path], n)
             for path, stem in meta["columns"].items()
         }
         ranks = {
             tuple(r["sort"]): Rank(
-                mapped(f"{r['stem']}.order.npy"),
-                rows(f"{r['stem']}.dirty.npy"),
+                saved.array(f"{r['stem']}.order.npy"),
+                saved.rows(f"{r['stem']}.dirty.npy", n),
                 int(r["dirty_count"]),
             )
             for r in meta["ranks"]
@@ -272,10 +265,10 @@ class Snapshots:
             raise ValueError("sizes differ")
         store.uids = uids
         store.search = search
-        active = rows("active.npy")
+        active = saved.rows("active.npy", n)
         store.active = active
-        store.created = rows("created.npy")
-        store.last_updated = rows("last_updated.npy")
+        store.created = saved.rows("created.npy", n)
+        store.last_updated = saved.rows("last_updated.npy", n)
         store.columns = columns
         store.ranks = ranks
         about = meta.get("catalogue")
@@ -302,7 +295,7 @@ def _adopted(home: Path, store: Store, uids: Uids) -> Dormant | None:
         if about is None or meta.get("format") != FORMAT:
             return None
         n = int(about["n"])
-        theirs = np.load(source / "uids.npy", mmap_mode="r")
+        theirs = Unpacked(source, meta["pack"]).array("uids.npy")
         ours = uids.packed
         if n > len(ours) or n > len(theirs) or not np.array_equal(ours[:n], theirs[:n]):
             return None
@@ -323,25 +316,119 @@ SPARE_SHARE = 32  # a snapshot's per-row arrays have room for 1/32 more rows (at
 SPARE = 4_096
 
 
-def _rows(file: Path, array: Any) -> None:
-    """Save a per-row array with spare zero rows after it, into which the rows a process
-    adds later go without copying the array (`rowdata.grown`)."""
-    size = len(array)
-    saved = np.lib.format.open_memmap(
-        file, mode="w+", dtype=array.dtype, shape=(size + max(SPARE, size // SPARE_SHARE),)
-    )
-    saved[:size] = array
-    saved.flush()
-    del saved
+# --- a snapshot's arrays: small ones in one pack, large ones mapped ---------------------------
+
+PACK = "small.pack"
+ALIGN = 64  # each array in a pack starts at a multiple of this
 
 
-def _rows_of(file: Path, n: int) -> Any:
-    """A per-row array saved by `_rows`: its first `n` rows, a view of the whole mapping
-    (its `base`, the room it may grow into)."""
-    whole = _map(file)  # copy-on-write: writes stay in this process
-    if whole.ndim != 1 or len(whole) < n:
-        raise ValueError("sizes differ")
-    return whole[:n]
+class Pack:
+    """Writes a snapshot's arrays. One under MAP_AT_LEAST goes into the snapshot's pack
+    file, which an opening process reads whole: a store of a few thousand rows is some
+    seventy small arrays, and opening each file of its own was most of a small tenant's
+    first request. A larger one is a .npy file of its own, mapped when opened (shared
+    between processes). `packing=False`: every array a file of its own (a catalogue's
+    columns, which later snapshots link rather than write again)."""
+
+    def __init__(self, target: Path, *, packing: bool = True) -> None:
+        self.target = target
+        self.packing = packing
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._index: dict[str, list[Any]] = {}
+
+    def array(self, name: str, array: Any) -> None:
+        array = np.ascontiguousarray(array)
+        if self.packing and array.nbytes < MAP_AT_LEAST and not array.dtype.hasobject:
+            self._add(name, array)
+        else:
+            np.save(self.target / name, array)
+
+    def rows(self, name: str, array: Any) -> None:
+        """A per-row array with spare zero rows after it, into which the rows a process adds
+        later go without copying the array (`rowdata.grown`)."""
+        size = len(array)
+        shape = (size + max(SPARE, size // SPARE_SHARE),)
+        if self.packing and shape[0] * array.dtype.itemsize < MAP_AT_LEAST:
+            whole = np.zeros(shape, dtype=array.dtype)
+            whole[:size] = array
+            self._add(name, whole)
+            return
+        saved = np.lib.format.open_memmap(
+            self.target / name, mode="w+", dtype=array.dtype, shape=shape
+        )
+        saved[:size] = array
+        saved.flush()
+        del saved
+
+    def text(self, name: str, text: str) -> None:
+        """ASCII text (a column's keys as JSON)."""
+        data = text.encode("ascii")
+        if self.packing and len(data) < MAP_AT_LEAST:
+            self._add(name, np.frombuffer(data, dtype=np.uint8))
+        else:
+            (self.target / name).write_bytes(data)
+
+    def _add(self, name: str, array: Any) -> None:
+        padding = -self._size % ALIGN
+        self._parts.append(b"\0" * padding)
+        self._index[name] = [array.dtype.str, list(array.shape), self._size + padding]
+        self._parts.append(array.tobytes())
+        self._size += padding + array.nbytes
+
+    def close(self) -> dict[str, list[Any]]:
+        """Write the pack (when anything is in it); what the meta file says of it."""
+        if self._index:
+            with (self.target / PACK).open("wb") as out:
+                out.writelines(self._parts)
+        self._parts = []
+        return self._index
+
+
+class Unpacked:
+    """A snapshot's arrays as `Pack` wrote them: the pack read whole now (writable, this
+    process's own), every other array mapped or read as `_map` does."""
+
+    def __init__(self, source: Path, index: dict[str, list[Any]] | None = None) -> None:
+        self.source = source
+        self._index = index or {}
+        self._pack = bytearray()
+        if self._index:
+            with (source / PACK).open("rb") as handle:
+                self._pack = bytearray(os.fstat(handle.fileno()).st_size)
+                if handle.readinto(self._pack) != len(self._pack):
+                    raise ValueError("pack cut short")
+
+    def array(self, name: str) -> Any:
+        found = self._index.get(name)
+        if found is None:
+            return _map(self.source / name)
+        descr, shape, offset = found
+        dtype = np.dtype(descr)
+        count = int(np.prod(shape)) if shape else 1
+        if dtype.hasobject or offset + count * dtype.itemsize > len(self._pack):
+            raise ValueError(f"{name} does not fit the pack")
+        return np.frombuffer(self._pack, dtype, count, offset).reshape(shape)
+
+    def rows(self, name: str, n: int) -> Any:
+        """A per-row array saved by `Pack.rows`: its first `n` rows, a view of the whole
+        array (its `base`, the room it may grow into)."""
+        whole = self.array(name)  # a mapping is copy-on-write: writes stay in this process
+        if whole.ndim != 1 or len(whole) < n:
+            raise ValueError("sizes differ")
+        return whole[:n]
+
+    def keys(self, name: str) -> Callable[[], list[str]]:
+        """A column's saved keys, parsed when the column is first used (a file is mapped
+        now: a newer snapshot may prune it before then)."""
+        if name in self._index:
+            return partial(_parsed, self.array(name))
+        return partial(_parsed, _mapped_text(self.source / name))
+
+
+def _parsed(text: Any) -> list[str]:
+    keys: list[str] = json.loads(bytes(text))
+    return keys
 
 
 def _trim() -> None:
@@ -351,27 +438,27 @@ def _trim() -> None:
         ctypes.CDLL(None).malloc_trim(0)
 
 
-def _write_column(target: Path, stem: str, column: Column) -> dict[str, Any]:
+def _write_column(out: Pack, stem: str, column: Column) -> dict[str, Any]:
     """Save a column under `stem`: its codes, list pairs, keys and entries' arrays; answers
     what the meta file says of its entries."""
-    _rows(target / f"{stem}.npy", column.codes)
-    np.save(target / f"{stem}.owners.npy", np.array(column.owners, dtype=np.int64))
-    np.save(target / f"{stem}.elements.npy", np.array(column.elements, dtype=np.int64))
+    out.rows(f"{stem}.npy", column.codes)
+    out.array(f"{stem}.owners.npy", np.array(column.owners, dtype=np.int64))
+    out.array(f"{stem}.elements.npy", np.array(column.elements, dtype=np.int64))
     # ASCII (escapes for the rest): lone surrogates in JSON text round-trip too.
-    (target / f"{stem}.json").write_text(json.dumps(column.key_list()))
-    return _write_entries(column, target, stem)
+    out.text(f"{stem}.json", json.dumps(column.key_list()))
+    return _write_entries(column, out, stem)
 
 
-def _open_column(source: Path, path: str, stem: str, entries: dict[str, Any], n: int) -> Column:
+def _open_column(saved: Unpacked, path: str, stem: str, entries: dict[str, Any], n: int) -> Column:
     column = Column(
         path,
         0,
-        saved=partial(_keys, _mapped_text(source / f"{stem}.json")),
-        owners=np.load(source / f"{stem}.owners.npy").tolist(),
-        elements=np.load(source / f"{stem}.elements.npy").tolist(),
+        saved=saved.keys(f"{stem}.json"),
+        owners=saved.array(f"{stem}.owners.npy").tolist(),
+        elements=saved.array(f"{stem}.elements.npy").tolist(),
     )
-    column.codes = _rows_of(source / f"{stem}.npy", n)
-    _open_entries(column, source, stem, entries)
+    column.codes = saved.rows(f"{stem}.npy", n)
+    _open_entries(column, saved, stem, entries)
     return column
 
 
@@ -380,10 +467,10 @@ def _open_asleep(home: Path, source: Path, n: int, path: str, stem: str, entries
     from or last saved to, or, when another process has pruned that one meanwhile, from
     the store's current snapshot (every snapshot carrying the catalogue links its files)."""
     try:
-        return _open_column(source, path, stem, entries, n)
+        return _open_column(Unpacked(source), path, stem, entries, n)
     except FileNotFoundError:
         current = home / (home / "current").read_text().strip()
-        return _open_column(current, path, stem, entries, n)
+        return _open_column(Unpacked(current), path, stem, entries, n)
 
 
 def _keep_asleep(target: Path, dormant: Dormant, path: str) -> tuple[str, dict[str, Any]]:
@@ -395,25 +482,26 @@ def _keep_asleep(target: Path, dormant: Dormant, path: str) -> tuple[str, dict[s
         for file in dormant.source.glob(f"{stem}.*"):
             os.link(file, target / file.name)
         return stem, dormant.entries[path]
+    # Files of its own, never packed: the next snapshot links them.
     stem = f"d{_name(path)}"
-    return stem, _write_column(target, stem, dormant.columns[path])
+    return stem, _write_column(Pack(target, packing=False), stem, dormant.columns[path])
 
 
-def _write_entries(column: Column, target: Path, stem: str) -> dict[str, Any]:
+def _write_entries(column: Column, out: Pack, stem: str) -> dict[str, Any]:
     """Save the per-kind arrays of a column's entries (`Column.saved_arrays`); what the
     meta file says of them: how many entries, and per kind which arrays and whether its
     numbers are exact (no kinds: not saved, made again from the keys when used)."""
     index = column.key_index()
     if index is not None:
         for name, array in zip(KEY_INDEX, index, strict=True):
-            np.save(target / f"{stem}.{name}.npy", np.asarray(array))
+            out.array(f"{stem}.{name}.npy", np.asarray(array))
     arrays = column.saved_arrays()
     info: dict[str, Any] = {
         "count": column.entry_count(), "kinds": None, "key_index": index is not None,
     }  # fmt: skip
     if arrays is None:
         return info
-    np.save(target / f"{stem}.as_number.npy", np.asarray(arrays["as_number"]))
+    out.array(f"{stem}.as_number.npy", np.asarray(arrays["as_number"]))
     kinds: dict[str, Any] = {}
     for kind in KINDS:
         typed = arrays.get(kind)
@@ -426,18 +514,18 @@ def _write_entries(column: Column, target: Path, stem: str) -> dict[str, Any]:
             saved["folded"] = typed.folded
             saved["lowered"] = typed.lowered
         for name, array in saved.items():
-            np.save(target / f"{stem}.{kind}.{name}.npy", np.asarray(array))
+            out.array(f"{stem}.{kind}.{name}.npy", np.asarray(array))
         kinds[kind] = {"arrays": list(saved), "exact": bool(typed.exact)}
     info["kinds"] = kinds
     return info
 
 
-def _open_entries(column: Column, source: Path, stem: str, info: dict[str, Any]) -> None:
+def _open_entries(column: Column, saved: Unpacked, stem: str, info: dict[str, Any]) -> None:
     """Map a column's saved entry arrays now (a newer snapshot may prune the files before
     they are first used; a mapping keeps them) and hand them to the column."""
     count = int(info["count"])
     if info["key_index"]:
-        keys, ordered, codes = (_map(source / f"{stem}.{name}.npy") for name in KEY_INDEX)
+        keys, ordered, codes = (saved.array(f"{stem}.{name}.npy") for name in KEY_INDEX)
         if len(keys) != count or len(ordered) != count - 1 or len(codes) != count - 1:
             raise ValueError("sizes differ")
         column.use_key_index(keys, ordered, codes)
@@ -445,13 +533,13 @@ def _open_entries(column: Column, source: Path, stem: str, info: dict[str, Any])
     if kinds is None:
         column.use_saved(count, None, {})
         return
-    arrays: dict[str, Any] = {"as_number": _map(source / f"{stem}.as_number.npy")}
+    arrays: dict[str, Any] = {"as_number": saved.array(f"{stem}.as_number.npy")}
     held = 1  # entry 0, no value, is of no kind
     for kind, about in kinds.items():
         if kind not in KINDS:
             raise ValueError(f"unknown kind {kind}")
         for name in about["arrays"]:
-            found = _map(source / f"{stem}.{kind}.{name}.npy")
+            found = saved.array(f"{stem}.{kind}.{name}.npy")
             arrays[kind if name == "ids" else f"{kind}.{name}"] = found
             if len(found) != len(arrays[kind]):
                 raise ValueError("sizes differ")

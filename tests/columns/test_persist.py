@@ -4,6 +4,7 @@ answer exactly what SQL answers: writes made while no process held them included
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +71,20 @@ def opened(caplog: pytest.LogCaptureFixture) -> int:
     return sum("opened from disk" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.parametrize("packed", [False, True], ids=["mapped", "packed"])
 def test_a_restart_opens_the_saved_store(
-    crowd: Tenant, database: Database, on_disk: Path, caplog: pytest.LogCaptureFixture
+    crowd: Tenant,
+    database: Database,
+    on_disk: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    packed: bool,
 ) -> None:
+    """Mapped: every array a file of its own (as a large store's are). Packed: every array
+    in the snapshot's one pack file, read whole (as a small tenant's are)."""
     caplog.set_level("INFO", logger="fold.columns")
+    if packed:
+        monkeypatch.setattr(persist, "MAP_AT_LEAST", 1 << 20)
     bucket = crowd.bucket
     donors = node_for(database, bucket, [rule("tags", "equals", "donor")])
     paging = Paging(2, 5)
@@ -101,10 +112,17 @@ def test_a_restart_opens_the_saved_store(
     again = server(on_disk)
     assert by_index(database, bucket, fresh, columns=again) == by_sql(database, bucket, fresh)
     assert opened(caplog) == 2
-    # Nothing written since: the store is the files, mapped.
+    # Nothing written since: the store is the files, mapped, or the pack, read.
     store = store_of(again, database, bucket)
-    assert isinstance(store.active, np.memmap)
-    assert isinstance(store.columns["first_name"].codes, np.memmap)
+    assert mapped_arrays(store) == (0 if packed else 1 + len(store.columns))
+    snapshot = next(p.parent for p in on_disk.rglob("meta.json") if p.parent.name == store.snapshot)
+    # (The catalogue's columns, "d…", are files of their own either way: later snapshots
+    # link them.)
+    own = sorted(p.name for p in snapshot.iterdir() if not p.name.startswith("d"))
+    if packed:
+        assert own == ["meta.json", persist.PACK]
+    else:
+        assert persist.PACK not in {p.name for p in snapshot.iterdir()}
 
     # Writes applied to the opened store (a new record, a new tag, a new search text) and
     # saved with the next build, then opened by a third start: uids, search text and the
@@ -130,6 +148,16 @@ def test_a_restart_opens_the_saved_store(
         )
     assert made in by_index(database, bucket, asked[0][0], columns=third)[1]
     assert opened(caplog) == 3
+    # Every snapshot the opened stores came from pruned (by another process's saves, say):
+    # what they read or mapped is still theirs, and writes still reach them.
+    for snapshot_dir in [p.parent for p in on_disk.rglob("meta.json")]:
+        shutil.rmtree(snapshot_dir)
+    crowd.admin.patch(f"/person/{first_uid}/", json={"tags": ["brand-new"]})
+    for columns in (again, third):
+        for node, q in asked:
+            assert by_index(database, bucket, node, q=q, columns=columns) == by_sql(
+                database, bucket, node, q=q
+            )
 
 
 def test_never_another_databases_files(
@@ -295,15 +323,21 @@ def test_saved_entries_answer_every_test_as_python_does(
     later: list[Any],
     data: st.DataObject,
 ) -> None:
-    """A column opened from disk tests its mapped entries, and entries a write added after
-    (apart), exactly as each test's Python meaning does, vectorised or value by value."""
+    """A column opened from disk tests its mapped (or packed) entries, and entries a write
+    added after (apart), exactly as each test's Python meaning does, vectorised or value
+    by value."""
     directory = tmp_path_factory.mktemp("columns")
-    store = _opened_store(directory, values)
-    column = store.columns["f"]
-    for value in later:  # written after the snapshot: entries of this process's own
-        column.set_code(0, column.encode_text(json_key(value)))
-    # ... and saved with them, opened again: the entries' arrays as one.
-    resaved = _reopened(directory, store).columns["f"]
+    kept = persist.MAP_AT_LEAST
+    persist.MAP_AT_LEAST = data.draw(st.sampled_from([0, 1 << 20]), label="MAP_AT_LEAST")
+    try:
+        store = _opened_store(directory, values)
+        column = store.columns["f"]
+        for value in later:  # written after the snapshot: entries of this process's own
+            column.set_code(0, column.encode_text(json_key(value)))
+        # ... and saved with them, opened again: the entries' arrays as one.
+        resaved = _reopened(directory, store).columns["f"]
+    finally:
+        persist.MAP_AT_LEAST = kept
     everything = column.values_at(list(range(column.entry_count())))  # (not kept)
     name = data.draw(st.sampled_from(sorted(TESTS)))
     test = TESTS[name]
