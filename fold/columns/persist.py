@@ -338,7 +338,7 @@ class Pack:
         self._index: dict[str, list[Any]] = {}
 
     def array(self, name: str, array: Any) -> None:
-        array = np.ascontiguousarray(array)
+        array = np.asarray(array)
         if self.packing and array.nbytes < MAP_AT_LEAST and not array.dtype.hasobject:
             self._add(name, array)
         else:

@@ -423,3 +423,45 @@ def test_a_small_saved_array_reads_back_as_numpy_reads_it(tmp_path: Path) -> Non
         assert read.dtype == loaded.dtype and read.shape == loaded.shape
         assert read.tobytes() == loaded.tobytes()
         assert read.flags.writeable
+
+
+def test_packed_arrays_read_back_as_saved(tmp_path: Path) -> None:
+    """`persist.Pack` puts each array under MAP_AT_LEAST into the snapshot's one pack file
+    and a larger one in a file of its own; `persist.Unpacked` gives every one back with
+    its type, shape and values, writable; a pack cut short is refused, not misread."""
+    persist.MAP_AT_LEAST = 1 << 15  # (the tests' setting maps everything)
+    arrays = {
+        "ints.npy": np.arange(10, dtype=np.int32), "flags.npy": np.zeros(5, dtype=bool),
+        "floats.npy": np.array([1.5, np.nan]), "text.npy": np.array(["a", "bcd", "\u00e9"]),
+        "bytes.npy": np.array([b"x", b"yz"]), "grid.npy": np.arange(12).reshape(3, 4),
+        "none.npy": np.zeros(0, dtype=np.int64), "one.npy": np.array(3.0),
+        "big_endian.npy": np.array([1, 2], dtype=">i8"),
+        "strided.npy": np.arange(20, dtype=np.int16)[::3],
+        "large.npy": np.arange(5_000, dtype=np.int64),  # 40,000 bytes: a file of its own
+    }  # fmt: skip
+    out = persist.Pack(tmp_path)
+    for name, array in arrays.items():
+        out.array(name, array)
+    out.rows("rows.npy", np.arange(7, dtype=np.int32))
+    out.text("keys.json", json.dumps(["", '"a"', "1"]))
+    index = out.close()
+    (tmp_path / "meta.json").write_text(json.dumps(index))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["large.npy", "meta.json", persist.PACK]
+    saved = persist.Unpacked(tmp_path, json.loads((tmp_path / "meta.json").read_text()))
+    for name, array in arrays.items():
+        read = saved.array(name)
+        assert read.dtype == array.dtype and read.shape == array.shape, name
+        assert read.tobytes() == np.ascontiguousarray(array).tobytes(), name
+        assert read.flags.writeable, name
+    rows = saved.rows("rows.npy", 7)
+    assert rows.tolist() == list(range(7)) and len(rows.base) >= 7 + persist.SPARE
+    assert saved.keys("keys.json")() == ["", '"a"', "1"]
+    with pytest.raises(ValueError):
+        saved.rows("rows.npy", len(rows.base) + 1)
+    # Cut short (a disk that filled while it was written): refused.
+    packed = (tmp_path / persist.PACK).read_bytes()
+    (tmp_path / persist.PACK).write_bytes(packed[: len(packed) // 2])
+    cut = persist.Unpacked(tmp_path, index)
+    with pytest.raises(ValueError):
+        for name in index:
+            cut.array(name)
