@@ -1,5 +1,6 @@
-"""Bulk actions from the web interface: the action form, and a job's page whose progress
-bar follows it to its end, with cancel and undo."""
+"""Bulk actions and exports from the web interface: the action form, the export form, and a
+job's page whose progress bar follows it to its end, with cancel and undo, and an export's
+download link once its file is written."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from fastapi.responses import Response
 
 from fold.api.deps import DbSession
 from fold.api.routing import Router
+from fold.errors import ValidationFailed
+from fold.exports import service as exports
 from fold.ids import uid_of
 from fold.jobs import service as jobs
 from fold.jobs.actions import ACTIONS, action_for
@@ -23,6 +26,8 @@ router = Router(prefix="/ui/{bucket}", route_class=UiRoute, include_in_schema=Fa
 FINISHED = ("completed", "failed", "cancelled")
 # htmx stops polling when a poll answers 286.
 STOP_POLLING = 286
+# The export form's formats: the export API's format and, for a PDF, its layout.
+EXPORT_FORMATS = {"xlsx": ("xlsx", None), "pdf": ("pdf", None), "labels": ("pdf", "labels")}
 
 
 @router.get("/segments/{uid}/action")
@@ -61,6 +66,32 @@ async def sync_mailchimp(request: Request, ui: UiDep, db: DbSession, uid: str) -
     return redirect(f"/ui/{ui.caller.bucket}/jobs/{job_uid}")
 
 
+@router.post("/segments/{uid}/export")
+async def start_export(request: Request, ui: UiDep, db: DbSession, uid: str) -> Response:
+    """Start an .xlsx, PDF table or address-label export of the segment (in the columns of
+    a fieldset, when one is chosen) and follow it on its job's page."""
+    form = await checked_form(request, ui)
+    chosen = form.get("format") or "xlsx"
+    if chosen not in EXPORT_FORMATS:
+        raise ValidationFailed(
+            f"{chosen!r} is not an export format; choose one of {', '.join(EXPORT_FORMATS)}.",
+            param="format",
+        )
+    report_format, layout = EXPORT_FORMATS[chosen]
+    # Labels have a layout of their own; the other formats take the fieldset's columns.
+    template = layout or form.get("fieldset") or None
+    receipt = exports.start_export(
+        db,
+        caller=ui.caller,
+        uid=uid,
+        params={} if template is None else {"template": template},
+        report_format=report_format,
+        queue=request.app.state.queue,
+    )
+    job_uid = uid_of(receipt["journal_uri"])
+    return redirect(f"/ui/{ui.caller.bucket}/jobs/{job_uid}")
+
+
 def _job_context(ui: UiDep, db: DbSession, job_uid: str) -> dict[str, Any]:
     job = jobs.job_out(jobs.load_job(db, ui.caller, job_uid))
     undoable = (
@@ -68,7 +99,15 @@ def _job_context(ui: UiDep, db: DbSession, job_uid: str) -> dict[str, Any]:
         and job["action"] in ACTIONS
         and action_for(str(job["action"])).undoable
     )
-    return {"job": job, "finished": job["status"] in FINISHED, "undoable": undoable}
+    journal = None
+    if job["action"] == exports.EXPORT_ACTION:
+        journal = exports.read_journal(db, ui.caller, job_uid)
+    return {
+        "job": job,
+        "finished": job["status"] in FINISHED,
+        "undoable": undoable,
+        "journal": journal,
+    }
 
 
 @router.get("/jobs/{job_uid}")

@@ -269,6 +269,30 @@ def test_a_running_job_is_followed_and_cancelled(browser: Browser, server: Serve
     page.context.close()
 
 
+def test_an_export_is_followed_to_its_file(browser: Browser, server: Server) -> None:
+    """The segment page's Export form starts an .xlsx export; its job page follows it to
+    the end (the server's own job worker runs it) and offers the file."""
+    page = new_page(browser, server)
+    sign_in(page, "ada", server.users["ada"])
+    members = server.api("GET", f"/segments/v2/{BUCKET}/find?name=Current members").json()
+    segment = members["segments"][0]
+    page.goto(f"/ui/{BUCKET}/segments/{segment['uid']}")
+    page.get_by_label("Format").select_option("xlsx")
+    page.get_by_role("button", name="Export", exact=True).click()
+    expect(page.locator("h1")).to_contain_text("Export of segment")
+    expect(page.locator("[data-status]")).to_have_text("completed", timeout=60_000)
+    link = page.locator("[data-download]")
+    expect(link).to_be_visible()
+    check_accessibility(page)
+    with page.expect_download() as download_info:
+        link.click()
+    download = download_info.value
+    assert download.suggested_filename.endswith(".xlsx")
+    with open(download.path(), "rb") as file:
+        assert file.read(2) == b"PK"  # a workbook is a zip
+    page.context.close()
+
+
 def test_static_segment_from_record_lookup(browser: Browser, server: Server) -> None:
     page = new_page(browser, server)
     sign_in(page, "ada", server.users["ada"])
