@@ -269,6 +269,38 @@ def test_a_running_job_is_followed_and_cancelled(browser: Browser, server: Serve
     page.context.close()
 
 
+def test_a_related_rule_is_kept_through_an_edit(browser: Browser, server: Server) -> None:
+    """The builder has no editor for a related-record rule: it shows the rule as JSON and
+    saves it back exactly, beside the rules it does edit."""
+    related = {
+        "field": "payment", "operator": "related",
+        "value": {"where": [{"field": "amount", "operator": "greater_than", "value": 10}],
+                  "having": {"at_least": 2}},
+    }  # fmt: skip
+    made = server.api(
+        "POST", f"/segments/v2/{BUCKET}/create",
+        json={"name": "Repeat givers", "resource_type": "person",
+              "rules": [{"field": "last_name", "operator": "starts_with", "value": "B"}, related]},
+    ).json()  # fmt: skip
+    before = server.api("GET", f"/segments/v2/{BUCKET}/segment/{made['uid']}").json()
+    count = server.api("GET", f"/segments/v2/{BUCKET}/segment/{made['uid']}/count").json()
+    page = new_page(browser, server)
+    sign_in(page, "ada", server.users["ada"])
+    page.goto(f"/ui/{BUCKET}/segments/{made['uid']}/edit")
+    expect(page.locator("[data-kept]")).to_contain_text('"operator":"related"')
+    assert wait_preview(page) == count["count"]
+    check_accessibility(page)
+    page.locator("#value-1").fill("C")  # the rule the builder edits
+    wait_preview(page)
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.locator("h1")).to_have_text("Repeat givers")
+    after = server.api("GET", f"/segments/v2/{BUCKET}/segment/{made['uid']}").json()
+    kept, edited = after["rules"]["conditions"][1], after["rules"]["conditions"][0]
+    assert kept == before["rules"]["conditions"][1]
+    assert edited["value"] == "C"
+    page.context.close()
+
+
 def test_an_export_is_followed_to_its_file(browser: Browser, server: Server) -> None:
     """The segment page's Export form starts an .xlsx export; its job page follows it to
     the end (the server's own job worker runs it) and offers the file."""

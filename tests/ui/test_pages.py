@@ -336,3 +336,21 @@ class TestHistory:
         assert bad.status_code == 400 and "YYYY-MM-DD" in bad.text
         early = editor.client.get(f"{base}/changes?since=2001-01-01")
         assert early.status_code == 400 and "first snapshot" in early.text
+
+
+def test_the_builder_offers_every_operator_but_related_rules() -> None:
+    """Each operator the rules take is offered by the builder for some field type, with a
+    label; `related` rules (a rule set of their own) are written through the API or the
+    raw filter."""
+    from fold.rules.compile import OPERATORS
+    from fold.ui.render import STATIC
+
+    script = (STATIC / "builder.js").read_text()
+    offered_block = script[script.index("const OPERATORS") : script.index("const LABELS")]
+    labels_block = script[script.index("const LABELS") : script.index("const LISTS")]
+    ordered = re.search(r"const ORDERED = \[([^\]]*)\]", script)
+    assert ordered is not None
+    offered = set(re.findall(r'"(\w+)"', offered_block + ordered.group(1)))
+    labelled = set(re.findall(r"(\w+):", labels_block))
+    assert offered == set(OPERATORS) - {"related"}
+    assert offered <= labelled

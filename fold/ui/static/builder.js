@@ -13,7 +13,7 @@
   const ORDERED = ["greater_than", "greater_than_or_equals", "less_than", "less_than_or_equals"];
   const OPERATORS = {
     string: ["equals", "exact", "not_equal_to", "starts_with", "starts_with_case_insensitive",
-      "or_list", "none_of"].concat(ORDERED),
+      "ends_with", "or_list", "none_of"].concat(ORDERED),
     number: ["equals", "not_equal_to"].concat(ORDERED, ["or_list", "none_of"]),
     date: ["equals", "not_equal_to"].concat(ORDERED, ["or_list", "none_of"]),
     datetime: ["equals", "not_equal_to"].concat(ORDERED),
@@ -28,6 +28,7 @@
   const LABELS = {
     equals: "equals", exact: "is exactly", not_equal_to: "is not",
     starts_with: "starts with", starts_with_case_insensitive: "starts with (any case)",
+    ends_with: "ends with",
     or_list: "is any of", and_list: "has all of", none_of: "is none of",
     greater_than: "is more than / after", greater_than_or_equals: "is at least / on or after",
     less_than: "is less than / before", less_than_or_equals: "is at most / on or before",
@@ -204,7 +205,25 @@
     return row;
   }
 
+  // A rule the builder has no editor for (a related-record rule, which holds a rule set of
+  // its own): shown as its JSON and kept exactly as it is, or removed whole.
+  function keptRow(rule) {
+    const n = ++uid;
+    const row = el("li", { class: "rule kept" });
+    row.dataset.n = String(n);
+    row.keptRule = rule;
+    const text = el("p", {}, "A " + (rule.operator === "related" ? "related-record" : rule.operator) +
+      " rule, kept as it is (change it through the API or as a JSON filter): ");
+    text.appendChild(el("code", { "data-kept": "" }, JSON.stringify(rule)));
+    const remove = el("button", { type: "button", class: "remove", "aria-label": "Remove rule " + n }, "Remove");
+    remove.addEventListener("click", function () { row.remove(); changed(); });
+    row.append(text, remove, el("p", { class: "problem", "aria-live": "polite" }));
+    list.appendChild(row);
+    return row;
+  }
+
   function readRow(row) {
+    if (row.keptRule) return row.keptRule;
     const raw = row.querySelector(".raw-toggle input").checked;
     const field = raw ? "" : row.querySelector(".field input").value.trim();
     const operator = row.querySelector(".operator select").value;
@@ -336,7 +355,10 @@
     RELATIVE.forEach(function (v) { relative.appendChild(el("option", { value: v })); });
     document.body.appendChild(relative);
     loadFields().then(function () {
-      (data.rules || []).forEach(addRow);
+      (data.rules || []).forEach(function (rule) {
+        if (Object.prototype.hasOwnProperty.call(LABELS, rule.operator)) addRow(rule);
+        else keptRow(rule);
+      });
       showKind();
       changed();
     });
