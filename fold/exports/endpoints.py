@@ -71,11 +71,16 @@ def export_pdf(
     return _start(request, caller, session, uid, params, "pdf")  # type: ignore[no-any-return]
 
 
+# A CSV streams at once: no job to check without starting (`debug`), no receipt to carry a
+# `policy`; sent anyway, they are refused rather than ignored.
+CSV_PARAMS = service.KNOWN_PARAMS - {"debug", "policy"}
+
+
 @route(
     segments,
     ["GET"],
     "/all/csv",
-    accepts=service.KNOWN_PARAMS,
+    accepts=CSV_PARAMS,
     response_class=StreamingResponse,
     responses={
         **ERRORS,

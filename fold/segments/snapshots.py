@@ -251,6 +251,7 @@ def count_as_of(session: Session, row: Segment, raw: Any) -> dict[str, Any]:
         "description": row.description or sentence(session, row, schema),
         "segment": make_uri(row.bucket, "segment", row.uid),
         "as_of": describe(snapshot),
+        "computed_at": format_datetime(utcnow()),
     }
 
 
@@ -276,4 +277,5 @@ def records_as_of(session: Session, row: Segment, params: dict[str, Any]) -> dic
         **paging.envelope(len(held)),
         "segment": make_uri(row.bucket, "segment", row.uid),
         "as_of": describe(snapshot),
+        "computed_at": format_datetime(utcnow()),
     }

@@ -89,6 +89,9 @@ class TestGdpr:
             api.get(url, params={"gdpr_bypass": "maybe"}), 400, "validation_error", "gdpr_bypass"
         )
         assert_error(api.get(url, params={"colour": "red"}), 400, "validation_error", "colour")
+        # What the export jobs take but a streamed CSV cannot honour is refused, not ignored.
+        assert_error(api.get(url, params={"debug": "true"}), 400, "validation_error", "debug")
+        assert_error(api.get(url, params={"policy": "viewer"}), 400, "validation_error", "policy")
 
 
 def test_formula_text_is_inert(tenant: Tenant, contacts: dict[str, Any]) -> None:

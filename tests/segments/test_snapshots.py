@@ -176,6 +176,9 @@ class TestChanges:
             assert counted["as_of"] == {"snapshot": snap["uid"], "taken": snap["taken"]}
             page = api.get(seg_url(api, uid, "/all"), params={"as_of": when, "page_size": 1000})
             assert page.status_code == 200, page.text
+            # When the answer was computed, as every count and page says (SPEC 12).
+            for answer in (counted, page.json()):
+                assert parse_datetime(answer["computed_at"]) >= parse_datetime(snap["taken"])
             assert {r["uri"] for r in page.json()["results"]} == expected
             assert page.json()["total"] == len(expected)
             assert page.json()["as_of"]["snapshot"] == snap["uid"]
