@@ -72,7 +72,7 @@ async def start_export(request: Request, ui: UiDep, db: DbSession, uid: str) -> 
     a fieldset, when one is chosen) and follow it on its job's page."""
     form = await checked_form(request, ui)
     chosen = form.get("format") or "xlsx"
-    if chosen not in EXPORT_FORMATS:
+    if not isinstance(chosen, str) or chosen not in EXPORT_FORMATS:
         raise ValidationFailed(
             f"{chosen!r} is not an export format; choose one of {', '.join(EXPORT_FORMATS)}.",
             param="format",

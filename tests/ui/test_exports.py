@@ -101,6 +101,11 @@ def test_export_form_refuses_bad_input(app_client: TestClient, tenant: Tenant) -
     token = csrf_of(page)
     wrong_format = web.client.post(url, data={"csrf_token": token, "format": "docx"})
     assert wrong_format.status_code == 400 and "not an export format" in wrong_format.text
+    twice = web.client.post(
+        url, content=f"csrf_token={token}&format=xlsx&format=pdf",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )  # fmt: skip
+    assert twice.status_code == 400 and "not an export format" in twice.text
     no_fieldset = web.client.post(url, data={"csrf_token": token, "fieldset": "Nothing"})
     assert no_fieldset.status_code == 400, no_fieldset.text
     unsigned = web.client.post(url, data={"format": "xlsx"}, follow_redirects=False)
