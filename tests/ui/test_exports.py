@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from fold.db.engine import unit_of_work
 from fold.db.models import Job
 from tests.conftest import Tenant
+from tests.segments.conftest import make_segment
 from tests.ui.conftest import WebClient, csrf_of, make_user, sign_in
 
 
@@ -46,11 +47,9 @@ def test_exports_from_the_segment_page(app_client: TestClient, tenant: Tenant) -
             },
         )  # fmt: skip
         assert made.status_code == 201, made.text
-    segment = api.post(
-        f"/segments/v2/{tenant.bucket}/create",
-        json={"name": "Testers", "resource_type": "person",
-              "rules": [{"field": "last_name", "operator": "equals", "value": "Tester"}]},
-    ).json()  # fmt: skip
+    segment = make_segment(
+        api, name="Testers", rules=[{"field": "last_name", "operator": "equals", "value": "Tester"}]
+    )
     made = api.post(
         f"/segments/v2/{tenant.bucket}/fieldset",
         json={"name": "Names", "fields": ["first_name", "email"]},
@@ -88,13 +87,8 @@ def test_exports_from_the_segment_page(app_client: TestClient, tenant: Tenant) -
 
 def test_export_form_refuses_bad_input(app_client: TestClient, tenant: Tenant) -> None:
     api = tenant.admin
-    segment = api.post(
-        f"/segments/v2/{tenant.bucket}/create", json={"name": "All", "resource_type": "person"}
-    ).json()
-    folder = api.post(
-        f"/segments/v2/{tenant.bucket}/create",
-        json={"name": "Folder", "resource_type": "person", "segment_type": "auxiliary"},
-    ).json()
+    segment = make_segment(api, name="All")
+    folder = make_segment(api, name="Folder", segment_type="auxiliary")
     web = sign_in(app_client, tenant.bucket, *make_user(tenant.db, tenant.bucket, "editor"))
     page = web.page(f"/ui/{tenant.bucket}/segments/{segment['uid']}")
     url = f"/ui/{tenant.bucket}/segments/{segment['uid']}/export"
