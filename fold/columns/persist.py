@@ -386,18 +386,22 @@ class Pack:
 
 
 class Unpacked:
-    """A snapshot's arrays as `Pack` wrote them: the pack read whole now (writable, this
-    process's own), every other array mapped or read as `_map` does."""
+    """A snapshot's arrays as `Pack` wrote them: the pack read whole when an array of it is
+    first asked for (writable, this process's own), every other array mapped or read as
+    `_map` does."""
 
     def __init__(self, source: Path, index: dict[str, list[Any]] | None = None) -> None:
         self.source = source
         self._index = index or {}
-        self._pack = bytearray()
-        if self._index:
-            with (source / PACK).open("rb") as handle:
+        self._pack: bytearray | None = None
+
+    def _packed(self) -> bytearray:
+        if self._pack is None:
+            with (self.source / PACK).open("rb") as handle:
                 self._pack = bytearray(os.fstat(handle.fileno()).st_size)
                 if handle.readinto(self._pack) != len(self._pack):
                     raise ValueError("pack cut short")
+        return self._pack
 
     def array(self, name: str) -> Any:
         found = self._index.get(name)
@@ -406,9 +410,10 @@ class Unpacked:
         descr, shape, offset = found
         dtype = np.dtype(descr)
         count = int(np.prod(shape)) if shape else 1
-        if dtype.hasobject or offset + count * dtype.itemsize > len(self._pack):
+        packed = self._packed()
+        if dtype.hasobject or offset + count * dtype.itemsize > len(packed):
             raise ValueError(f"{name} does not fit the pack")
-        return np.frombuffer(self._pack, dtype, count, offset).reshape(shape)
+        return np.frombuffer(packed, dtype, count, offset).reshape(shape)
 
     def rows(self, name: str, n: int) -> Any:
         """A per-row array saved by `Pack.rows`: its first `n` rows, a view of the whole
