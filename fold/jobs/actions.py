@@ -461,7 +461,6 @@ INTERNAL: dict[str, Action] = {
         _check_none,
         mailchimp.upsert,
         undoable=False,
-        contacts_only=True,
         finish=mailchimp.finish,
         failure=mailchimp.SyncFailed,
     ),

@@ -1,13 +1,15 @@
 """The sync job's work (SPEC 5), on the job machinery.
 
-Each batch upserts its contacts (those with an email who have not opted out) with one
-batch call of at most 500 members and stamps `mailchimp_last_sync` on those Mailchimp
-took; each done item keeps the lower-cased address it sent. When every batch is done, the
-finishing step reads the Mailchimp segment's members and sends the differences: the
-addresses of this job's done items that are missing are added, the members that are no
-longer among them are removed (not in safe mode). Both steps work from state, not from a
-log of what was sent, so a re-run or a resumed job ends in the same place; nothing ever
-unsubscribes, archives or deletes a Mailchimp member."""
+A contact segment's items are its contacts; a membership segment's are its memberships,
+each standing for the contact it links to. Each batch upserts its contacts (those with an
+email who have not opted out) with one batch call of at most 500 members and stamps
+`mailchimp_last_sync` on those Mailchimp took; each done item keeps the lower-cased
+address it sent. When every batch is done, the finishing step reads the Mailchimp
+segment's members and sends the differences: the addresses of this job's done items that
+are missing are added, the members that are no longer among them are removed (not in safe
+mode). Both steps work from state, not from a log of what was sent, so a re-run or a
+resumed job ends in the same place; nothing ever unsubscribes, archives or deletes a
+Mailchimp member."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from fold.jobs.work import Outcome, Run
 from fold.mailchimp.client import MAX_CONNECTIONS, MAX_MEMBERS, Client, MailchimpError
 from fold.messages import compose
 from fold.outbound import http
+from fold.records import contacts
 from fold.records.bulk import Rewrite
 from fold.settings import service as bucket_settings
 from fold.timefmt import format_datetime, utcnow
@@ -80,26 +83,34 @@ def merge_fields(row: Record) -> dict[str, str]:
 
 
 def upsert(run: Run, rows: list[Record | None]) -> list[Outcome]:
-    """One batch: its contacts upserted in Mailchimp, stamped when Mailchimp took them."""
+    """One batch: its contacts upserted in Mailchimp, stamped when Mailchimp took them. A
+    membership's item sends the contact it links to; a contact behind several of the
+    batch's memberships is sent and stamped once."""
     out: list[Outcome | None] = []
     members: dict[str, dict[str, Any]] = {}
     wanted: list[tuple[int, Record, str]] = []
+    linked = contacts.linked(run.session, run.bucket, run.schemas, rows, lock=True)
     for row in rows:
         if row is None or row.record_state != "active":
             out.append(Outcome("skipped", "the record was deleted"))
             continue
-        if compose.opted_out(row, "email"):
+        contact = contacts.contact_of(run.schemas, row, linked)
+        if isinstance(contact, str):
+            out.append(Outcome("skipped", contact))
+            continue
+        if compose.opted_out(contact, "email"):
             out.append(Outcome("skipped", "the contact opted out of email"))
             continue
-        email = compose.address(row, "email")
+        email = compose.address(contact, "email")
         if email is None:
             out.append(Outcome("skipped", "the contact has no email address"))
             continue
         key = email.lower()
         members.setdefault(
-            key, {"email_address": email, "status": "subscribed", "merge_fields": merge_fields(row)}
+            key,
+            {"email_address": email, "status": "subscribed", "merge_fields": merge_fields(contact)},
         )
-        wanted.append((len(out), row, key))
+        wanted.append((len(out), contact, key))
         out.append(None)
     if members:
         try:
@@ -112,13 +123,15 @@ def upsert(run: Run, rows: list[Record | None]) -> list[Outcome]:
                 out[index] = Outcome("failed", reason)
             return [o for o in out if o is not None]
         stamp = format_datetime(utcnow())
-        for index, row, key in wanted:
+        stamped: set[tuple[str, str]] = set()
+        for index, contact, key in wanted:
             if key in refused:
                 out[index] = Outcome("failed", f"Mailchimp: {refused[key]}")
                 continue
-            run.rewrites.append(
-                Rewrite(row, {**row.data, "mailchimp_last_sync": stamp}, row.record_state)
-            )
+            if (contact.resource_type, contact.uid) not in stamped:
+                stamped.add((contact.resource_type, contact.uid))
+                data = {**contact.data, "mailchimp_last_sync": stamp}
+                run.rewrites.append(Rewrite(contact, data, contact.record_state))
             out[index] = Outcome("done", undo={"email": key})
         run.save()
     return [o for o in out if o is not None]

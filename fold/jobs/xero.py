@@ -25,10 +25,11 @@ from fold.config import Settings
 from fold.db.models import Record
 from fold.errors import ValidationFailed
 from fold.fields.schema import TypeSchema
-from fold.ids import make_uri, parse_uri
+from fold.ids import make_uri
 from fold.jobs.work import Action, Outcome, Run
 from fold.messages import compose
 from fold.outbound import http
+from fold.records import contacts
 from fold.records.bulk import Rewrite
 from fold.records.clock import stamp
 from fold.settings import service as bucket_settings
@@ -36,7 +37,6 @@ from fold.timefmt import format_datetime, utcnow
 from fold.xero import templates
 from fold.xero.client import MAX_CONCURRENT, Client, XeroError, invoice_link
 
-CONTACT_TYPES = ("person", "organisation", "contact")
 STATUSES = {
     "raise-draft-xero-invoice": "DRAFT",
     "raise-submitted-xero-invoice": "SUBMITTED",
@@ -91,7 +91,7 @@ def _check(status: str) -> Any:
     def check(
         session: Session, bucket: str, rt: str, schema: TypeSchema, p: dict[str, Any], s: Settings
     ) -> dict[str, Any]:
-        if rt not in CONTACT_TYPES and not schema.contact_field:
+        if not contacts.has_contacts(schema):
             raise ValidationFailed(
                 f"Xero invoices are raised for contacts; {rt} records have no contact.",
                 param="action",
@@ -149,43 +149,6 @@ class Planned:
     index: int
     row: Record
     contact: Record
-
-
-def _contacts(run: Run, rows: list[Record | None]) -> dict[str, Record]:
-    """The contact record each linked record names, by URI (this bucket's only)."""
-    wanted: dict[str, tuple[str, str]] = {}
-    for row in rows:
-        if row is None or row.resource_type in CONTACT_TYPES:
-            continue
-        field_name = run.schemas[row.resource_type].contact_field
-        uri = parse_uri(row.data.get(field_name) if field_name else None)
-        if uri is not None and uri.bucket == run.bucket and uri.resource_type in CONTACT_TYPES:
-            wanted[str(uri)] = (uri.resource_type, uri.uid)
-    found: dict[str, Record] = {}
-    for resource_type in {t for t, _ in wanted.values()}:
-        uids = [u for t, u in wanted.values() if t == resource_type]
-        for contact in run.session.scalars(
-            select(Record).where(
-                Record.bucket == run.bucket,
-                Record.resource_type == resource_type,
-                Record.uid.in_(uids),
-            )
-        ):
-            found[make_uri(run.bucket, contact.resource_type, contact.uid)] = contact
-    return found
-
-
-def _contact_of(run: Run, row: Record, linked: dict[str, Record]) -> Record | str:
-    if row.resource_type in CONTACT_TYPES:
-        return row
-    field_name = run.schemas[row.resource_type].contact_field
-    uri = parse_uri(row.data.get(field_name) if field_name else None)
-    if uri is None:
-        return "the record names no contact"
-    contact = linked.get(str(uri))
-    if contact is None or contact.record_state != "active":
-        return f"its contact {uri} does not exist or was deleted"
-    return contact
 
 
 def contact_name(contact: Record) -> str:
@@ -327,7 +290,7 @@ def _write(run: Run, done: list[tuple[Planned, dict[str, Any]]]) -> None:
 def raise_invoices(run: Run, rows: list[Record | None]) -> list[Outcome]:
     out = [Outcome("skipped", "the record was deleted") for _ in rows]
     job_uri = make_uri(run.bucket, "sheep_event", run.job_uid)
-    linked = _contacts(run, rows)
+    linked = contacts.linked(run.session, run.bucket, run.schemas, rows)
     plans: list[Planned] = []
     for index, row in enumerate(rows):
         if row is None or row.record_state != "active":
@@ -336,7 +299,7 @@ def raise_invoices(run: Run, rows: list[Record | None]) -> list[Outcome]:
         if isinstance(earlier, dict) and earlier.get("job") == job_uri:
             out[index] = Outcome("done", undo={"invoice": earlier.get("id")})
             continue
-        contact = _contact_of(run, row, linked)
+        contact = contacts.contact_of(run.schemas, row, linked)
         if isinstance(contact, str):
             out[index] = Outcome("failed", contact)
             continue

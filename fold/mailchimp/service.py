@@ -11,12 +11,12 @@ from fold.auth.policies import Caller
 from fold.config import Settings
 from fold.db.models import Job, Segment
 from fold.errors import Conflict, ValidationFailed
-from fold.ids import CONTACT_TYPES, make_uri, new_uid
+from fold.ids import make_uri, new_uid
 from fold.mailchimp.client import MAX_MEMBERS
 from fold.paging import read_int
 from fold.params import read_flag
 from fold.segments import service as segments
-from fold.segments.syncs import ACTION, LIVE
+from fold.segments.syncs import ACTION, LIVE, SYNCED_TYPES
 from fold.settings import service as bucket_settings
 from fold.timefmt import utcnow
 
@@ -63,9 +63,11 @@ def _check(session: Session, settings: Settings, row: Segment) -> None:
             "An auxiliary segment holds no records to sync; choose one of its children.",
             param="segment",
         )
-    if row.resource_type not in CONTACT_TYPES:
+    if row.resource_type not in SYNCED_TYPES:
         raise ValidationFailed(
-            f"Mailchimp syncs contacts, not {row.resource_type} records.", param="segment"
+            f"Mailchimp syncs contacts, and the contacts of memberships; not "
+            f"{row.resource_type} records.",
+            param="segment",
         )
     try:
         config = bucket_settings.load(session, settings, bucket=row.bucket, section="mailchimp")

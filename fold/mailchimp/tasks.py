@@ -19,9 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from fold.config import Settings
 from fold.db.engine import unit_of_work
 from fold.db.models import BucketSetting, Job, Segment
-from fold.ids import CONTACT_TYPES
 from fold.mailchimp.service import JobSender, lock_segment, new_sync, read_params
-from fold.segments.syncs import ACTION, LIVE
+from fold.segments.syncs import ACTION, LIVE, SYNCED_TYPES
 from fold.timefmt import utcnow
 
 log = logging.getLogger("fold.mailchimp")
@@ -63,7 +62,7 @@ def start_due_syncs(factory: sessionmaker[Session], settings: Settings, queue: J
             select(Segment).where(
                 Segment.mailchimp_sync.is_(True),
                 Segment.record_state == "active",
-                Segment.resource_type.in_(CONTACT_TYPES),
+                Segment.resource_type.in_(SYNCED_TYPES),
                 Segment.segment_type != "auxiliary",
             )
         ).all()

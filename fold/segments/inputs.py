@@ -40,7 +40,6 @@ DEFAULT_VIEW = {
     "group_member": "teams",
     "vehicle": "vehicles",
 }
-CONTACT_TYPES = ("person", "organisation", "contact", "membership")
 FIELDS = (
     "name",
     "description",

@@ -25,7 +25,6 @@ from fold.rules.sentence import describe
 from fold.segments import repository, versions
 from fold.segments import syncs as mailchimp
 from fold.segments.inputs import (
-    CONTACT_TYPES,
     DEFAULT_VIEW,
     FIELDS,
     read_definition,
@@ -151,10 +150,10 @@ def check(
     for name in ("uris_include", "uris_exclude"):
         if getattr(d, name) and kind in ("dynamic", "auxiliary"):
             fail(f"a {kind} segment has no {name}; use a static or hybrid segment for lists", name)
-    if d.mailchimp_sync and d.resource_type and d.resource_type not in CONTACT_TYPES:
+    if d.mailchimp_sync and d.resource_type and d.resource_type not in mailchimp.SYNCED_TYPES:
         fail(
             f"mailchimp_sync needs contacts; {d.resource_type} records are not "
-            f"(use {', '.join(CONTACT_TYPES)})",
+            f"(use {', '.join(mailchimp.SYNCED_TYPES)})",
             "mailchimp_sync",
         )
     rules: list[dict[str, Any]] = []

@@ -13,6 +13,9 @@ from fold.timefmt import format_datetime
 
 ACTION = "sync_mailchimp"
 LIVE = ("created", "running", "cancelling")
+# The segments a sync takes (SPEC 2.2): contacts, and memberships, whose sync sends the
+# contact each membership links to.
+SYNCED_TYPES = ("person", "organisation", "contact", "membership")
 
 
 def last_sync(session: Session, row: Segment) -> dict[str, Any] | None:
