@@ -221,6 +221,7 @@ MESSAGE = TypeSchema(
     prefix="msg",
     fields=_fields(
         f("contact", "uri", "Recipient"),
+        f("about", "uri", "About"),
         f("channel", "string", "Channel", ("email", "sms", "in_app")),
         f("to", "string", "To"),
         f("subject", "string"),

@@ -27,6 +27,7 @@ from fold.ids import make_uri
 from fold.jobs.work import Action, Outcome, Run
 from fold.messages import compose, outbox, render, sms, smtp
 from fold.messages.templates import describe_send, find
+from fold.records import contacts
 from fold.records.bulk import Rewrite
 from fold.records.clock import stamp
 from fold.records.service import derived
@@ -36,6 +37,7 @@ from fold.timefmt import format_datetime, utcnow
 IN_FLIGHT = 10  # messages committed as `sending` before they go out, at most, per worker
 PREVIEWS = 3  # records `debug` renders a template for
 OUTBOX_SENDER = "fold@localhost"
+ANOTHER = "the contact gets this job's message for another of its records"
 INTERRUPTED = (
     "the worker stopped while this message was being sent; it may have been delivered, "
     "so it is not sent again"
@@ -237,6 +239,16 @@ def _rewrite(run: Run, uid: str, before: dict[str, Any], after: dict[str, Any]) 
     run.rewrites.append(Rewrite(row, after, "active"))
 
 
+def _targets(run: Run, rows: list[Record | None]) -> list[Record | str | None]:
+    """Whom each record's message goes to: a templated message to its contact (itself, or
+    the contact a linked record names), or why it has none; a fixed address's about the
+    record itself."""
+    if run.params["mode"] == "fixed":
+        return list(rows)
+    found = contacts.linked(run.session, run.bucket, run.schemas, rows)
+    return [None if r is None else contacts.contact_of(run.schemas, r, found) for r in rows]
+
+
 def _existing(run: Run, uids: list[str]) -> dict[str, Record]:
     if not uids:
         return {}
@@ -297,16 +309,19 @@ def _chunks(items: list[Pending], size: int) -> Iterator[list[Pending]]:
 
 
 def _plan(
-    run: Run, row: Record, uid: str, template: MessageTemplate | None, region: str
+    run: Run, row: Record, uid: str, template: MessageTemplate | None, region: str, about: Record
 ) -> tuple[dict[str, Any], compose.Composed | None, str | None, str]:
-    """The message record for one contact, its parts, its unsubscribe link, and its fate:
-    `deliver`, or the final status (`draft`, `sent` for in-app, `skipped`, `failed`)."""
+    """The message record for one contact (`row`) about one of the job's records (`about`:
+    the contact itself, or a record that links to it), its parts, its unsubscribe link, and
+    its fate: `deliver`, or the final status (`draft`, `sent` for in-app, `skipped`,
+    `failed`)."""
     params, channel = run.params, str(run.params["channel"])
     contact = make_uri(run.bucket, row.resource_type, row.uid)
     fixed = params["mode"] == "fixed"
     to = params["value"] if fixed else compose.address(row, channel)
     data: dict[str, Any] = {
         "contact": contact,
+        **({} if about is row else {"about": run.record_uri(about)}),
         "channel": channel,
         "to": to,
         "template": template.uid if template else None,
@@ -337,14 +352,14 @@ def _plan(
     if channel == "email" and not fixed:
         unsubscribe = compose.unsubscribe_url(run.settings, run.bucket, row.resource_type, row.uid)
     if template is None:
-        parts = _fixed_parts(run, row)
+        parts = _fixed_parts(run, about)
     else:
         links = {"unsubscribe_url": unsubscribe or ""}
         acknowledge = compose.acknowledge_url(run.settings, run.bucket, uid)
         if data["request_acknowledgement"]:
             links["acknowledge_url"] = acknowledge
         try:
-            parts = compose.compose(template, compose.context(row, run.bucket, links))
+            parts = compose.compose(template, compose.context(row, run.bucket, links, about))
         except render.RenderError as exc:
             error = f"the template cannot be rendered for this contact: {exc}"
             return {**data, "status": "failed", "error": error}, None, None, "failed"
@@ -369,14 +384,16 @@ def _send(run: Run, rows: list[Record | None]) -> list[Outcome]:
         template = find(run.session, run.bucket, run.params["value"])
         if template is None:
             return [Outcome("failed", "the message template was deleted") for _ in rows]
+    targets = _targets(run, rows)
     uids = [
-        compose.message_uid(run.job_uid, r.resource_type, r.uid) if r is not None else ""
-        for r in rows
+        compose.message_uid(run.job_uid, t.resource_type, t.uid) if isinstance(t, Record) else ""
+        for t in targets
     ]
     existing = _existing(run, [u for u in uids if u])
     out: list[Outcome] = [Outcome("skipped", "the record was deleted") for _ in rows]
     finished: list[tuple[str, dict[str, Any]]] = []
     pending: list[Pending] = []
+    planned: set[str] = set()
     region = "GB"
     if channel == "sms":
         try:
@@ -386,16 +403,24 @@ def _send(run: Run, rows: list[Record | None]) -> list[Outcome]:
         except bucket_settings.Unreadable:
             config = None  # the sender says so for each message
         region = str((config or {}).get("default_region") or "GB")
-    for index, (row, uid) in enumerate(zip(rows, uids, strict=True)):
-        if row is None or row.record_state != "active":
+    for index, (row, target, uid) in enumerate(zip(rows, targets, uids, strict=True)):
+        if row is None or target is None or row.record_state != "active":
             continue
+        if isinstance(target, str):
+            out[index] = Outcome("failed", target)
+            continue
+        about = None if target is row else run.record_uri(row)
+        if uid in planned or (uid in existing and existing[uid].data.get("about") != about):
+            out[index] = Outcome("skipped", ANOTHER)
+            continue
+        planned.add(uid)
         if uid in existing:
             out[index] = _resumed(run, existing[uid])
             continue
-        data, parts, unsubscribe, fate = _plan(run, row, uid, template, region)
+        data, parts, unsubscribe, fate = _plan(run, target, uid, template, region, row)
         if fate == "deliver":
             assert parts is not None
-            pending.append(Pending(index, row, uid, data, parts, unsubscribe))
+            pending.append(Pending(index, target, uid, data, parts, unsubscribe))
             continue
         finished.append((uid, data))
         state = {"skipped": "skipped", "failed": "failed"}.get(fate, "done")
@@ -435,6 +460,7 @@ def debug(run: Run, rows: list[Record | None]) -> list[Outcome]:
     template = find(run.session, run.bucket, run.params.get("template"))
     out = []
     previews: list[dict[str, Any]] = []
+    found = contacts.linked(run.session, run.bucket, run.schemas, rows) if template else {}
     for row in rows:
         if row is None or row.record_state != "active":
             out.append(Outcome("skipped", "the record was deleted"))
@@ -442,7 +468,8 @@ def debug(run: Run, rows: list[Record | None]) -> list[Outcome]:
         if template is None:
             out.append(Outcome("done"))
             continue
-        would = describe_send(run.settings, template, row, run.bucket)
+        contact = contacts.contact_of(run.schemas, row, found)
+        would = describe_send(run.settings, template, row, run.bucket, contact)
         if "preview" not in run.params and len(previews) < PREVIEWS:
             previews.append(would)
         if would["would"] == "send":
@@ -461,21 +488,21 @@ ACTIONS = (
         _check_template("email", "send"),
         _send,
         undoable=False,
-        contacts_only=True,
+        for_contacts=True,
     ),
     Action(
         "send-templated-email-request-acknowledgement",
         _check_template("email", "send", acknowledge=True),
         _send,
         undoable=False,
-        contacts_only=True,
+        for_contacts=True,
     ),
     Action(
         "draft-templated-email",
         _check_template("email", "draft"),
         _send,
         undoable=False,
-        contacts_only=True,
+        for_contacts=True,
     ),
     Action("send-email-to-fixed-address", _check_fixed, _send, undoable=False),
     Action(
@@ -483,20 +510,20 @@ ACTIONS = (
         _check_template("in_app", "send"),
         _send,
         undoable=False,
-        contacts_only=True,
+        for_contacts=True,
     ),
     Action(
         "send-templated-in-app-message-request-acknowledgement",
         _check_template("in_app", "send", acknowledge=True),
         _send,
         undoable=False,
-        contacts_only=True,
+        for_contacts=True,
     ),
     Action(
         "send-templated-sms",
         _check_template("sms", "send"),
         _send,
         undoable=False,
-        contacts_only=True,
+        for_contacts=True,
     ),
 )

@@ -18,6 +18,7 @@ from fold.jobs.actions import ACTIONS, INTERNAL, action_for
 from fold.jobs.queue import Queue
 from fold.paging import Paging, read_int
 from fold.params import read_flag
+from fold.records import contacts
 from fold.rules.compile import normalise, rules_object
 from fold.segments import service as segments
 from fold.segments.members import base_query, make_context, segment_filter, selection
@@ -129,6 +130,12 @@ def start_action(
             f"{name} acts on contacts, not {row.resource_type} records.", param="action"
         )
     schema = make_context(session, bucket=caller.bucket, resource_type=row.resource_type).schema
+    if action.for_contacts and not contacts.has_contacts(schema):
+        raise ValidationFailed(
+            f"{name} acts for contacts; {row.resource_type} records are not contacts and "
+            "link to none.",
+            param="action",
+        )
     checked = action.check(session, caller.bucket, row.resource_type, schema, params, settings)
     checked["batch_size"] = _batch_size(params, default=200)
     if action.max_batch is not None:

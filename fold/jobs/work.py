@@ -100,6 +100,9 @@ class Action:
     apply: Apply
     undoable: bool = True
     contacts_only: bool = False
+    # Acts for a contact: a segment of records that link to one (memberships, payments)
+    # is acted on for the contact each names (`records.contacts`); others are refused.
+    for_contacts: bool = False
     # Whether the batch rewrites its records: then it locks them while it works, so a
     # change made meanwhile is not written over. Webhooks only read (and call out).
     writes_records: bool = True

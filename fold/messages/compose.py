@@ -45,17 +45,28 @@ def acknowledge_url(settings: Settings, bucket: str, message: str) -> str:
     return f"{settings.public_url}/messages/v1/{bucket}/acknowledge/{message}/{sig}"
 
 
-def context(record: Record, bucket: str, links: dict[str, str] | None = None) -> dict[str, Any]:
+def context(
+    record: Record, bucket: str, links: dict[str, str] | None = None, about: Record | None = None
+) -> dict[str, Any]:
     """What a template sees: the contact's fields at the top level and under `contact`,
-    the bucket's name, and the message's links."""
-    contact = {
+    the bucket's name, and the message's links. A message about a linked record (a
+    membership, for its contact) also sees that record under `record` and its type's name
+    (`membership`)."""
+    contact = _fields(record, bucket)
+    values = {**contact, "contact": contact, "bucket": bucket, **(links or {})}
+    if about is not None and about is not record:
+        values["record"] = values[about.resource_type] = _fields(about, bucket)
+    return values
+
+
+def _fields(record: Record, bucket: str) -> dict[str, Any]:
+    return {
         **record.data,
         "uid": record.uid,
         "uri": make_uri(bucket, record.resource_type, record.uid),
         "resource_type": record.resource_type,
         "display_value": record.display_value,
     }
-    return {**contact, "contact": contact, "bucket": bucket, **(links or {})}
 
 
 def address(record: Record, channel: str) -> str | None:

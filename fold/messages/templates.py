@@ -14,9 +14,11 @@ from fold.auth.policies import Caller
 from fold.config import Settings
 from fold.db.models import MessageTemplate, Record
 from fold.errors import NotFound, Problem, ValidationFailed
+from fold.fields.service import schema_for
 from fold.ids import is_uid, make_uri, new_uid, parse_uri
 from fold.messages import compose, render
 from fold.paging import Paging
+from fold.records import contacts
 from fold.timefmt import format_datetime, utcnow
 
 FIELDS = ("name", "channel", "subject", "text_body", "html_body")
@@ -181,36 +183,54 @@ def preview(
     record = session.get(Record, (caller.bucket, target.resource_type, target.uid))
     if record is None or record.record_state != "active":
         raise NotFound(f"No record {target} in this bucket.", param="uri")
-    return describe_send(settings, row, record, caller.bucket)
+    schemas = {
+        record.resource_type: schema_for(
+            session, bucket=caller.bucket, resource_type=record.resource_type
+        )
+    }
+    found = contacts.linked(session, caller.bucket, schemas, [record])
+    contact = contacts.contact_of(schemas, record, found)
+    return describe_send(settings, row, record, caller.bucket, contact)
 
 
 def describe_send(
-    settings: Settings, row: MessageTemplate, record: Record, bucket: str
+    settings: Settings,
+    row: MessageTemplate,
+    record: Record,
+    bucket: str,
+    contact: Record | str | None = None,
 ) -> dict[str, Any]:
-    """What sending `row` to `record` would do: the rendered parts, or why it would not."""
-    links = {
-        "unsubscribe_url": compose.unsubscribe_url(
-            settings, bucket, record.resource_type, record.uid
-        ),
-        "acknowledge_url": f"{settings.public_url}/messages/v1/{bucket}/acknowledge/(preview)",
-    }
+    """What sending `row` about `record` would do: the rendered parts, or why it would not.
+    The message goes to `contact`, the record itself unless it is a linked record's contact
+    (`records.contacts`), or a sentence saying why the record has none."""
     out: dict[str, Any] = {
         "template": row.uid,
         "channel": row.channel,
         "uri": make_uri(bucket, record.resource_type, record.uid),
-        "to": compose.address(record, row.channel),
+        "to": None,
         "would": "send",
         "reason": None,
         "subject": None,
         "text": None,
         "html": None,
     }
-    if compose.opted_out(record, row.channel):
+    contact = record if contact is None else contact
+    if isinstance(contact, str):
+        out["would"], out["reason"] = "fail", contact
+        return out
+    links = {
+        "unsubscribe_url": compose.unsubscribe_url(
+            settings, bucket, contact.resource_type, contact.uid
+        ),
+        "acknowledge_url": f"{settings.public_url}/messages/v1/{bucket}/acknowledge/(preview)",
+    }
+    out["to"] = compose.address(contact, row.channel)
+    if compose.opted_out(contact, row.channel):
         out["would"], out["reason"] = "skip", f"the contact opted out of {row.channel}"
     elif out["to"] is None:
         out["would"], out["reason"] = "fail", compose.missing_reason(row.channel)
     try:
-        parts = compose.compose(row, compose.context(record, bucket, links))
+        parts = compose.compose(row, compose.context(contact, bucket, links, about=record))
     except render.RenderError as exc:
         out["would"], out["reason"] = "fail", f"the template cannot be rendered: {exc}"
         return out
