@@ -178,6 +178,18 @@ def _release_record(record: Any, writers: WriteQueue) -> None:
         writers.release()
 
 
+# Connections an engine keeps, and how many more it opens for a while under load.
+# PostgreSQL: as many kept as requests commonly in flight (16 writers): one opened and
+# closed again for each request beyond them costs the database a new backend each time.
+POOLS = {"sqlite": (8, 10), "postgresql": (20, 20)}
+
+
+def connections(engine: Engine) -> int:
+    """How many connections `engine` lends at once, at most (`make_engine`'s pools)."""
+    size, overflow = POOLS.get(engine.dialect.name, (5, 10))  # SQLAlchemy's defaults
+    return size + overflow
+
+
 def make_engine(
     url: str, limits: Limits | None = None, *, sqlite_functions: SqliteFunctions | None = None
 ) -> Engine:
@@ -189,10 +201,12 @@ def make_engine(
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        size, overflow = POOLS["sqlite"]
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": limits.lock},
-            pool_size=8,
+            pool_size=size,
+            max_overflow=overflow,
             json_serializer=json_serializer,
         )
         _sqlite_events(engine, limits, sqlite_functions or {})
@@ -200,9 +214,10 @@ def make_engine(
     options = f"-c lock_timeout={int(limits.lock * 1000)}"
     if limits.statement is not None:
         options += f" -c statement_timeout={int(limits.statement * 1000)}"
-    # As many connections kept as requests commonly in flight (16 writers): one opened and
-    # closed again for each request beyond them costs the database a new backend each time.
-    engine = create_engine(url, pool_size=20, max_overflow=20, connect_args={"options": options})
+    size, overflow = POOLS["postgresql"]
+    engine = create_engine(
+        url, pool_size=size, max_overflow=overflow, connect_args={"options": options}
+    )
     _ping_when_idle(engine)
     return engine
 

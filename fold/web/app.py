@@ -21,7 +21,7 @@ from fold.audit import endpoints as audit_endpoints
 from fold.auth.throttle import ThrottleLimits, make_login_throttle
 from fold.columns.index import ColumnIndex, Options
 from fold.config import Settings
-from fold.db.engine import make_engine, make_sessionmaker, server_limits
+from fold.db.engine import connections, make_engine, make_sessionmaker, server_limits
 from fold.exports import endpoints as export_endpoints
 from fold.jobs import endpoints as job_endpoints
 from fold.jobs.queue import Queue
@@ -36,7 +36,7 @@ from fold.segments import history as segment_history
 from fold.settings import endpoints as settings_endpoints
 from fold.ui import endpoints as ui_endpoints
 from fold.web import errors, login
-from fold.web.middleware import RequestContext
+from fold.web.middleware import Admission, RequestContext
 from fold.xero import endpoints as xero_endpoints
 
 
@@ -46,6 +46,10 @@ class Health(Open):
 
 
 DOCS_STATIC = Path(fastapi_offline.__file__).resolve().parent / "static"
+
+# Connections a serving process takes from its pool besides its requests': the embedded
+# queue's two job threads and a store's catalogue thread, and one to spare.
+BACKGROUND_CONNECTIONS = 4
 
 DESCRIPTION = """Fold keeps segments — stored queries and lists — over CRM records, and acts on
 them in bulk. Every call but `/health` and the login needs `Authorization: Bearer <key>`.
@@ -107,6 +111,10 @@ def create_app(
     )
 
     errors.install(app)
+    # The job threads of an embedded queue, and a store's catalogue thread, take
+    # connections of their own from the same pool.
+    spare = BACKGROUND_CONNECTIONS
+    app.add_middleware(Admission, connections=lambda: connections(engine) - spare)
     app.add_middleware(
         RequestContext,
         max_body=settings.max_body_bytes,

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -114,6 +115,14 @@ async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
     return await on_unexpected(request, exc)
 
 
+async def on_pool_timeout(request: Request, exc: Exception) -> JSONResponse:
+    """No database connection came free in the pool's time: the server is overloaded, not
+    broken; the client may try again."""
+    busy = Unavailable("The server is busy: no database connection came free; try again shortly.")
+    log.warning("request %s: %s", _request_id(request), exc)
+    return error_response(request, busy)
+
+
 async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     request_id = _request_id(request)
     log.exception("unhandled error in request %s", request_id)
@@ -128,4 +137,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(DBAPIError, on_database_error)
+    app.add_exception_handler(PoolTimeout, on_pool_timeout)
     app.add_exception_handler(Exception, on_unexpected)

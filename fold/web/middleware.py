@@ -1,13 +1,17 @@
-"""ASGI middleware: a request id on every response, and a cap on body size."""
+"""ASGI middleware: a request id on every response, a cap on body size, and a cap on the
+requests a process works on at once."""
 
 from __future__ import annotations
 
 import json
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
+import anyio
+import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fold.errors import FoldError, PayloadTooLarge, ValidationFailed
@@ -109,3 +113,38 @@ class RequestContext:
                 raise
             for message in error_message(too_large, request_id):
                 await send(message)
+
+
+class Admission:
+    """Lets at most `at_once` requests into the application at a time; the rest wait their
+    turn here, on the event loop, holding nothing.
+
+    A request takes a database connection in its key check (a worker thread) and keeps it
+    until its endpoint (another worker thread) is done. With more requests in flight than
+    there are connections or threads, every connection could be held by a request waiting
+    for a thread while every thread waits for a connection (or, on SQLite, for the write
+    lock that a request waiting for a thread holds) until the pool's or the lock's timeout:
+    seconds of stall, then errors. Admitting fewer requests than either keeps one of each
+    free for whoever holds the other. `at_once` is worked out on the first request, when
+    the thread limiter of the running loop can be read: fewer than its threads and than
+    `connections` (what the pool can lend, less what the process's own background threads
+    use). A request holds its turn until its response is sent: a streamed export reads the
+    database while it streams."""
+
+    def __init__(self, app: ASGIApp, *, connections: Callable[[], int]) -> None:
+        self.app = app
+        self.connections = connections
+        self.turns: anyio.Semaphore | None = None
+
+    def at_once(self) -> int:
+        threads = int(anyio.to_thread.current_default_thread_limiter().total_tokens)
+        return max(1, min(threads - 1, self.connections()))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.turns is None:
+            self.turns = anyio.Semaphore(self.at_once())
+        async with self.turns:
+            await self.app(scope, receive, send)

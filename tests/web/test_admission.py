@@ -1,0 +1,115 @@
+"""More requests at once than a process has connections or threads: every one is answered,
+none waits for a pool's or a lock's timeout (`web.middleware.Admission`); and when no
+connection comes free after all, the answer is a 503 in SPEC 9's shape, not a 500."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine
+from starlette.types import Receive, Scope, Send
+
+from fold.auth.service import create_key
+from fold.db.engine import connections, unit_of_work
+from fold.web.app import create_app
+from fold.web.middleware import Admission
+from tests.cli.test_serve import serving
+from tests.conftest import Database, settings_for
+
+
+def admin_key(database: Database, bucket: str) -> str:
+    with unit_of_work(database.sessions) as session:
+        key: str = create_key(session, bucket=bucket, policy="admin", name="burst").key
+    return key
+
+
+async def burst(base: str, key: str, bucket: str, segment: str, n: int) -> list[int]:
+    """n requests at once, half creating people, half counting them."""
+    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(
+        base_url=base, limits=limits, headers=headers, timeout=300
+    ) as client:
+
+        async def one(i: int) -> int:
+            if i % 2:
+                url = f"/segments/v2/{bucket}/segment/{segment}/count"
+                return (await client.get(url)).status_code
+            made = await client.post(f"/api/v2/{bucket}/person/", json={"first_name": f"P{i}"})
+            return made.status_code
+
+        return list(await asyncio.gather(*(one(i) for i in range(n))))
+
+
+def test_a_burst_past_the_pool_is_answered_in_full(database: Database, tmp_path: Path) -> None:
+    bucket = f"burst{secrets.token_hex(3)}"
+    key = admin_key(database, bucket)
+    env = {**os.environ, "FOLD_DATABASE_URL": database.url, "FOLD_DATA_DIR": str(tmp_path)}
+    env.pop("FOLD_REDIS_URL", None)
+    # Three requests for every connection the server's pool can lend.
+    n = 3 * connections(database.engine)
+    with serving(tmp_path, env) as (_, base):
+        made = httpx.post(
+            f"{base}/segments/v2/{bucket}/create",
+            json={"name": "Everyone", "resource_type": "person"},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert made.status_code == 201, made.text
+        codes = asyncio.run(burst(base, key, bucket, made.json()["uid"], n))
+        count = httpx.get(
+            f"{base}/segments/v2/{bucket}/segment/{made.json()['uid']}/count",
+            headers={"Authorization": f"Bearer {key}"},
+        ).json()
+    assert sorted(set(codes)) == [200, 201], codes
+    assert codes.count(201) == (n + 1) // 2
+    assert count["count"] == codes.count(201)
+
+
+def test_admission_lets_in_what_the_pool_can_serve() -> None:
+    inside = 0
+    most = 0
+    answered = 0
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal inside, most, answered
+        inside += 1
+        most = max(most, inside)
+        await anyio.sleep(0.01)
+        inside -= 1
+        answered += 1
+
+    gate = Admission(app, connections=lambda: 5)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tasks:
+            for _ in range(50):
+                tasks.start_soon(gate, {"type": "http"}, None, None)
+        await gate({"type": "lifespan"}, None, None)  # not an HTTP request: not counted
+
+    anyio.run(main)
+    assert (most, answered) == (5, 51)
+
+
+def test_no_free_connection_is_a_503(database: Database) -> None:
+    bucket = f"pool{secrets.token_hex(3)}"
+    key = admin_key(database, bucket)
+    engine: Any = create_engine(database.url, pool_size=1, max_overflow=0, pool_timeout=0.2)
+    try:
+        app = create_app(settings_for(database), engine)
+        with TestClient(app, raise_server_exceptions=False) as client, engine.connect():
+            response = client.get(
+                f"/api/v2/{bucket}/person/", headers={"Authorization": f"Bearer {key}"}
+            )
+    finally:
+        engine.dispose()
+    assert response.status_code == 503, response.text
+    assert response.json()["type"] == "unavailable"
+    assert response.headers["retry-after"] == "1"
+    assert "Traceback" not in response.text
