@@ -21,6 +21,8 @@ from fold.ids import make_uri
 from fold.records import service as records
 from fold.segments import explain, fieldsets, reads, repository, service, versions
 from fold.segments.members import segment_schema, stored_types
+from fold.segments.syncs import SYNCED_TYPES
+from fold.settings import service as bucket_settings
 from fold.timefmt import utcnow
 from fold.ui.render import UiRoute, render
 from fold.ui.session import UiDep, UiSession
@@ -139,6 +141,9 @@ def segment_page(request: Request, ui: UiDep, db: DbSession, uid: str) -> Respon
         children=repository.live_children(db, bucket=row.bucket, uid=row.uid),
         history=versions.listing(db, row, {"page": 1, "page_size": HISTORY_SIZE}),
         today=utcnow().date().isoformat(),
+        mailchimp_ready=row.resource_type in SYNCED_TYPES
+        and row.segment_type != "auxiliary"
+        and "mailchimp" in bucket_settings.sections_set(db, bucket=row.bucket),
     )
 
 

@@ -46,6 +46,7 @@ def definition_params(form: dict[str, Any]) -> dict[str, Any]:
         "resource_type": str(form.get("resource_type") or ""),
         "parent_segment": str(form.get("parent_segment") or "") or None,
         "active": "true" if form.get("active") else "false",
+        "mailchimp_sync": "true" if form.get("mailchimp_sync") else "false",
         "rules": rules,
         "uris_include": _lines(form.get("uris_include")),
         "uris_exclude": _lines(form.get("uris_exclude")),
@@ -135,9 +136,19 @@ async def create_segment(request: Request, ui: UiDep, db: DbSession) -> Response
         out, _ = service.create(db, caller=ui.caller, params=params)
     except ValidationFailed as error:
         db.rollback()
-        shown = {**form, "rules": _safe_rules(form), "active": bool(form.get("active"))}
+        shown = _shown(form)
         return _builder(ui, db, segment=shown, row=None, problems=_problems(error), status=400)
     return redirect(f"/ui/{ui.caller.bucket}/segments/{out['uid']}")
+
+
+def _shown(form: dict[str, Any]) -> dict[str, Any]:
+    """A refused form as the builder shows it again."""
+    return {
+        **form,
+        "rules": _safe_rules(form),
+        "active": bool(form.get("active")),
+        "mailchimp_sync": bool(form.get("mailchimp_sync")),
+    }
 
 
 def _safe_rules(form: dict[str, Any]) -> list[Any]:
@@ -174,7 +185,7 @@ async def save_segment(request: Request, ui: UiDep, db: DbSession, uid: str) -> 
     except ValidationFailed as error:
         db.rollback()
         row = service.load(db, ui.caller, uid)
-        shown = {**form, "rules": _safe_rules(form), "active": bool(form.get("active"))}
+        shown = _shown(form)
         return _builder(
             ui, db, segment=shown, row=row, problems=_problems(error), status=400,
             etag=str(form.get("etag") or ""),

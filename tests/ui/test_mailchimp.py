@@ -1,5 +1,7 @@
 """The segment page shows a segment's last Mailchimp sync (when, status, added, removed,
-failed) when `mailchimp_sync` is on, and starts one with "Sync to Mailchimp now"."""
+failed), and starts one with "Sync to Mailchimp now", on any segment Mailchimp takes once
+the bucket has Mailchimp settings; the builder's "Keep in sync with Mailchimp" box sets
+`mailchimp_sync`."""
 
 from __future__ import annotations
 
@@ -46,7 +48,15 @@ def test_segment_page_shows_the_last_sync(
     web = sign_in(app_client, tenant.bucket, *make_user(tenant.db, tenant.bucket, "editor"))
     page = web.page(f"/ui/{tenant.bucket}/segments/{synced['uid']}")
     assert "data-mailchimp" in page and "data-never" in page
-    assert "data-mailchimp" not in web.page(f"/ui/{tenant.bucket}/segments/{plain['uid']}")
+    # Not kept in sync, but the bucket has Mailchimp: it can be synced by hand. Payments
+    # cannot be synced at all.
+    shown = web.page(f"/ui/{tenant.bucket}/segments/{plain['uid']}")
+    assert "data-mailchimp" in shown and "Sync to Mailchimp now" in shown
+    assert "Sync it now" in shown
+    payments = api.post(
+        f"/segments/v2/{tenant.bucket}/create", json={"name": "P", "resource_type": "payment"}
+    ).json()
+    assert "data-mailchimp" not in web.page(f"/ui/{tenant.bucket}/segments/{payments['uid']}")
 
     # "Sync now" (jobs run inline here): the page then shows what the sync did.
     answer = web.client.post(
@@ -76,3 +86,36 @@ def test_segment_page_shows_the_last_sync(
     viewer = sign_in(app_client, tenant.bucket, *make_user(tenant.db, tenant.bucket, "viewer"))
     page = viewer.page(f"/ui/{tenant.bucket}/segments/{synced['uid']}")
     assert "data-added" in page and "sync_mailchimp" not in page
+
+
+def test_the_builder_keeps_a_segment_in_sync(app_client: TestClient, tenant: Tenant) -> None:
+    web = sign_in(app_client, tenant.bucket, *make_user(tenant.db, tenant.bucket, "editor"))
+    base = f"/ui/{tenant.bucket}"
+    form = web.page(f"{base}/new")
+    assert 'name="mailchimp_sync"' in form
+    fields = {"csrf_token": csrf_of(form), "segment_type": "dynamic", "rules": "[]"}
+    made = web.client.post(
+        f"{base}/new",
+        data={**fields, "name": "Synced", "resource_type": "membership", "mailchimp_sync": "true"},
+        follow_redirects=False,
+    )
+    assert made.status_code == 303, made.text
+    uid = made.headers["location"].rsplit("/", 1)[-1]
+    api = tenant.admin
+    assert api.get(f"/segments/v2/{tenant.bucket}/segment/{uid}").json()["mailchimp_sync"] is True
+    assert 'name="mailchimp_sync" value="true" checked' in web.page(f"{base}/segments/{uid}/edit")
+    # Unticked on an edit: off again.
+    edited = web.client.post(
+        f"{base}/segments/{uid}/edit",
+        data={**fields, "name": "Synced", "resource_type": "membership"},
+        follow_redirects=False,
+    )
+    assert edited.status_code == 303, edited.text
+    assert api.get(f"/segments/v2/{tenant.bucket}/segment/{uid}").json()["mailchimp_sync"] is False
+    # Payments cannot be synced: the builder says so and keeps the box ticked.
+    refused = web.client.post(
+        f"{base}/new",
+        data={**fields, "name": "Donors", "resource_type": "payment", "mailchimp_sync": "true"},
+    )
+    assert refused.status_code == 400 and "mailchimp_sync needs contacts" in refused.text
+    assert 'name="mailchimp_sync" value="true" checked' in refused.text
