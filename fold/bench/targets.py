@@ -226,6 +226,17 @@ def rollup_mb(pid: int) -> dict[str, float]:
     return out
 
 
+AT_REST = 1.0
+"""Seconds the bench lets a server stay idle before reading its memory: a serving process
+gives its freed heap back once quiet for 0.2 s (`web.middleware.GiveBackWhenQuiet`), so
+this is its memory between bursts, which is what a process keeps."""
+
+
+def rollups_at_rest(pids: list[int]) -> list[dict[str, float]]:
+    time.sleep(AT_REST)
+    return [rollup_mb(pid) for pid in pids]
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -265,7 +276,7 @@ def warm_start(
             firsts[name] = round(ms(partial(fetch, client, url, headers)), 1)
         url = f"{base}/segments/v2/{bucket}/segment/{fresh_uid}/count"
         fresh = ms(partial(fetch, client, url, headers))
-        alone = rollup_mb(server.pid)
+        alone = rollups_at_rest([server.pid])[0]
     one = alone.get("Pss", 0.0)
     slowest = max(firsts.values()) if firsts else 0.0
     targets = [
@@ -308,7 +319,7 @@ def processes(
             if min(resident) >= 0.8 * max(resident):
                 break
         pids = [server.pid, *serving]
-        rollups = [rollup_mb(pid) for pid in pids]
+        rollups = rollups_at_rest(pids)
         rss = [round(rss_mb(pid), 1) for pid in pids]
     each = [round(r.get("Pss", 0.0), 1) for r in rollups]
     ratio = sum(each) / max(one_pss, 1.0)

@@ -36,7 +36,8 @@ from fold.segments import history as segment_history
 from fold.settings import endpoints as settings_endpoints
 from fold.ui import endpoints as ui_endpoints
 from fold.web import errors, login
-from fold.web.middleware import Admission, RequestContext
+from fold.web.middleware import Admission, GiveBackWhenQuiet, RequestContext
+from fold.web.prefork import heap_trimmer
 from fold.xero import endpoints as xero_endpoints
 
 
@@ -115,6 +116,8 @@ def create_app(
     # connections of their own from the same pool.
     spare = BACKGROUND_CONNECTIONS
     app.add_middleware(Admission, connections=lambda: connections(engine) - spare)
+    if (trim := heap_trimmer()) is not None:
+        app.add_middleware(GiveBackWhenQuiet, trim=trim)
     app.add_middleware(
         RequestContext,
         max_body=settings.max_body_bytes,

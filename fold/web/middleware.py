@@ -1,8 +1,9 @@
-"""ASGI middleware: a request id on every response, a cap on body size, and a cap on the
-requests a process works on at once."""
+"""ASGI middleware: a request id on every response, a cap on body size, a cap on the
+requests a process works on at once, and the heap given back when the process goes quiet."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -148,3 +149,37 @@ class Admission:
             self.turns = anyio.Semaphore(self.at_once())
         async with self.turns:
             await self.app(scope, receive, send)
+
+
+class GiveBackWhenQuiet:
+    """Once no request has been in flight for `after` seconds, calls `trim` (glibc's
+    `malloc_trim`, `web.prefork.heap_trimmer`): the arrays a count allocated and freed go
+    back to the system instead of staying in the process's heap until its next count.
+    Measured at a million people, four serving processes that had counted every suite
+    segment held 129 MB of heap each, and 100 MB trimmed (docs/columns.md). Under steady
+    load the process is never quiet and never trims: a trim takes 0.3-4 ms, and the pages
+    it gives back are faulted in again by the next count."""
+
+    def __init__(self, app: ASGIApp, *, trim: Callable[[], object], after: float = 0.2) -> None:
+        self.app = app
+        self.trim = trim
+        self.after = after
+        self.in_flight = 0
+        self.started = 0  # requests begun: tells a quiet spell from one that was broken
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.in_flight += 1
+        self.started += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                asyncio.get_running_loop().call_later(self.after, self._quiet, self.started)
+
+    def _quiet(self, started: int) -> None:
+        if self.in_flight == 0 and self.started == started:
+            self.trim()

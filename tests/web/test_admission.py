@@ -1,12 +1,14 @@
 """More requests at once than a process has connections or threads: every one is answered,
-none waits for a pool's or a lock's timeout (`web.middleware.Admission`); and when no
-connection comes free after all, the answer is a 503 in SPEC 9's shape, not a 500."""
+none waits for a pool's or a lock's timeout (`web.middleware.Admission`); when no
+connection comes free after all, the answer is a 503 in SPEC 9's shape, not a 500; and a
+process gives its freed heap back once quiet (`web.middleware.GiveBackWhenQuiet`)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 from fold.auth.service import create_key
 from fold.db.engine import connections, unit_of_work
 from fold.web.app import create_app
-from fold.web.middleware import Admission
+from fold.web.middleware import Admission, GiveBackWhenQuiet
 from tests.cli.test_serve import serving
 from tests.conftest import Database, settings_for
 
@@ -113,3 +115,35 @@ def test_no_free_connection_is_a_503(database: Database) -> None:
     assert response.json()["type"] == "unavailable"
     assert response.headers["retry-after"] == "1"
     assert "Traceback" not in response.text
+
+
+def test_the_heap_is_given_back_once_the_process_is_quiet() -> None:
+    trims: list[float] = []
+    release = anyio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("path") == "/slow":
+            await release.wait()
+
+    gate = GiveBackWhenQuiet(app, trim=lambda: trims.append(time.monotonic()), after=0.01)
+
+    async def main() -> None:
+        await gate({"type": "http", "path": "/"}, None, None)
+        while not trims:  # quiet after that request: trimmed
+            await anyio.sleep(0.01)
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(gate, {"type": "http", "path": "/slow"}, None, None)
+            while gate.in_flight == 0:
+                await anyio.sleep(0)
+            await gate({"type": "http", "path": "/"}, None, None)
+            # A quiet spell broken by a request, or one with a request still in flight,
+            # gives nothing back.
+            gate._quiet(gate.started - 1)
+            gate._quiet(gate.started)
+            assert len(trims) == 1
+            release.set()
+        while len(trims) < 2:
+            await anyio.sleep(0.01)
+
+    anyio.run(main)
+    assert len(trims) == 2
