@@ -79,9 +79,10 @@ def run(store: Store, node: Typed, lists: Lists, stores: Stores = no_stores) -> 
         case Const(value):
             return np.full(store.n, value)
         case Near(field, lat, lng, km):
-            lats = store.columns[f"{field}.lat"].numbers()
-            lngs = store.columns[f"{field}.lng"].numbers()
-            near: Mask = near_vector(lats, lngs, lat, lng, km)
+            lats, lngs = store.columns[f"{field}.lat"], store.columns[f"{field}.lng"]
+            near: Mask = near_vector(
+                lats.entry_numbers(), lats.codes, lngs.entry_numbers(), lngs.codes, lat, lng, km
+            )
             return near
         case Exists(field):
             exists: Mask = store.columns[field].codes != 0
@@ -120,13 +121,15 @@ def _related(store: Store, node: Related, lists: Lists, stores: Stores) -> Mask:
     passing &= other.active
     having = node.having
     if having.field is not None:
-        numbers = other.columns[having.field].numbers()
-        passing &= ~np.isnan(numbers)
+        # Each row's number is its entry's: gathered for the rows that count, not kept.
+        summed = other.columns[having.field]
+        numbers = summed.entry_numbers()
+        passing &= np.take(~np.isnan(numbers), summed.codes)
     rows = np.flatnonzero(passing)
     owners = owner_rows(other, node.link, store, rows)
     linked = owners >= 0
     owners = owners[linked]
-    weights = None if having.field is None else numbers[rows[linked]]
+    weights = None if having.field is None else np.take(numbers, summed.codes[rows[linked]])
     values = AGGREGATES[having.aggregate].vector(owners, weights, store.n)
     vector = having.test.vector
     hits = None if vector is None else vector(Moments(values), having.value, "number")

@@ -613,20 +613,32 @@ def near_python(lat_value: Any, lng_value: Any, lat: float, lng: float, km: floa
     return bool(dy * dy + dx * dx <= km * km)
 
 
-def near_vector(lats: Any, lngs: Any, lat: float, lng: float, km: float) -> Any:
-    """As near_python, in the same float operations in the same order, on the rows inside
-    a latitude band a little wider than the circle (no row outside it can pass: its dy
-    alone is beyond the radius). NaN where a row has no number."""
+def near_vector(
+    lat_entries: Any,
+    lat_codes: Any,
+    lng_entries: Any,
+    lng_codes: Any,
+    lat: float,
+    lng: float,
+    km: float,
+) -> Any:
+    """As near_python, in the same float operations in the same order, over columns given
+    as each entry's number (NaN where it is none) and each row's entry code: a row's
+    latitude is `lat_entries[lat_codes[row]]`. Only the rows inside a latitude band a
+    little wider than the circle are looked at (no row outside it can pass: its dy alone is
+    beyond the radius); the band is tested on the entries, so no float per row is made."""
     k_lat, k_lng = near_factors(lat)
     band = km / k_lat * 1.001 + 1e-9
     with np.errstate(invalid="ignore", over="ignore"):
-        rows = np.flatnonzero((lats >= lat - band) & (lats <= lat + band))
-        dy = (lats[rows] - lat) * k_lat
-        dx = (lngs[rows] - lng) * k_lng
+        in_band = (lat_entries >= lat - band) & (lat_entries <= lat + band)
+        # np.take: a third quicker than indexing for these gathers.
+        rows = np.flatnonzero(np.take(in_band, lat_codes))
+        dy = (np.take(lat_entries, np.take(lat_codes, rows)) - lat) * k_lat
+        dx = (np.take(lng_entries, np.take(lng_codes, rows)) - lng) * k_lng
         dy[np.abs(dy) < TINY] = 0.0
         dx[np.abs(dx) < TINY] = 0.0
         inside = dy * dy + dx * dx <= km * km
-    out = np.zeros(len(lats), dtype=bool)
+    out = np.zeros(len(lat_codes), dtype=bool)
     out[rows[inside]] = True
     return out
 
