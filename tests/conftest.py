@@ -192,6 +192,14 @@ def api(tenant: Tenant) -> Api:
     return tenant.admin
 
 
+def created(api: Api, resource_type: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A record made through the records API (201); answers it."""
+    response = api.post(f"/{resource_type}/", json=body)
+    assert response.status_code == 201, response.text
+    record: dict[str, Any] = response.json()
+    return record
+
+
 def assert_error(
     response: Any, status: int, type_: str, param: str | None = None
 ) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from fold.bench.mailchimp_standin import StandIn
-from tests.conftest import Api, Tenant, assert_error
+from tests.conftest import Api, Tenant, assert_error, created
 from tests.mailchimp.conftest import AUDIENCE, set_mailchimp, sync, wait_job
 from tests.mailchimp.test_automatic import due, last_sync
 from tests.segments.conftest import make_segment, seg_url
@@ -16,29 +16,22 @@ from tests.segments.conftest import make_segment, seg_url
 LAPSED = [{"field": "status", "operator": "equals", "value": "lapsed"}]
 
 
-def made(api: Api, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    response = api.post(path, json=body)
-    assert response.status_code == 201, response.text
-    answer: dict[str, Any] = response.json()
-    return answer
-
-
 def member(api: Api, contact: dict[str, Any] | None, status: str = "lapsed") -> dict[str, Any]:
     body: dict[str, Any] = {"status": status, "start_date": "2024-01-01"}
     if contact is not None:
         body["contact"] = contact["uri"]
-    return made(api, "/membership/", body)
+    return created(api, "membership", body)
 
 
 def test_a_membership_segment_syncs_the_contacts_behind_it(mc: Tenant, standin: StandIn) -> None:
     api = mc.admin
     set_mailchimp(api, standin)
-    ada = made(api, "/person/", {"first_name": "Ada", "last_name": "Byron", "email": "Ada@x.org"})
-    bob = made(api, "/person/", {"first_name": "Bob", "email": "bob@x.org"})
-    quiet = made(api, "/person/", {"first_name": "Q", "email": "q@x.org", "email_opt_out": True})
-    gone = made(api, "/person/", {"first_name": "Gone", "email": "gone@x.org"})
-    club = made(api, "/organisation/", {"name": "Chess Club", "email": "club@x.org"})
-    current = made(api, "/person/", {"first_name": "Cur", "email": "current@x.org"})
+    ada = created(api, "person", {"first_name": "Ada", "last_name": "Byron", "email": "Ada@x.org"})
+    bob = created(api, "person", {"first_name": "Bob", "email": "bob@x.org"})
+    quiet = created(api, "person", {"first_name": "Q", "email": "q@x.org", "email_opt_out": True})
+    gone = created(api, "person", {"first_name": "Gone", "email": "gone@x.org"})
+    club = created(api, "organisation", {"name": "Chess Club", "email": "club@x.org"})
+    current = created(api, "person", {"first_name": "Cur", "email": "current@x.org"})
     memberships = [
         member(api, ada),
         member(api, ada),  # a second lapsed membership of the same person
@@ -80,7 +73,7 @@ def test_a_membership_segment_syncs_the_contacts_behind_it(mc: Tenant, standin: 
 def test_a_flagged_membership_segment_syncs_by_itself(mc: Tenant, standin: StandIn) -> None:
     api = mc.admin
     set_mailchimp(api, standin)
-    ada = made(api, "/person/", {"first_name": "Ada", "email": "ada@x.org"})
+    ada = created(api, "person", {"first_name": "Ada", "email": "ada@x.org"})
     member(api, ada)
     segment = make_segment(
         api, name="Lapsed", resource_type="membership", rules=LAPSED, mailchimp_sync=True

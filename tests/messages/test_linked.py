@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Api, Tenant, assert_error
+from tests.conftest import Api, Tenant, assert_error, created
 from tests.messages.conftest import (
     Mailbox,
     job_of,
@@ -28,13 +28,6 @@ TEXT = (
 )
 
 
-def made(api: Api, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    response = api.post(path, json=body)
-    assert response.status_code == 201, response.text
-    answer: dict[str, Any] = response.json()
-    return answer
-
-
 def lapsed(api: Api, contact: dict[str, Any] | None, kind: str = "Gold") -> dict[str, Any]:
     body: dict[str, Any] = {
         "status": "lapsed",
@@ -44,17 +37,17 @@ def lapsed(api: Api, contact: dict[str, Any] | None, kind: str = "Gold") -> dict
     }
     if contact is not None:
         body["contact"] = contact["uri"]
-    return made(api, "/membership/", body)
+    return created(api, "membership", body)
 
 
 @pytest.fixture
 def members(mt: Tenant) -> dict[str, Any]:
     api = mt.admin
-    ada = made(api, "/person/", {"first_name": "Ada", "email": "ada@x.org"})
-    bob = made(api, "/person/", {"first_name": "Bob", "email": "bob@x.org", "email_opt_out": True})
-    cat = made(api, "/person/", {"first_name": "Cat"})
-    club = made(api, "/organisation/", {"name": "Chess Club", "email": "club@x.org"})
-    gone = made(api, "/person/", {"first_name": "Gone", "email": "gone@x.org"})
+    ada = created(api, "person", {"first_name": "Ada", "email": "ada@x.org"})
+    bob = created(api, "person", {"first_name": "Bob", "email": "bob@x.org", "email_opt_out": True})
+    cat = created(api, "person", {"first_name": "Cat"})
+    club = created(api, "organisation", {"name": "Chess Club", "email": "club@x.org"})
+    gone = created(api, "person", {"first_name": "Gone", "email": "gone@x.org"})
     rows = {
         "ada": lapsed(api, ada),
         "ada again": lapsed(api, ada, kind="Silver"),
@@ -64,7 +57,7 @@ def members(mt: Tenant) -> dict[str, Any]:
         "gone": lapsed(api, gone),
         "nobody": lapsed(api, None),
     }
-    made(api, "/membership/", {"contact": ada["uri"], "status": "active"})  # not in the segment
+    created(api, "membership", {"contact": ada["uri"], "status": "active"})  # not in the segment
     assert api.delete(f"/person/{gone['uid']}/").status_code in (200, 204)
     segment = make_segment(api, name="Lapsed", resource_type="membership", rules=LAPSED)
     return {"ada": ada, "club": club, "gone": gone, "rows": rows, "segment": segment}
