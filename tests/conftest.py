@@ -55,10 +55,14 @@ class Database:
     columns: ColumnIndex
 
 
-def sessions_for(engine: Engine, columns: ColumnIndex | None = None) -> sessionmaker[Session]:
+def sessions_for(
+    engine: Engine, columns: ColumnIndex | None = None, *, writes: bool = False
+) -> sessionmaker[Session]:
     """A session factory as the application makes one: its flushes stamp the change clock,
-    its reads may use `columns`."""
-    factory = clock.install(make_sessionmaker(engine))
+    its reads may use `columns`; `writes` for work that reads and then writes (on SQLite
+    BEGIN IMMEDIATE: a deferred transaction whose first read was overtaken by another
+    connection's commit fails its first write at once with "database is locked")."""
+    factory = clock.install(make_sessionmaker(engine, writes=writes))
     return factory if columns is None else columns.attach(factory)
 
 
@@ -165,7 +169,7 @@ class Tenant:
 def make_tenant(client: TestClient, db: Database, prefix: str = "t") -> Tenant:
     bucket = f"{prefix}{next(_bucket_numbers)}-{secrets.token_hex(3)}"
     keys = {}
-    with unit_of_work(db.sessions) as session:
+    with unit_of_work(sessions_for(db.engine, db.columns, writes=True)) as session:
         for policy in ("admin", "editor", "viewer"):
             keys[policy] = create_key(session, bucket=bucket, policy=policy, name="test").key
     return Tenant(
