@@ -65,9 +65,14 @@ class Context:
         if self._engine is not None:
             self._engine.dispose()
 
-    def migrated(self) -> sessionmaker[Session]:
+    def migrated(self, *, writes: bool = False) -> sessionmaker[Session]:
+        """Sessions on the migrated database; `writes` for a command that reads and then
+        writes (on SQLite BEGIN IMMEDIATE: a deferred transaction whose read a running
+        server's commit overtook would fail its first write at once, "database is
+        locked", where this one waits its turn)."""
         migrations.upgrade(self.engine)
-        return self.columns.attach(clock.install(make_sessionmaker(self.engine)))
+        factory = make_sessionmaker(self.engine, writes=writes)
+        return self.columns.attach(clock.install(factory))
 
 
 pass_context = click.make_pass_decorator(Context, ensure=True)
@@ -266,7 +271,7 @@ def keys_create(ctx: Context, bucket: str, policy: str, name: str, save: Path | 
     instead of making a new one (what `make run` does)."""
     from fold.auth.service import create_key, live_policy
 
-    sessions = ctx.migrated()
+    sessions = ctx.migrated(writes=True)
     if save is not None and save.is_file():
         kept = save.read_text().strip()
         with unit_of_work(sessions) as session:
@@ -317,7 +322,7 @@ def keys_revoke(ctx: Context, key_or_id: str) -> None:
     """Revoke a key, named by the key itself or by its id."""
     from fold.auth.service import revoke_key
 
-    with unit_of_work(ctx.migrated()) as session:
+    with unit_of_work(ctx.migrated(writes=True)) as session:
         key_id = revoke_key(session, key_or_id=key_or_id)
     click.echo(f"revoked key {key_id}")
 
@@ -341,7 +346,7 @@ def users_add(ctx: Context, username: str, bucket: str, policy: str, password: s
     secret = password or os.environ.get("FOLD_PASSWORD")
     if not secret:
         secret = getpass.getpass("Password: ")
-    with unit_of_work(ctx.migrated()) as session:
+    with unit_of_work(ctx.migrated(writes=True)) as session:
         add_user(session, username=username, password=secret, bucket=bucket, policy=policy)
     click.echo(f"user {username}: {policy} on bucket {bucket}")
 
@@ -718,7 +723,7 @@ def webhook_secret(ctx: Context, bucket: str, secret: str | None) -> None:
     The secret is alone on the last line; give it to the receiving system."""
     from fold.buckets.service import set_webhook_secret
 
-    with unit_of_work(ctx.migrated()) as session:
+    with unit_of_work(ctx.migrated(writes=True)) as session:
         value = set_webhook_secret(session, bucket, secret)
     click.echo(f"JSON webhooks from bucket {bucket} are now signed with this secret:")
     click.echo(value)
@@ -739,7 +744,8 @@ def postcodes_load(ctx: Context, bucket: str, file: Path) -> None:
     from fold.buckets.service import ensure_bucket
     from fold.segments.postcodes import load_postcodes
 
-    with unit_of_work(ctx.migrated()) as session, file.open(encoding="utf-8-sig", newline="") as f:
+    factory = ctx.migrated(writes=True)
+    with unit_of_work(factory) as session, file.open(encoding="utf-8-sig", newline="") as f:
         ensure_bucket(session, bucket)
         result = load_postcodes(session, bucket=bucket, lines=f)
     click.echo(f"loaded {result.loaded:,} postcodes into {bucket}; {result.failed:,} rows refused")
@@ -822,7 +828,7 @@ def settings_set(
 
     caller = Caller(bucket=bucket, policy="admin", user_uri=CLI_USER)
     values = _option_values(section, options)
-    with unit_of_work(ctx.migrated()) as session:
+    with unit_of_work(ctx.migrated(writes=True)) as session:
         ensure_bucket(session, bucket)
         described = service.put(
             session, ctx.settings, caller=caller, section=section, params=values, replace=replace
@@ -860,7 +866,7 @@ def settings_clear(ctx: Context, bucket: str, section: str) -> None:
     from fold.settings import service
 
     caller = Caller(bucket=bucket, policy="admin", user_uri=CLI_USER)
-    with unit_of_work(ctx.migrated()) as session:
+    with unit_of_work(ctx.migrated(writes=True)) as session:
         _show(service.clear(session, ctx.settings, caller=caller, section=section))
 
 
@@ -884,7 +890,7 @@ def mailchimp_set(ctx: Context, bucket: str, options: tuple[str, ...]) -> None:
 
     caller = Caller(bucket=bucket, policy="admin", user_uri=CLI_USER)
     values = _option_values("mailchimp", options)
-    with unit_of_work(ctx.migrated()) as session:
+    with unit_of_work(ctx.migrated(writes=True)) as session:
         ensure_bucket(session, bucket)
         described = service.put(
             session, ctx.settings, caller=caller, section="mailchimp", params=values
@@ -934,7 +940,7 @@ def xero_set(ctx: Context, bucket: str, options: tuple[str, ...]) -> None:
 
     caller = Caller(bucket=bucket, policy="admin", user_uri=CLI_USER)
     values = _option_values("xero", options)
-    with unit_of_work(ctx.migrated()) as session:
+    with unit_of_work(ctx.migrated(writes=True)) as session:
         ensure_bucket(session, bucket)
         described = service.put(session, ctx.settings, caller=caller, section="xero", params=values)
     _show(described)

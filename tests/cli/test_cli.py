@@ -180,3 +180,39 @@ class TestKeyReuseAndList:
         new_key = fresh.output.strip().splitlines()[-1]
         assert new_key != key and kept.read_text().strip() == new_key
         assert "revoked" in run(database, "keys", "list", "--bucket", "cli-reuse").output
+
+
+def test_keys_are_made_while_a_server_writes(database: Database, tmp_path: Path) -> None:
+    """A command that reads and then writes waits its turn while something else commits
+    (a running server): on SQLite a deferred transaction overtaken between its read and its
+    write would fail at once with "database is locked"."""
+    import threading
+
+    from fold.auth.service import create_key
+    from fold.db.engine import unit_of_work
+    from tests.conftest import sessions_for
+
+    stop = threading.Event()
+    writes = [0]
+
+    def server() -> None:  # commits as often as it can, as a busy server does
+        factory = sessions_for(database.engine, writes=True)
+        while not stop.is_set():
+            with unit_of_work(factory) as session:
+                create_key(session, bucket="cli-busy-server", policy="viewer", name="server")
+            writes[0] += 1
+
+    writer = threading.Thread(target=server)
+    writer.start()
+    try:
+        while writes[0] < 3:  # the writer is going
+            threading.Event().wait(0.01)
+        results = [
+            run(database, "keys", "create", "--bucket", f"cli-busy-{i}", "--policy", "viewer")
+            for i in range(12)
+        ]
+    finally:
+        stop.set()
+        writer.join()
+    for result in results:
+        assert result.exit_code == 0, result.output
