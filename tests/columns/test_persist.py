@@ -4,6 +4,7 @@ answer exactly what SQL answers: writes made while no process held them included
 from __future__ import annotations
 
 import json
+import mmap
 import shutil
 from pathlib import Path
 from typing import Any
@@ -423,6 +424,29 @@ def test_a_small_saved_array_reads_back_as_numpy_reads_it(tmp_path: Path) -> Non
         assert read.dtype == loaded.dtype and read.shape == loaded.shape
         assert read.tobytes() == loaded.tobytes()
         assert read.flags.writeable
+
+
+def test_a_large_pack_is_mapped_copy_on_write(tmp_path: Path) -> None:
+    """A pack of MAP_AT_LEAST or more (a large store's small arrays) is mapped, not read:
+    its pages are shared between processes; an array of it is writable, and a write stays
+    in this process, never reaching the file."""
+    persist.MAP_AT_LEAST = 1 << 15  # (the tests' setting)
+    out = persist.Pack(tmp_path)
+    arrays = {f"part{i}.npy": np.arange(5_000, dtype=np.int32) * i for i in range(4)}
+    for name, array in arrays.items():
+        out.array(name, array)  # 20,000 bytes each: packed; the pack is 80,000
+    index = out.close()
+    on_disk = (tmp_path / persist.PACK).read_bytes()
+    saved = persist.Unpacked(tmp_path, index)
+    for name, array in arrays.items():
+        read = saved.array(name)
+        owner = read
+        while isinstance(owner, np.ndarray | memoryview):
+            owner = owner.base if isinstance(owner, np.ndarray) else owner.obj
+        assert isinstance(owner, mmap.mmap), name
+        assert read.tolist() == array.tolist() and read.flags.writeable
+        read[0] = -1
+    assert (tmp_path / persist.PACK).read_bytes() == on_disk
 
 
 def test_packed_arrays_read_back_as_saved(tmp_path: Path) -> None:
