@@ -112,8 +112,6 @@ def create_app(
     )
 
     errors.install(app)
-    # The job threads of an embedded queue, and a store's catalogue thread, take
-    # connections of their own from the same pool.
     spare = BACKGROUND_CONNECTIONS
     app.add_middleware(Admission, connections=lambda: connections(engine) - spare)
     if (trim := heap_trimmer()) is not None:
