@@ -1,5 +1,6 @@
 """More requests at once than a process has connections or threads: every one is answered,
-none waits for a pool's or a lock's timeout (`web.middleware.Admission`); when no
+none waits for a pool's or a lock's timeout (`web.middleware.Admission`), and only a few
+run at once unless they are slow; when no
 connection comes free after all, the answer is a 503 in SPEC 9's shape, not a 500; and a
 process gives its freed heap back once quiet (`web.middleware.GiveBackWhenQuiet`)."""
 
@@ -14,6 +15,7 @@ from typing import Any
 
 import anyio
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine
 from starlette.types import Receive, Scope, Send
@@ -87,7 +89,7 @@ def test_admission_lets_in_what_the_pool_can_serve() -> None:
         inside -= 1
         answered += 1
 
-    gate = Admission(app, connections=lambda: 5)
+    gate = Admission(app, connections=lambda: 5, running=50)
 
     async def main() -> None:
         async with anyio.create_task_group() as tasks:
@@ -97,6 +99,71 @@ def test_admission_lets_in_what_the_pool_can_serve() -> None:
 
     anyio.run(main)
     assert (most, answered) == (5, 51)
+
+
+def test_quick_requests_run_a_few_at_a_time_first_come_first_served() -> None:
+    inside = 0
+    most = 0
+    entered: list[int] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal inside, most
+        inside += 1
+        most = max(most, inside)
+        entered.append(scope["n"])
+        await anyio.sleep(0.005)
+        inside -= 1
+
+    gate = Admission(app, connections=lambda: 20, running=3, long_after=60)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tasks:
+            for n in range(40):
+                tasks.start_soon(gate, {"type": "http", "n": n}, None, None)
+                await anyio.sleep(0)  # each arrives after the one before
+
+    anyio.run(main)
+    assert most == 3
+    assert entered == list(range(40))
+
+
+def test_a_slow_request_gives_its_lane_back() -> None:
+    release = anyio.Event()
+    quick_done = anyio.Event()
+    slow_in = anyio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] == "/slow":
+            slow_in.set()
+            await release.wait()
+        elif scope["path"] == "/fails":
+            raise RuntimeError("the endpoint failed")
+
+    gate = Admission(app, connections=lambda: 5, running=1, long_after=0.05)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(gate, {"type": "http", "path": "/slow"}, None, None)
+            await slow_in.wait()
+
+            async def quick() -> None:
+                await gate({"type": "http", "path": "/quick"}, None, None)
+                quick_done.set()
+
+            tasks.start_soon(quick)
+            # The one lane is the slow request's until it has run long_after: then the
+            # quick request runs while the slow one is still working.
+            with anyio.fail_after(60):
+                await quick_done.wait()
+            assert not release.is_set()
+            release.set()
+        # A request that failed gave its lane back too: the next one gets in.
+        with pytest.raises(RuntimeError):
+            await gate({"type": "http", "path": "/fails"}, None, None)
+        with anyio.fail_after(60):
+            await gate({"type": "http", "path": "/quick"}, None, None)
+
+    anyio.run(main)
 
 
 def test_no_free_connection_is_a_503(database: Database) -> None:
