@@ -194,3 +194,79 @@ def test_a_dead_serving_process_is_replaced_and_a_killed_parent_leaves_none(
         wait_until(
             lambda: not any(alive(p) for p in serving_now), 30, "the orphans to stop themselves"
         )
+
+
+def established_on(port: int, pids: set[int]) -> dict[int, int]:
+    """How many TCP connections to `port` each process holds open."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                inodes.add(f"socket:[{fields[9]}]")
+    held = {}
+    for pid in pids:
+        fds = Path(f"/proc/{pid}/fd")
+        held[pid] = sum(1 for fd in fds.iterdir() if _link(fd) in inodes)
+    return held
+
+
+def _link(path: Path) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return ""
+
+
+def test_keep_alive_clients_end_up_spread_over_the_processes(tmp_path: Path) -> None:
+    """Twelve clients that keep their connections open, all taken by one of two serving
+    processes (the other stopped meanwhile): the crowded one asks clients to reconnect
+    until neither holds more than its share and one."""
+    import http.client
+
+    key, env = database_with_key(tmp_path, "spread")
+    headers = {"Authorization": f"Bearer {key}"}
+    with serving(tmp_path, env, "--workers", "2", "--no-worker") as (server, base):
+        wait_until(lambda: len(children_of(server.pid)) == 2, 60, "two serving processes")
+        first, second = sorted(children_of(server.pid))
+        port = int(base.rsplit(":", 1)[1])
+        clients = [http.client.HTTPConnection("127.0.0.1", port, timeout=60) for _ in range(12)]
+
+        def ask(client: http.client.HTTPConnection) -> None:
+            client.request("GET", "/api/v2/spread/person/", headers=headers)
+            answer = client.getresponse()
+            answer.read()
+            assert answer.status == 200
+
+        os.kill(second, signal.SIGSTOP)
+        try:
+            for client in clients:
+                client.connect()
+            wait_until(
+                lambda: established_on(port, {first, second}) == {first: 12, second: 0},
+                60,
+                "the running process to accept all twelve",
+            )
+        finally:
+            os.kill(second, signal.SIGCONT)
+
+        def all_connected() -> dict[int, int]:
+            for client in clients:
+                if client.sock is None:  # closed after a "Connection: close": reopen
+                    client.connect()
+            wait_until(
+                lambda: sum(established_on(port, {first, second}).values()) == 12,
+                60,
+                "every client to be accepted",
+            )
+            return established_on(port, {first, second})
+
+        rounds = 0
+        while max((held := all_connected()).values()) > 7:
+            rounds += 1
+            assert rounds <= 200, held
+            for client in clients:
+                ask(client)
+        assert rounds > 0 and min(held.values()) >= 5, held
+        for client in clients:
+            client.close()

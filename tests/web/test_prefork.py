@@ -10,7 +10,9 @@ import subprocess
 import sys
 import textwrap
 
+import anyio
 import pytest
+from starlette.types import Message, Receive, Scope, Send
 
 from fold.web import prefork
 
@@ -87,3 +89,46 @@ def test_malloc_settings_yield_to_the_operators(monkeypatch: pytest.MonkeyPatch)
     except (ValueError, OSError):
         glibc = False
     assert prefork.tune_malloc() is glibc
+
+
+def spread_headers(board: prefork.Board) -> list[tuple[bytes, bytes]]:
+    """The headers a response goes out with through `Spread`."""
+    sent: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"x-a", b"1")]})
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def nothing() -> Message:
+        return {}
+
+    anyio.run(prefork.Spread(app, board), {"type": "http"}, nothing, send)
+    return list(sent[0]["headers"])
+
+
+def test_a_process_two_connections_over_its_share_asks_clients_to_reconnect() -> None:
+    board = prefork.Board(2)
+    board.slot = 0
+    board.counts[1] = 4  # the other process's
+    held = 7
+    board.open_connections = lambda: held
+    # 11 connections in all: a share is 6; 7 is within one of it.
+    assert spread_headers(board) == [(b"x-a", b"1")]
+    assert board.counts[0] == 7
+    held = 8
+    assert spread_headers(board) == [(b"x-a", b"1"), (b"connection", b"close")]
+    board.clear(1)  # the other process died: its connections went with it
+    held = 2
+    assert spread_headers(board) == [(b"x-a", b"1")]
+
+
+def test_the_board_is_shared_by_the_forked_processes() -> None:
+    board = prefork.Board(3)
+    pid = os.fork()
+    if pid == 0:
+        board.counts[2] = 41
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert list(board.counts) == [0, 0, 41]
