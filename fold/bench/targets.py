@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fold.auth.policies import Caller
 from fold.auth.service import create_key
+from fold.bench.client import KeepAlive
 from fold.config import Settings
 from fold.db.engine import unit_of_work
 from fold.db.models import Job, Segment
@@ -405,17 +406,16 @@ def writers(
 
         def work(i: int, stop_at: float) -> None:
             made = 0
-            with httpx.Client(timeout=120, headers=headers) as client:
+            with KeepAlive(base, headers) as client:
 
                 def create(n: int) -> str:
                     email = f"w{run_tag}-{i}-{n}@bench.test"
                     body = {"first_name": "Writer", "last_name": f"W{run_tag}-{i}",
                             "email": email, "tags": ["writer"]}  # fmt: skip
                     started = time.perf_counter()
-                    answer = client.post(f"{base}/api/v2/{bucket}/person/", json=body)
+                    answer = client.call("POST", f"/api/v2/{bucket}/person/", body)
                     latencies[i].append((time.perf_counter() - started) * 1000)
-                    answer.raise_for_status()
-                    return str(answer.json()["uid"])
+                    return str(answer["uid"])
 
                 try:
                     n = 0
@@ -423,17 +423,18 @@ def writers(
                         uid = create(n)
                         n += 1
                         started = time.perf_counter()
-                        client.patch(
-                            f"{base}/api/v2/{bucket}/person/{uid}/",
-                            json={"tags": ["writer", "patched"]},
-                        ).raise_for_status()
+                        client.call(
+                            "PATCH",
+                            f"/api/v2/{bucket}/person/{uid}/",
+                            {"tags": ["writer", "patched"]},
+                        )
                         latencies[i].append((time.perf_counter() - started) * 1000)
                     made = n
                     for _ in range(checks):
                         create(made)
                         made += 1
-                        url = f"{base}/segments/v2/{bucket}/segment/{watch[i]}/count"
-                        seen = client.get(url).raise_for_status().json()["count"]
+                        url = f"/segments/v2/{bucket}/segment/{watch[i]}/count"
+                        seen = client.call("GET", url)["count"]
                         if seen != made:
                             with lock:
                                 mismatches[0] += 1
@@ -610,16 +611,15 @@ def tenants(
         def work(seed: int, stop_at: float) -> None:
             rng = random.Random(seed)
             mine: list[float] = []
-            with httpx.Client(timeout=120) as client:
+            with KeepAlive(base, {}) as client:
                 while time.perf_counter() < stop_at:
                     bucket, key, uid = rng.choice(targets_of)
-                    url = f"{base}/segments/v2/{bucket}/segment/{uid}"
+                    url = f"/segments/v2/{bucket}/segment/{uid}"
                     url += "/count" if rng.random() < 0.5 else "/all"
+                    client.headers = {"Authorization": f"Bearer {key}"}
                     started = time.perf_counter()
                     try:
-                        client.get(
-                            url, headers={"Authorization": f"Bearer {key}"}
-                        ).raise_for_status()
+                        client.call("GET", url)
                     except Exception as exc:
                         with lock:
                             errors.append(str(exc))
