@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, func, literal, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fold.columns import catalogue
@@ -126,6 +126,27 @@ class ColumnIndex:
             if not store.loaded and saver is not None and saver.open(store, connection):
                 gc.freeze()  # as `_catch_up` does: long-lived, cycle-free
             return store.seen if store.loaded else None
+
+    def keep_up(self, session: Session, bucket: str) -> int:
+        """Apply what was written since to every store of `bucket` this index keeps; how
+        many rows. A job worker calls it after each batch: the store then never falls a
+        job's size behind, and its next freeze comes from it rather than from SQL (which
+        after a job that rewrote a million rows reads them and their dead versions)."""
+        engine = session.get_bind()
+        if not isinstance(engine, Engine) or clock.wrote(session, bucket):
+            return 0
+        with self._lock:
+            stores = self._stores.get(engine, OrderedDict())
+            kept = [s for (b, _), s in stores.items() if b == bucket and s.loaded]
+        applied = 0
+        for store in kept:
+            with store.lock:
+                try:
+                    applied += store.refresh(session.connection())
+                except BaseException:
+                    self._drop(engine, store)  # half-read: the next use starts again
+                    raise
+        return applied
 
     def forget(self, engine: Engine) -> None:
         with self._lock:
@@ -549,13 +570,25 @@ def _read_rank(connection: Connection, store: Store, order_by: list[Any]) -> Ran
     return Rank(order, dirty, int(np.count_nonzero(dirty)))
 
 
+def keep_up(session: Session, bucket: str) -> int:
+    """`ColumnIndex.keep_up` of the index serving this session (0 rows when none does)."""
+    index: ColumnIndex | None = session.info.get(_INDEX)
+    return 0 if index is None else index.keep_up(session, bucket)
+
+
 def lag(
-    session: Session, *, bucket: str, resource_type: str, open_from_disk: bool = False
+    session: Session,
+    *,
+    bucket: str,
+    resource_type: str,
+    open_from_disk: bool = False,
+    up_to: int | None = None,
 ) -> int | None:
     """How many records of the type (a type records are stored as) were written since the
     store this session's index keeps last looked (what its next use would read again);
     None when it keeps none. `open_from_disk`: when it keeps none yet, open the store from
-    its snapshot first, if there is one."""
+    its snapshot first, if there is one. `up_to`: stop counting past it (a count of a
+    million rows a job rewrote took two seconds), answering `up_to + 1`."""
     index: ColumnIndex | None = session.info.get(_INDEX)
     engine = session.get_bind()
     if index is None or not isinstance(engine, Engine):
@@ -565,9 +598,11 @@ def lag(
         seen = index.opened(session, bucket, [resource_type])
     if seen is None:
         return None
-    changed = select(func.count()).where(
+    changed = select(literal(1)).where(
         Record.bucket == bucket,
         Record.resource_type == resource_type,
         clock.changed_since(engine.dialect.name, seen),
     )
-    return int(session.scalar(changed) or 0)
+    if up_to is not None:
+        changed = changed.limit(up_to + 1)
+    return int(session.scalar(select(func.count()).select_from(changed.subquery())) or 0)

@@ -207,6 +207,25 @@ class SearchText:
         else:
             self.changed[row] = text
 
+    def set_many(self, rows: Rows, texts: Sequence[str]) -> None:
+        """`self[row] = text` for each pair, comparing bytes in the blob rather than
+        decoding each row's text."""
+        base = len(self.offsets) - 1
+        inside = rows < base
+        starts = np.zeros(len(rows), dtype=np.int64)
+        ends = np.zeros(len(rows), dtype=np.int64)
+        starts[inside] = self.offsets[rows[inside]]
+        ends[inside] = self.offsets[rows[inside] + 1]
+        blob = memoryview(self.blob)
+        changed = self.changed
+        for row, text, start, end, kept in zip(
+            rows.tolist(), texts, starts.tolist(), ends.tolist(), inside.tolist(), strict=True
+        ):
+            if kept and blob[start:end] == _utf8(text):
+                changed.pop(row, None)  # as it was: the blob says it
+            else:
+                changed[row] = text
+
     def grow(self, count: int) -> None:
         self.size += count
 

@@ -132,7 +132,13 @@ def selected(
     # A worker that has not used the store yet opens it from disk (no row read): a
     # snapshot close to now answers in far less time than SQL reading a million rows.
     single = stored_types(resource_type) == (resource_type,)
-    behind = columns.lag(session, bucket=bucket, resource_type=resource_type, open_from_disk=single)
+    behind = columns.lag(
+        session,
+        bucket=bucket,
+        resource_type=resource_type,
+        open_from_disk=single,
+        up_to=FRESH_ENOUGH,
+    )
     if behind is not None and behind <= FRESH_ENOUGH:
         with _from_columns(session, bucket, resource_type, node, None) as found:
             if found is not None and not found.store.mixed:

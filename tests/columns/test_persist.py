@@ -489,3 +489,17 @@ def test_packed_arrays_read_back_as_saved(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         for name in index:
             cut.array(name)
+
+
+def test_a_lag_past_its_limit_is_not_counted_further(crowd: Tenant, database: Database) -> None:
+    """`up_to` bounds the count of rows written since (a job's freeze only asks whether
+    the store is close enough)."""
+    bucket = crowd.bucket
+    donors = node_for(database, bucket, [rule("tags", "equals", "donor")])
+    by_index(database, bucket, donors)  # the process now keeps the store
+    for n in (90, 91, 92):
+        write_elsewhere(database, bucket, person(n, tags=["donor"]))
+    with unit_of_work(database.sessions) as session:
+        assert columns_lag(session, bucket=bucket, resource_type="person") == 3
+        assert columns_lag(session, bucket=bucket, resource_type="person", up_to=1) == 2
+        assert columns_lag(session, bucket=bucket, resource_type="person", up_to=5) == 3

@@ -80,3 +80,25 @@ def test_an_array_grows_in_the_room_after_it_then_by_copy() -> None:
     assert flags.tolist() == [False, False, False, True, True]
     copied = grown(longer, 2)
     assert not np.shares_memory(copied, room) and copied.tolist() == [1, 2, 3, 0, 0, 0, 0]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    texts=st.lists(TEXT, max_size=10),
+    changes=st.dictionaries(st.integers(0, 14), TEXT, max_size=8),
+    grow=st.integers(0, 4),
+)
+def test_search_texts_set_together_are_those_set_one_by_one(
+    texts: list[str], changes: dict[int, str], grow: int
+) -> None:
+    one_by_one, together = SearchText.of(texts), SearchText.of(texts)
+    one_by_one.grow(grow)
+    together.grow(grow)
+    pairs = [(row, text) for row, text in changes.items() if row < len(texts) + grow]
+    for row, text in pairs:
+        one_by_one[row] = text
+    together.set_many(np.array([r for r, _ in pairs], dtype=np.int64), [t for _, t in pairs])
+    size = len(texts) + grow
+    assert [together[i] for i in range(size)] == [one_by_one[i] for i in range(size)]
+    # A text set back to what the blob holds is not kept twice.
+    assert together.changed == one_by_one.changed
