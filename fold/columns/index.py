@@ -127,27 +127,6 @@ class ColumnIndex:
                 gc.freeze()  # as `_catch_up` does: long-lived, cycle-free
             return store.seen if store.loaded else None
 
-    def keep_up(self, session: Session, bucket: str) -> int:
-        """Apply what was written since to every store of `bucket` this index keeps; how
-        many rows. A job worker calls it after each batch: the store then never falls a
-        job's size behind, and its next freeze comes from it rather than from SQL (which
-        after a job that rewrote a million rows reads them and their dead versions)."""
-        engine = session.get_bind()
-        if not isinstance(engine, Engine) or clock.wrote(session, bucket):
-            return 0
-        with self._lock:
-            stores = self._stores.get(engine, OrderedDict())
-            kept = [s for (b, _), s in stores.items() if b == bucket and s.loaded]
-        applied = 0
-        for store in kept:
-            with store.lock:
-                try:
-                    applied += store.refresh(session.connection())
-                except BaseException:
-                    self._drop(engine, store)  # half-read: the next use starts again
-                    raise
-        return applied
-
     def forget(self, engine: Engine) -> None:
         with self._lock:
             self._stores.pop(engine, None)
@@ -568,12 +547,6 @@ def _read_rank(connection: Connection, store: Store, order_by: list[Any]) -> Ran
     dirty = np.ones(store.n, dtype=bool)
     dirty[order] = False
     return Rank(order, dirty, int(np.count_nonzero(dirty)))
-
-
-def keep_up(session: Session, bucket: str) -> int:
-    """`ColumnIndex.keep_up` of the index serving this session (0 rows when none does)."""
-    index: ColumnIndex | None = session.info.get(_INDEX)
-    return 0 if index is None else index.keep_up(session, bucket)
 
 
 def lag(

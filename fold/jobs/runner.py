@@ -24,7 +24,6 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from fold.columns import index as column_index
 from fold.config import Settings
 from fold.db.bulk import analyze, dumps
 from fold.db.engine import busy_reason, unit_of_work
@@ -402,8 +401,6 @@ def run_job(factory: sessionmaker[Session], settings: Settings, bucket: str, uid
                 time.sleep(min(0.05 * 2**busy, 2.0))
                 continue
             busy = 0
-            if status != "not mine":
-                _keep_up(factory, bucket)
             if status != "running":
                 return status
     except LeaseLost:
@@ -415,18 +412,6 @@ def run_job(factory: sessionmaker[Session], settings: Settings, bucket: str, uid
         return "failed"
     finally:
         client.close()
-
-
-def _keep_up(factory: sessionmaker[Session], bucket: str) -> None:
-    """Bring the column stores this worker keeps of the bucket up to the batch just
-    committed (`columns.keep_up`): a few thousand rows each time, where the next job's
-    freeze would otherwise find the store a whole job behind and ask SQL. Its failure is
-    the store's, not the job's: the store is dropped and read again when next used."""
-    try:
-        with unit_of_work(factory) as session:
-            column_index.keep_up(session, bucket)
-    except (DBAPIError, Unavailable) as exc:
-        log.warning("job worker: column index of %s not kept up: %s", bucket, exc)
 
 
 def _fail(factory: sessionmaker[Session], bucket: str, uid: str) -> None:

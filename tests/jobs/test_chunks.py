@@ -12,16 +12,13 @@ import pytest
 from sqlalchemy import func, select, update
 
 from fold.auth.policies import Caller
-from fold.columns.index import ColumnIndex, Options
-from fold.columns.index import lag as columns_lag
 from fold.db.engine import unit_of_work
 from fold.db.models import AuditEntry, Job, JobItem, Record
 from fold.ids import new_uid
 from fold.jobs import runner, setwise
 from fold.jobs import service as jobs
-from fold.segments.index_or_sql import count_selected, selected_keys
-from tests.columns.test_index import node_for, rule
-from tests.conftest import Database, sessions_for, settings_for
+from fold.segments.index_or_sql import selected_keys
+from tests.conftest import Database, settings_for
 from tests.jobs.test_setwise import seeded, undo
 
 PEOPLE = 60
@@ -206,40 +203,3 @@ def test_chunks_the_set_based_path_cannot_do_go_record_by_record(
     monkeypatch.setattr(runner.setwise, "plan_for", lambda *a, **kw: None)
     assert run(database, bucket, uid) == "completed"
     tagged_once_then_undone(database, bucket, uids, uid)
-
-
-def test_a_workers_kept_store_follows_each_batch(
-    database: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A worker that keeps the bucket's column store applies each batch it commits: the
-    store is never a job behind, and the next job's record set comes from it."""
-    bucket, uids, segment = make_people(database)
-    worker = sessions_for(database.engine, ColumnIndex(Options()))
-    tagged = node_for(database, bucket, [rule("tags", "equals", "t")])
-    with unit_of_work(worker) as session:  # a count: the worker now keeps the store
-        assert count_selected(session, bucket=bucket, resource_type="person", node=tagged) == 0
-    applied: list[int] = []
-    keep_up = ColumnIndex.keep_up
-
-    def counted(self: ColumnIndex, session: Any, bucket: str) -> int:
-        applied.append(keep_up(self, session, bucket))
-        return applied[-1]
-
-    monkeypatch.setattr(ColumnIndex, "keep_up", counted)
-    uid = start(database, bucket, segment, action="add_tag", value="t")
-    assert runner.run_job(worker, settings_for(database), bucket, uid) == "completed"
-    size = setwise.chunk_size(BATCH)
-    assert sum(applied) == PEOPLE and max(applied) == size  # a chunk at a time
-    with unit_of_work(worker) as session:
-        assert columns_lag(session, bucket=bucket, resource_type="person") == 0
-        found = runner.selected(session, bucket=bucket, resource_type="person", node=tagged)
-        assert found == [("person", u) for u in uids]  # a list: the store's, not SQL
-
-
-def test_a_worker_without_the_store_reads_nothing_after_a_batch(database: Database) -> None:
-    bucket, uids, segment = make_people(database)
-    worker = sessions_for(database.engine, ColumnIndex(Options()))
-    uid = start(database, bucket, segment, action="add_tag", value="t")
-    assert runner.run_job(worker, settings_for(database), bucket, uid) == "completed"
-    with unit_of_work(worker) as session:
-        assert columns_lag(session, bucket=bucket, resource_type="person") is None
