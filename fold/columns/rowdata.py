@@ -212,14 +212,14 @@ class SearchText:
         decoding each row's text."""
         base = len(self.offsets) - 1
         inside = rows < base
-        starts = np.zeros(len(rows), dtype=np.int64)
-        ends = np.zeros(len(rows), dtype=np.int64)
-        starts[inside] = self.offsets[rows[inside]]
-        ends[inside] = self.offsets[rows[inside] + 1]
+        # Rows added since the blob was made are never compared (`kept` is False there).
+        at = np.where(inside, rows, 0)
+        starts = self.offsets[at].tolist()
+        ends = self.offsets[np.minimum(at + 1, base)].tolist()
         blob = memoryview(self.blob)
         changed = self.changed
         for row, text, start, end, kept in zip(
-            rows.tolist(), texts, starts.tolist(), ends.tolist(), inside.tolist(), strict=True
+            rows.tolist(), texts, starts, ends, inside.tolist(), strict=True
         ):
             if kept and blob[start:end] == _utf8(text):
                 changed.pop(row, None)  # as it was: the blob says it

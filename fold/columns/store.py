@@ -795,7 +795,9 @@ class Store:
             column = self.columns[path]
             codes = _encoded(column, [r[position] for r in rows])
             old = column.codes[found]
-            differ = np.flatnonzero(old != codes)
+            differ = (old != codes).nonzero()[0]
+            if not len(differ):
+                continue
             # Only where they differ: a mapped snapshot's pages stay shared until written.
             column.codes[found[differ]] = codes[differ]
             if path in sort_paths:
@@ -805,7 +807,7 @@ class Store:
         if "last_updated" in sort_paths or _unread(sort_paths, self.columns):
             resorted[:] = True
         moved = found[resorted]
-        for rank in self.ranks.values():
+        for rank in self.ranks.values() if len(moved) else ():
             fresh = moved[~rank.dirty[moved]]
             rank.dirty[fresh] = True
             rank.dirty_count += len(fresh)
